@@ -1,0 +1,63 @@
+package mcp.authz
+
+import rego.v1
+
+# Problems in the operator's data that would make decisions surprising. The
+# PDP evaluates this (entrypoint mcp/authz/config_errors) when it loads the
+# bundle and the operator data, and refuses to start while it is not empty.
+# Each message names the data key at fault.
+
+known_classes := {c | some c, _ in data.risk_classes}
+
+config_errors contains sprintf("risk_order[%d]: %q has no entry in risk_classes", [i, c]) if {
+	some i, c in data.risk_order
+	not c in known_classes
+}
+
+config_errors contains sprintf("risk_classes.%s: not listed in risk_order", [c]) if {
+	some c in known_classes
+	not class_rank(c)
+}
+
+config_errors contains sprintf("tools[%q]: unknown risk class %q", [pattern, class]) if {
+	some pattern, class in data.tools
+	not class in known_classes
+}
+
+config_errors contains sprintf("unknown_tool: %q is neither a risk class nor \"deny\"", [data.unknown_tool]) if {
+	data.unknown_tool != "deny"
+	not data.unknown_tool in known_classes
+}
+
+config_errors contains sprintf("methods[%q]: %q is neither a risk class, \"allow\" nor \"deny\"", [m, rule]) if {
+	some m, rule in data.methods
+	not rule in known_classes
+	not rule in {"allow", "deny"}
+}
+
+config_errors contains sprintf("unknown_method: %q is neither a risk class, \"allow\" nor \"deny\"", [data.unknown_method]) if {
+	not data.unknown_method in known_classes
+	not data.unknown_method in {"allow", "deny"}
+}
+
+config_errors contains sprintf("risk_classes.%s.networks[%d]: %q is not a CIDR", [c, i, cidr]) if {
+	some c, rule in data.risk_classes
+	some i, cidr in rule.networks
+	not valid_cidr(cidr)
+}
+
+valid_cidr(cidr) if net.cidr_contains(cidr, cidr)
+
+config_errors contains sprintf("risk_classes.%s.hours_utc: must be [start, end] with whole hours 0..24", [c]) if {
+	some c, rule in data.risk_classes
+	is_array(rule.hours_utc)
+	not valid_hours(rule.hours_utc)
+}
+
+valid_hours([start, end]) if {
+	start >= 0
+	end <= 24
+	start != end
+	floor(start) == start
+	floor(end) == end
+}

@@ -1,0 +1,146 @@
+package mcp.authz
+
+import rego.v1
+
+# Every failed requirement is one denial: a stable code, a message for the
+# operator (admin) and one safe to show the end user (user).
+
+denials contains deny("method_unknown", sprintf("no rule for MCP method %q and unknown_method is deny", [method])) if {
+	method_rule == "deny"
+	method_unknown_rule
+}
+
+denials contains deny("method_unknown", "the request names no MCP method") if not method
+
+denials contains deny("method_denied", sprintf("MCP method %q is denied by configuration", [method])) if {
+	method_rule == "deny"
+	not method_unknown_rule
+}
+
+method_unknown_rule if {
+	not data.methods[method]
+	count(glob_rules) == 0
+}
+
+denials contains deny("tool_unknown", sprintf("tool %q is not in the catalog and unknown_tool is deny", [tool_key])) if tool_unknown
+
+denials contains deny("risk_class_undefined", sprintf("risk class %q has no entry in risk_classes", [required_class])) if {
+	required_class
+	not required_rule
+}
+
+denials contains deny("scope_missing", sprintf("requires one of the scopes %v", [required_rule.scopes_any])) if {
+	is_array(required_rule.scopes_any)
+	count({s | some s in required_rule.scopes_any; s in subject_scopes}) == 0
+}
+
+denials contains deny("scope_missing", sprintf("requires the scopes %v", [sort(missing_all_scopes)])) if {
+	count(missing_all_scopes) > 0
+}
+
+missing_all_scopes := {s |
+	is_array(required_rule.scopes_all)
+	some s in required_rule.scopes_all
+	not s in subject_scopes
+}
+
+denials contains deny("device_untrusted", sprintf("device trust %v is not one of %v", [device_trust, required_rule.device_trust])) if {
+	is_array(required_rule.device_trust)
+	not device_trust in required_rule.device_trust
+}
+
+denials contains deny("auth_too_old", sprintf("authentication age %v s exceeds %v s", [auth_age, required_rule.max_auth_age_s])) if {
+	is_number(required_rule.max_auth_age_s)
+	not auth_age <= required_rule.max_auth_age_s
+}
+
+denials contains deny("acr_insufficient", sprintf("acr %v is not one of %v", [acr, required_rule.acr])) if {
+	is_array(required_rule.acr)
+	not acr in required_rule.acr
+}
+
+denials contains deny("network_denied", sprintf("client address %v is outside the allowed networks", [client_ip])) if {
+	is_array(required_rule.networks)
+	not in_allowed_network
+}
+
+in_allowed_network if {
+	some cidr in required_rule.networks
+	net.cidr_contains(cidr, input.context.ip)
+}
+
+denials contains deny("location_denied", sprintf("country %v is not one of %v", [country, required_rule.countries])) if {
+	is_array(required_rule.countries)
+	not country in required_rule.countries
+}
+
+denials contains deny("outside_hours", sprintf("hour %v UTC is outside [%v, %v)", [hour_label, required_rule.hours_utc[0], required_rule.hours_utc[1]])) if {
+	is_array(required_rule.hours_utc)
+	not within_hours
+}
+
+# [start, end) in UTC hours; start > end spans midnight (e.g. [22, 6]).
+within_hours if {
+	[start, end] := required_rule.hours_utc
+	start <= end
+	start <= hour_utc
+	hour_utc < end
+}
+
+within_hours if {
+	[start, end] := required_rule.hours_utc
+	start > end
+	hour_utc >= start
+}
+
+within_hours if {
+	[start, end] := required_rule.hours_utc
+	start > end
+	hour_utc < end
+}
+
+# Facts about the request, with "unknown" where the caller did not send one,
+# so that messages stay readable and checks stay closed.
+subject_scopes := {s | some s in input.subject.properties.scopes}
+
+device_trust := object.get(input.context, ["device", "trust"], "unknown")
+
+auth_age := object.get(input.subject.properties, "auth_age_s", "unknown")
+
+acr := object.get(input.subject.properties, "acr", "none")
+
+client_ip := object.get(input.context, "ip", "unknown")
+
+country := object.get(input.context, ["location", "country"], "unknown")
+
+# The PDP sets context.time from its own clock; policies never read a clock.
+hour_utc := floor((input.context.time.unix_s % 86400) / 3600)
+
+hour_label := hour_utc
+
+hour_label := "unknown" if not hour_utc
+
+step_up_scopes contains s if {
+	"scope_missing" in denial_codes
+	is_array(required_rule.scopes_any)
+	count({x | some x in required_rule.scopes_any; x in subject_scopes}) == 0
+	s := required_rule.scopes_any[0]
+}
+
+step_up_scopes contains s if some s in missing_all_scopes
+
+deny(code, admin) := {"code": code, "admin": admin, "user": user_messages[code]}
+
+user_messages := {
+	"method_unknown": "This operation is not permitted.",
+	"method_denied": "This operation is not permitted.",
+	"tool_unknown": "This tool is not available to you.",
+	"risk_class_undefined": "This tool is not available because of a configuration problem.",
+	"scope_missing": "Your access token lacks a permission this tool requires.",
+	"device_untrusted": "This tool is not available from this device.",
+	"auth_too_old": "Please sign in again to use this tool.",
+	"acr_insufficient": "This tool requires a stronger sign-in, such as multi-factor authentication.",
+	"network_denied": "This tool is not available from your network.",
+	"location_denied": "This tool is not available from your location.",
+	"outside_hours": "This tool is not available at this time.",
+}
