@@ -14,6 +14,30 @@ config_errors contains sprintf("risk_order[%d]: %q has no entry in risk_classes"
 	not c in known_classes
 }
 
+config_errors contains sprintf("risk_classes.%s: must be an object", [c]) if {
+	some c, rule in data.risk_classes
+	not is_object(rule)
+}
+
+# A requirement of the wrong type would be skipped (each check tests its type),
+# silently dropping a constraint; null is the documented way to drop one.
+config_errors contains sprintf("risk_classes.%s.%s: must be a list or null", [c, key]) if {
+	some c, rule in data.risk_classes
+	some key in list_requirements
+	value := rule[key]
+	value != null
+	not is_array(value)
+}
+
+config_errors contains sprintf("risk_classes.%s.max_auth_age_s: must be a number or null", [c]) if {
+	some c, rule in data.risk_classes
+	value := rule.max_auth_age_s
+	value != null
+	not is_number(value)
+}
+
+list_requirements := {"scopes_any", "scopes_all", "device_trust", "acr", "networks", "countries", "hours_utc"}
+
 config_errors contains sprintf("risk_classes.%s: not listed in risk_order", [c]) if {
 	some c in known_classes
 	not class_rank(c)
@@ -56,6 +80,8 @@ config_errors contains sprintf("risk_classes.%s.hours_utc: must be [start, end] 
 
 valid_hours([start, end]) if {
 	start >= 0
+	start <= 24
+	end >= 0
 	end <= 24
 	start != end
 	floor(start) == start

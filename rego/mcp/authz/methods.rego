@@ -73,4 +73,6 @@ required_class := method_rule if {
 	not method_rule in {"tool", "allow", "deny"}
 }
 
-required_rule := data.risk_classes[required_class]
+# Only an object is a rule: a class set to null (or any non-object) must not
+# apply as a class without requirements.
+required_rule := data.risk_classes[required_class] if is_object(data.risk_classes[required_class])

@@ -22,7 +22,7 @@ method_unknown_rule if {
 	count(glob_rules) == 0
 }
 
-denials contains deny("tool_unknown", sprintf("tool %q is not in the catalog and unknown_tool is deny", [tool_key])) if tool_unknown
+denials contains deny("tool_unknown", sprintf("tool %q is not in the catalog and unknown_tool is deny", [tool_label])) if tool_unknown
 
 denials contains deny("risk_class_undefined", sprintf("risk class %q has no entry in risk_classes", [required_class])) if {
 	required_class
@@ -51,7 +51,13 @@ denials contains deny("device_untrusted", sprintf("device trust %v is not one of
 
 denials contains deny("auth_too_old", sprintf("authentication age %v s exceeds %v s", [auth_age, required_rule.max_auth_age_s])) if {
 	is_number(required_rule.max_auth_age_s)
-	not auth_age <= required_rule.max_auth_age_s
+	not auth_fresh
+}
+
+# Only a number can be fresh: Rego orders null and false below every number.
+auth_fresh if {
+	is_number(auth_age)
+	auth_age <= required_rule.max_auth_age_s
 }
 
 denials contains deny("acr_insufficient", sprintf("acr %v is not one of %v", [acr, required_rule.acr])) if {
@@ -100,18 +106,19 @@ within_hours if {
 }
 
 # Facts about the request, with "unknown" where the caller did not send one,
-# so that messages stay readable and checks stay closed.
+# so that messages stay readable and checks stay closed. Paths start at input
+# so that a missing subject.properties or context still yields the default.
 subject_scopes := {s | some s in input.subject.properties.scopes}
 
-device_trust := object.get(input.context, ["device", "trust"], "unknown")
+device_trust := object.get(input, ["context", "device", "trust"], "unknown")
 
-auth_age := object.get(input.subject.properties, "auth_age_s", "unknown")
+auth_age := object.get(input, ["subject", "properties", "auth_age_s"], "unknown")
 
-acr := object.get(input.subject.properties, "acr", "none")
+acr := object.get(input, ["subject", "properties", "acr"], "none")
 
-client_ip := object.get(input.context, "ip", "unknown")
+client_ip := object.get(input, ["context", "ip"], "unknown")
 
-country := object.get(input.context, ["location", "country"], "unknown")
+country := object.get(input, ["context", "location", "country"], "unknown")
 
 # The PDP sets context.time from its own clock; policies never read a clock.
 hour_utc := floor((input.context.time.unix_s % 86400) / 3600)

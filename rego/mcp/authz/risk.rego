@@ -15,6 +15,11 @@ tool := object.get(input.resource, ["properties", "tool"], input.resource.id)
 
 tool_key := concat("/", [server, tool])
 
+# For messages: a tool_key that cannot be built must not drop the denial.
+tool_label := tool_key
+
+tool_label := "unknown" if not tool_key
+
 annotations := input.resource.properties.annotations if is_object(input.resource.properties.annotations)
 
 catalog_class := data.tools[tool_key]

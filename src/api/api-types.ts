@@ -1,0 +1,25 @@
+/**
+ * The transport-neutral shape of the API: a request as any HTTP server sees
+ * it, and a response to write back. Handlers take one and return the other,
+ * so the decision path runs the same under express or plain node:http.
+ */
+export interface ApiRequest {
+  method: string;
+  path: string;
+  /** Header names in lower case, as node:http delivers them. */
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+export interface ApiResponse {
+  status: number;
+  headers?: Record<string, string>;
+  /** Serialized as JSON. */
+  body: unknown;
+}
+
+/** The first value of a header, if any. */
+export function headerValue(request: ApiRequest, name: string): string | undefined {
+  const value = request.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}

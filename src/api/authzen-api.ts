@@ -1,0 +1,147 @@
+import { ApiError } from "../errors.js";
+import type { AccessRequest, Decision } from "../decision/decision.js";
+import type { DecisionEngine } from "../decision/decision-engine.js";
+import { headerValue, type ApiRequest, type ApiResponse } from "./api-types.js";
+import {
+  parseAccessRequest,
+  parseEvaluationsRequest,
+  type EvaluationsRequest,
+  type EvaluationsSemantic,
+} from "./authzen-schemas.js";
+import { parseJsonObject, requireJsonContentType, type JsonBodyLimits } from "./json-body.js";
+
+export interface AuthzenApiOptions {
+  engine: DecisionEngine;
+  limits: JsonBodyLimits;
+  /** Most items one batch request may carry. */
+  maxEvaluations: number;
+  /** Base URL the PDP is reached at, for metadata discovery. */
+  publicUrl: string;
+}
+
+/** The AuthZEN Authorization API 1.0 endpoints, independent of any HTTP framework. */
+export interface AuthzenApi {
+  /** POST /access/v1/evaluation */
+  evaluation: (request: ApiRequest) => ApiResponse;
+  /** POST /access/v1/evaluations */
+  evaluations: (request: ApiRequest) => ApiResponse;
+  /** GET /.well-known/authzen-configuration */
+  configuration: () => ApiResponse;
+}
+
+export const authzenPaths = {
+  evaluation: "/access/v1/evaluation",
+  evaluations: "/access/v1/evaluations",
+  configuration: "/.well-known/authzen-configuration",
+} as const;
+
+/** The `context` of a decision response: id, reasons, risk and obligations. */
+function decisionContext(decision: Decision): Record<string, unknown> {
+  const context: Record<string, unknown> = {
+    id: decision.id,
+    reasons: decision.reasons,
+    risk: decision.risk,
+    obligations: decision.obligations,
+  };
+  if (!decision.allow) {
+    context.reason_admin = { en: decision.reasons.map((r) => `${r.code}: ${r.admin}`).join("; ") };
+    context.reason_user = { en: [...new Set(decision.reasons.map((r) => r.user))].join(" ") };
+  }
+  return context;
+}
+
+function decisionBody(decision: Decision): Record<string, unknown> {
+  return { decision: decision.allow, context: decisionContext(decision) };
+}
+
+function readBody(request: ApiRequest, limits: JsonBodyLimits): Record<string, unknown> {
+  requireJsonContentType(headerValue(request, "content-type"));
+  return parseJsonObject(request.body, limits);
+}
+
+const entityKeys = ["subject", "action", "resource", "context"] as const;
+
+/** An item inherits each of subject, action, resource and context it lacks from the request (AuthZEN §7.1). */
+function withDefaults(envelope: EvaluationsRequest, item: Record<string, unknown>): Record<string, unknown> {
+  const merged: Record<string, unknown> = {};
+  for (const key of entityKeys) {
+    const value = item[key] ?? envelope[key];
+    if (value !== undefined) merged[key] = value;
+  }
+  return merged;
+}
+
+/** Whether a batch stops after this decision, per the requested semantic. */
+function stopsAfter(semantic: EvaluationsSemantic, allowed: boolean): boolean {
+  return (
+    (semantic === "deny_on_first_deny" && !allowed) ||
+    (semantic === "permit_on_first_permit" && allowed)
+  );
+}
+
+export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
+  const { engine, limits, maxEvaluations, publicUrl } = options;
+
+  function decide(request: AccessRequest): { response: ApiResponse; decision: Decision } {
+    const decision = engine.decide(request);
+    return {
+      decision,
+      response: { status: 200, headers: { "x-decision-id": decision.id }, body: decisionBody(decision) },
+    };
+  }
+
+  function evaluateItem(envelope: EvaluationsRequest, item: Record<string, unknown>, index: number, full: boolean) {
+    let request: AccessRequest;
+    try {
+      request = parseAccessRequest(withDefaults(envelope, item), `/evaluations/${index}`);
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      // A bad item fails alone: decision false with the error, the batch goes on (AuthZEN §7.2).
+      return { allowed: false, body: { decision: false, context: { error: { status: error.status, ...error.toBody() } } } };
+    }
+    const decision = engine.decide(request);
+    const body = full ? decisionBody(decision) : { decision: decision.allow, context: { id: decision.id } };
+    return { allowed: decision.allow, body };
+  }
+
+  return {
+    evaluation(request) {
+      const body = readBody(request, limits);
+      return decide(parseAccessRequest(body)).response;
+    },
+
+    evaluations(request) {
+      const envelope = parseEvaluationsRequest(readBody(request, limits));
+      const items = envelope.evaluations ?? [];
+      // Without items the request is a single evaluation and answers like one (AuthZEN §7.1).
+      if (items.length === 0) return decide(parseAccessRequest(envelope)).response;
+      if (items.length > maxEvaluations) {
+        throw new ApiError(
+          "too_many_evaluations",
+          `at most ${maxEvaluations} evaluations per request, got ${items.length}`,
+          "/evaluations",
+        );
+      }
+      const semantic = envelope.options?.evaluations_semantic ?? "execute_all";
+      const full = envelope.options?.include_context === true;
+      const results: unknown[] = [];
+      for (const [index, item] of items.entries()) {
+        const { allowed, body } = evaluateItem(envelope, item, index, full);
+        results.push(body);
+        if (stopsAfter(semantic, allowed)) break;
+      }
+      return { status: 200, body: { evaluations: results } };
+    },
+
+    configuration() {
+      return {
+        status: 200,
+        body: {
+          policy_decision_point: publicUrl,
+          access_evaluation_endpoint: `${publicUrl}${authzenPaths.evaluation}`,
+          access_evaluations_endpoint: `${publicUrl}${authzenPaths.evaluations}`,
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,161 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
+import { ApiError } from "../errors.js";
+import type { AccessRequest } from "../decision/decision.js";
+
+/**
+ * JSON Schemas of the AuthZEN requests. Unknown fields are allowed (the spec
+ * says to ignore them); the fields the PDP and the default policy read are
+ * typed, so a wrong type is a 400 naming the field, never a silent mismatch.
+ */
+const identifier = { type: "string", minLength: 1, maxLength: 1024 } as const;
+const shortText = { type: "string", maxLength: 1024 } as const;
+const textList = { type: "array", maxItems: 256, items: shortText } as const;
+
+const subject = {
+  type: "object",
+  required: ["type", "id"],
+  properties: {
+    type: { type: "string", minLength: 1, maxLength: 256 },
+    id: identifier,
+    properties: {
+      type: "object",
+      properties: {
+        scopes: textList,
+        scope: { type: "string", maxLength: 16384 },
+        acr: shortText,
+        amr: textList,
+        auth_time: { type: "number" },
+        client_id: shortText,
+      },
+    },
+  },
+} as const;
+
+const action = {
+  type: "object",
+  required: ["name"],
+  properties: {
+    name: { type: "string", minLength: 1, maxLength: 256 },
+    properties: { type: "object" },
+  },
+} as const;
+
+const annotations = {
+  type: "object",
+  properties: {
+    title: shortText,
+    readOnlyHint: { type: "boolean" },
+    destructiveHint: { type: "boolean" },
+    idempotentHint: { type: "boolean" },
+    openWorldHint: { type: "boolean" },
+  },
+} as const;
+
+const resource = {
+  type: "object",
+  required: ["type", "id"],
+  properties: {
+    type: { type: "string", minLength: 1, maxLength: 256 },
+    id: identifier,
+    properties: {
+      type: "object",
+      properties: { server: shortText, tool: shortText, annotations },
+    },
+  },
+} as const;
+
+const context = {
+  type: "object",
+  properties: {
+    ip: { type: "string", maxLength: 64 },
+    device: { type: "object", properties: { id: shortText, trust: shortText } },
+    location: { type: "object", properties: { country: shortText } },
+    session: { type: "object", properties: { id: shortText } },
+  },
+} as const;
+
+const accessRequestSchema = {
+  type: "object",
+  required: ["subject", "action", "resource"],
+  properties: { subject, action, resource, context },
+} as const;
+
+export const evaluationsSemantics = ["execute_all", "deny_on_first_deny", "permit_on_first_permit"] as const;
+export type EvaluationsSemantic = (typeof evaluationsSemantics)[number];
+
+const evaluationsRequestSchema = {
+  type: "object",
+  properties: {
+    subject: { type: "object" },
+    action: { type: "object" },
+    resource: { type: "object" },
+    context: { type: "object" },
+    evaluations: {
+      type: "array",
+      items: {
+        type: "object",
+        properties: {
+          subject: { type: "object" },
+          action: { type: "object" },
+          resource: { type: "object" },
+          context: { type: "object" },
+        },
+      },
+    },
+    options: {
+      type: "object",
+      properties: {
+        evaluations_semantic: { enum: evaluationsSemantics },
+        include_context: { type: "boolean" },
+      },
+    },
+  },
+} as const;
+
+/** A batch request before defaults are applied to its items. */
+export interface EvaluationsRequest {
+  subject?: Record<string, unknown>;
+  action?: Record<string, unknown>;
+  resource?: Record<string, unknown>;
+  context?: Record<string, unknown>;
+  evaluations?: Record<string, unknown>[];
+  options?: { evaluations_semantic?: EvaluationsSemantic; include_context?: boolean };
+}
+
+const ajv = new Ajv({ allErrors: false, strict: true });
+const validateAccess = ajv.compile<AccessRequest>(accessRequestSchema);
+const validateEvaluations = ajv.compile<EvaluationsRequest>(evaluationsRequestSchema);
+
+/** Validates a single access request; throws `invalid_request` naming the field. */
+export function parseAccessRequest(value: unknown, pointerPrefix = ""): AccessRequest {
+  return check(validateAccess, value, pointerPrefix);
+}
+
+/** Validates the envelope of a batch request (items are validated after defaults apply). */
+export function parseEvaluationsRequest(value: unknown): EvaluationsRequest {
+  return check(validateEvaluations, value, "");
+}
+
+function check<T>(validate: ValidateFunction<T>, value: unknown, pointerPrefix: string): T {
+  if (validate(value)) return value;
+  const error = validate.errors?.[0];
+  if (error === undefined) throw new ApiError("invalid_request", "request is invalid");
+  const field = pointerPrefix + fieldOf(error);
+  throw new ApiError("invalid_request", `${field || "body"} ${messageOf(error)}`, field);
+}
+
+function fieldOf(error: ErrorObject): string {
+  if (error.keyword === "required") {
+    const missing = (error.params as { missingProperty: string }).missingProperty;
+    return `${error.instancePath}/${missing}`;
+  }
+  return error.instancePath;
+}
+
+function messageOf(error: ErrorObject): string {
+  if (error.keyword === "required") return "is required";
+  if (error.keyword === "enum") {
+    return `must be one of ${(error.params as { allowedValues: unknown[] }).allowedValues.join(", ")}`;
+  }
+  return error.message ?? "is invalid";
+}

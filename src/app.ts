@@ -1,0 +1,93 @@
+import express, { type Express } from "express";
+import { createAuthzenApi } from "./api/authzen-api.js";
+import type { Config } from "./config.js";
+import { PolicyDecisionEngine, type Clock, type DecisionEngine } from "./decision/decision-engine.js";
+import { errorHandler, notFound } from "./http/error-handler.js";
+import { authzenRouter } from "./http/authzen-router.js";
+import { opsRouter } from "./http/ops-router.js";
+import { requestId } from "./http/request-id.js";
+import type { Logger } from "./observability/logger.js";
+import { loadActivePolicy } from "./policy/policy-loader.js";
+
+/** What the composition root needs from outside: configuration, a logger, optionally a clock. */
+export interface AppDependencies {
+  config: Config;
+  logger: Logger;
+  /** Frozen in tests; the system clock otherwise. */
+  clock?: Clock;
+}
+
+/** The assembled service. It never listens: main.ts (or a test) does. */
+export interface App {
+  express: Express;
+  engine: DecisionEngine;
+  /** Marks the service as draining: /ready answers 503 from then on. */
+  drain: () => void;
+}
+
+/**
+ * The composition root: loads the policy, builds the decision engine and the
+ * API, and mounts the routers. Throws StartupError when the policy or its data
+ * cannot be served.
+ */
+export async function buildApp(deps: AppDependencies): Promise<App> {
+  const { config, logger } = deps;
+  const active = await loadActivePolicy({
+    bundlePath: config.policy.bundlePath,
+    dataPath: config.policy.dataPath,
+    entrypoint: config.policy.entrypoint,
+    configCheck:
+      config.policy.configEntrypoint === undefined
+        ? undefined
+        : {
+            entrypoint: config.policy.configEntrypoint,
+            // The default check is optional (custom bundles lack it); a configured one is required.
+            required: config.policy.configEntrypoint !== "mcp/authz/config_errors",
+          },
+  });
+  logger.info("policy loaded", {
+    bundle: active.bundlePath,
+    data: active.dataPath ?? null,
+    revision: active.revision,
+    entrypoint: active.entrypoint,
+    entrypoints: active.policy.entrypoints,
+  });
+
+  const engine = new PolicyDecisionEngine(active, {
+    ...(deps.clock === undefined ? {} : { clock: deps.clock }),
+    onFailure: (failure) => {
+      logger.warn("decision failed closed", {
+        decision_id: failure.decisionId,
+        reason: failure.code,
+        error: failure.message,
+        revision: active.revision,
+      });
+    },
+  });
+
+  const api = createAuthzenApi({
+    engine,
+    limits: { maxBytes: config.limits.maxBodyBytes, maxDepth: config.limits.maxDepth },
+    maxEvaluations: config.limits.maxEvaluations,
+    publicUrl: config.publicUrl,
+  });
+
+  let draining = false;
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+  app.set("query parser", false);
+  app.use(requestId);
+  app.use(opsRouter({ ready: () => !draining, revision: () => engine.revision }));
+  app.use(authzenRouter(api, config.limits.maxBodyBytes));
+  app.use(notFound);
+  app.use(errorHandler(logger));
+
+  return {
+    express: app,
+    engine,
+    drain: () => {
+      draining = true;
+    },
+  };
+}

@@ -1,0 +1,72 @@
+import { randomUUID } from "node:crypto";
+import { EvaluationError, type EvaluationErrorCode } from "../errors.js";
+import type { ActivePolicy } from "../policy/policy-loader.js";
+import type { AccessRequest, Decision } from "./decision.js";
+import { buildPolicyInput } from "./input-builder.js";
+import { readPolicyAnswer } from "./result-reader.js";
+
+/** The decision core: one access request in, one decision out. Never throws, never allows on doubt. */
+export interface DecisionEngine {
+  decide(request: AccessRequest): Decision;
+  /** Revision of the active bundle. */
+  readonly revision: string;
+}
+
+/** Milliseconds since the epoch; injected so tests can freeze time. */
+export type Clock = () => number;
+
+/** Told about every evaluation that failed closed, for logs (and, later, metrics). */
+export type FailureListener = (failure: { decisionId: string; code: EvaluationErrorCode; message: string }) => void;
+
+export interface PolicyDecisionEngineOptions {
+  clock?: Clock;
+  newId?: () => string;
+  onFailure?: FailureListener;
+}
+
+const userFailureMessage = "Access could not be evaluated and is denied.";
+
+/** Evaluates AuthZEN requests with a loaded wasm policy. */
+export class PolicyDecisionEngine implements DecisionEngine {
+  private readonly active: ActivePolicy;
+  private readonly clock: Clock;
+  private readonly newId: () => string;
+  private readonly onFailure: FailureListener;
+
+  constructor(active: ActivePolicy, options: PolicyDecisionEngineOptions = {}) {
+    this.active = active;
+    this.clock = options.clock ?? Date.now;
+    this.newId = options.newId ?? randomUUID;
+    this.onFailure = options.onFailure ?? (() => undefined);
+  }
+
+  get revision(): string {
+    return this.active.revision;
+  }
+
+  decide(request: AccessRequest): Decision {
+    const id = this.newId();
+    try {
+      const input = buildPolicyInput(request, this.clock());
+      const outcome = this.active.policy.evaluate(this.active.entrypoint, input);
+      if (!outcome.defined) {
+        throw new EvaluationError("policy_undefined", `${this.active.entrypoint} is undefined for this input`);
+      }
+      return { id, revision: this.active.revision, ...readPolicyAnswer(outcome.value) };
+    } catch (error) {
+      const failure =
+        error instanceof EvaluationError
+          ? error
+          : new EvaluationError("evaluation_error", error instanceof Error ? error.message : String(error));
+      this.onFailure({ decisionId: id, code: failure.code, message: failure.message });
+      return {
+        id,
+        revision: this.active.revision,
+        allow: false,
+        reasons: [{ code: failure.code, admin: failure.message, user: userFailureMessage }],
+        risk: null,
+        obligations: {},
+      };
+    }
+  }
+}

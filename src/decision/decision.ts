@@ -1,0 +1,38 @@
+/** An AuthZEN entity (subject or resource): a type, an id and free-form properties. */
+export interface Entity {
+  type: string;
+  id: string;
+  properties?: Record<string, unknown>;
+}
+
+/** An AuthZEN access evaluation request: who, what, on what, in which circumstances. */
+export interface AccessRequest {
+  subject: Entity;
+  action: { name: string; properties?: Record<string, unknown> };
+  resource: Entity;
+  context?: Record<string, unknown>;
+}
+
+/** Why a decision came out as it did: a stable code and two messages. */
+export interface Reason {
+  code: string;
+  /** For operators: may name policy details. */
+  admin: string;
+  /** Safe to show the end user. */
+  user: string;
+}
+
+/** The PDP's answer to one access request. A deny is a normal decision, not an error. */
+export interface Decision {
+  /** Unique per decision; returned to the client and recorded in logs. */
+  id: string;
+  allow: boolean;
+  /** Empty when allowed by the default policy. */
+  reasons: Reason[];
+  /** The resolved risk, e.g. `{class: "write", source: "catalog"}`, or null. */
+  risk: unknown;
+  /** E.g. `{step_up: {scopes: ["mcp:admin"], acr_values: ["mfa"], max_age: 900}}`. */
+  obligations: Record<string, unknown>;
+  /** Revision of the bundle that decided. */
+  revision: string;
+}

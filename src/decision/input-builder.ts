@@ -1,0 +1,61 @@
+import type { AccessRequest } from "./decision.js";
+
+/**
+ * Builds the policy input from an AuthZEN request: the request itself, plus
+ * facts only the PDP may set. It never mutates the request (batch items share
+ * their defaults) and adds, never rewrites, caller fields, except the ones the
+ * PDP owns:
+ *
+ * - `context.time` = `{rfc3339, unix_s}`: the PDP's clock, once per request;
+ *   a caller-supplied value is replaced (policies never read a clock).
+ * - `subject.properties.auth_age_s`: now − `auth_time`, only when `auth_time`
+ *   is a number; a caller-supplied value is dropped.
+ * - `subject.properties.scopes`: the scopes as an array, from `scopes` or the
+ *   space-separated `scope` (OAuth's form).
+ * - `resource.properties.server` / `.tool`: from `properties.server`, or split
+ *   from an id of the form `<server>/<tool>` (AuthZEN MCP binding).
+ */
+export function buildPolicyInput(request: AccessRequest, nowMs: number): Record<string, unknown> {
+  const unixSeconds = Math.floor(nowMs / 1000);
+  return {
+    ...request,
+    subject: buildSubject(request, unixSeconds),
+    resource: buildResource(request),
+    context: {
+      ...request.context,
+      time: { rfc3339: new Date(unixSeconds * 1000).toISOString().replace(".000Z", "Z"), unix_s: unixSeconds },
+    },
+  };
+}
+
+function buildSubject(request: AccessRequest, unixSeconds: number): AccessRequest["subject"] {
+  const { auth_age_s: _ignored, ...properties } = request.subject.properties ?? {};
+  const scopes = scopesOf(properties);
+  if (scopes !== undefined) properties.scopes = scopes;
+  const authTime = properties.auth_time;
+  if (typeof authTime === "number" && Number.isFinite(authTime)) {
+    properties.auth_age_s = unixSeconds - Math.floor(authTime);
+  }
+  return { ...request.subject, properties };
+}
+
+function scopesOf(properties: Record<string, unknown>): string[] | undefined {
+  const { scopes, scope } = properties;
+  if (Array.isArray(scopes)) return scopes.filter((s): s is string => typeof s === "string");
+  if (typeof scope === "string") return scope.split(" ").filter((s) => s.length > 0);
+  return undefined;
+}
+
+function buildResource(request: AccessRequest): AccessRequest["resource"] {
+  const resource = request.resource;
+  const properties = { ...resource.properties };
+  if (typeof properties.server !== "string") {
+    const slash = resource.id.indexOf("/");
+    if (slash > 0) {
+      properties.server = resource.id.slice(0, slash);
+      properties.tool = resource.id.slice(slash + 1);
+    }
+  }
+  if (typeof properties.tool !== "string") properties.tool = resource.id;
+  return { ...resource, properties };
+}

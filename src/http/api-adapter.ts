@@ -1,0 +1,36 @@
+import express, { type Request, type RequestHandler, type Response } from "express";
+import type { ApiRequest, ApiResponse } from "../api/api-types.js";
+
+/**
+ * Reads the raw body (bounded) for handlers that parse it themselves: parsing
+ * is the API layer's job so it behaves the same under any server.
+ */
+export function rawBody(maxBytes: number): RequestHandler {
+  return express.raw({ type: () => true, limit: maxBytes });
+}
+
+/** Runs a transport-neutral handler for an express request. Thrown errors go to the error handler. */
+export function serve(handler: (request: ApiRequest) => ApiResponse): RequestHandler {
+  return (req: Request, res: Response) => {
+    const body: unknown = req.body;
+    const response = handler({
+      method: req.method,
+      path: req.path,
+      headers: req.headers,
+      body: Buffer.isBuffer(body) ? body : Buffer.alloc(0),
+    });
+    res.status(response.status);
+    if (response.headers !== undefined) res.set(response.headers);
+    res.json(response.body);
+  };
+}
+
+/** 405 for every method a path does not serve, with the Allow header. */
+export function methodNotAllowed(allowed: readonly string[]): RequestHandler {
+  return (req, res) => {
+    res.status(405).set("allow", allowed.join(", ")).json({
+      code: "method_not_allowed",
+      message: `${req.method} is not allowed here; use ${allowed.join(" or ")}`,
+    });
+  };
+}

@@ -1,0 +1,51 @@
+import type { ErrorRequestHandler, RequestHandler } from "express";
+import { ApiError } from "../errors.js";
+import type { Logger } from "../observability/logger.js";
+
+/** body-parser's error types, mapped onto the registry. */
+function fromBodyParser(error: unknown): ApiError | undefined {
+  if (typeof error !== "object" || error === null || !("type" in error)) return undefined;
+  switch ((error as { type: unknown }).type) {
+    case "entity.too.large":
+      return new ApiError("body_too_large", "body exceeds the configured limit (PDP_MAX_BODY_BYTES)");
+    case "encoding.unsupported":
+    case "charset.unsupported":
+      return new ApiError("unsupported_media_type", "unsupported Content-Encoding or charset");
+    case "request.size.invalid":
+    case "request.aborted":
+      return new ApiError("invalid_request", "the body ended before its declared length");
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The one error handler: every error gets the same body shape, `{code,
+ * message, field?}`. Details of unexpected errors go to the log, never to the
+ * client.
+ */
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (error: unknown, req, res, next) => {
+    if (res.headersSent) {
+      next(error);
+      return;
+    }
+    const known = error instanceof ApiError ? error : fromBodyParser(error);
+    if (known !== undefined) {
+      res.status(known.status).json(known.toBody());
+      return;
+    }
+    logger.error("request failed", {
+      request_id: req.requestId,
+      method: req.method,
+      path: req.path,
+      error: error instanceof Error ? error.stack : String(error),
+    });
+    res.status(500).json(new ApiError("internal_error", "internal error; see the PDP log").toBody());
+  };
+}
+
+/** 404 for paths no router serves. */
+export const notFound: RequestHandler = (req, res) => {
+  res.status(404).json(new ApiError("not_found", `no endpoint at ${req.path}`).toBody());
+};

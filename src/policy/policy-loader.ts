@@ -1,0 +1,80 @@
+import { StartupError } from "../errors.js";
+import { readBundle } from "./bundle-reader.js";
+import { mergeData, readDataFile } from "./data-overlay.js";
+import { WasmPolicy } from "./wasm-policy.js";
+
+/** Where the policy comes from and which entrypoints matter. */
+export interface PolicySource {
+  /** Path of an OPA bundle: a `.tar.gz` or a directory. */
+  bundlePath: string;
+  /** Operator data file (JSON or YAML), merged over the bundle's data. */
+  dataPath: string | undefined;
+  /** The decision entrypoint, e.g. `mcp/authz/decision`. */
+  entrypoint: string;
+  /**
+   * An entrypoint answering a list of configuration problems (the default
+   * policy's `mcp/authz/config_errors`). Evaluated once at load when the
+   * bundle has it; `required` makes its absence an error.
+   */
+  configCheck: { entrypoint: string; required: boolean } | undefined;
+}
+
+/** A loaded, checked policy ready to evaluate. */
+export interface ActivePolicy {
+  policy: WasmPolicy;
+  entrypoint: string;
+  revision: string;
+  bundlePath: string;
+  dataPath: string | undefined;
+  loadedAt: Date;
+}
+
+/**
+ * Loads a bundle and the operator data, checks entrypoints and builtins, and
+ * runs the policy's own configuration check. Refuses (StartupError) rather
+ * than serve a policy that would fail or surprise at request time.
+ */
+export async function loadActivePolicy(source: PolicySource): Promise<ActivePolicy> {
+  const bundle = await readBundle(source.bundlePath);
+  const overlay = source.dataPath === undefined ? {} : await readDataFile(source.dataPath);
+  const data = mergeData(bundle.data, overlay);
+
+  const checkEntrypoint = source.configCheck?.entrypoint;
+  const required = [source.entrypoint];
+  if (source.configCheck?.required === true && checkEntrypoint !== undefined) {
+    required.push(checkEntrypoint);
+  }
+  const policy = await WasmPolicy.load(bundle.wasm, data, required, source.bundlePath);
+
+  if (checkEntrypoint !== undefined && policy.hasEntrypoint(checkEntrypoint)) {
+    const problems = configProblems(policy, checkEntrypoint);
+    if (problems.length > 0) {
+      const origin = source.dataPath === undefined ? `PDP_BUNDLE ${source.bundlePath}` : `PDP_DATA ${source.dataPath}`;
+      throw new StartupError("policy_config_invalid", problems.map((p) => `${origin}: ${p}`));
+    }
+  }
+
+  return {
+    policy,
+    entrypoint: source.entrypoint,
+    revision: bundle.manifest.revision,
+    bundlePath: source.bundlePath,
+    dataPath: source.dataPath,
+    loadedAt: new Date(),
+  };
+}
+
+function configProblems(policy: WasmPolicy, entrypoint: string): string[] {
+  let outcome;
+  try {
+    outcome = policy.evaluate(entrypoint, {});
+  } catch (error) {
+    return [`${entrypoint} failed: ${error instanceof Error ? error.message : String(error)}`];
+  }
+  if (!outcome.defined) return [];
+  const value = outcome.value;
+  if (!Array.isArray(value)) {
+    return [`${entrypoint} must answer a list of strings, got ${JSON.stringify(value)}`];
+  }
+  return value.map((item) => (typeof item === "string" ? item : JSON.stringify(item)));
+}

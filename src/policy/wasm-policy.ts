@@ -1,0 +1,150 @@
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { loadPolicy, type LoadedPolicy } from "@open-policy-agent/opa-wasm";
+import { EvaluationError, StartupError, describeThrown } from "../errors.js";
+import type { DataDocument } from "./data-overlay.js";
+
+/** What one evaluation of an entrypoint produced. Undefined is not a deny: callers decide. */
+export type EvaluationOutcome = { defined: true; value: unknown } | { defined: false };
+
+/**
+ * Builtins the SDK implements in JavaScript. A compiled module imports from the
+ * host only the builtins it cannot run natively; anything it imports that is
+ * not in this set would fail at evaluation time, so loading refuses it.
+ */
+function sdkBuiltins(): Set<string> {
+  const require = createRequire(import.meta.url);
+  const entry = require.resolve("@open-policy-agent/opa-wasm");
+  const builtins = require(join(dirname(entry), "builtins", "index.js")) as Record<string, unknown>;
+  return new Set(Object.keys(builtins));
+}
+
+/**
+ * One compiled Rego module instance, loaded once and reused for every
+ * evaluation (evaluation is synchronous, so one instance per process suffices).
+ */
+export class WasmPolicy {
+  private readonly policy: LoadedPolicy;
+  private readonly entrypointIds: ReadonlyMap<string, number>;
+
+  private constructor(policy: LoadedPolicy, entrypointIds: ReadonlyMap<string, number>) {
+    this.policy = policy;
+    this.entrypointIds = entrypointIds;
+  }
+
+  /**
+   * Instantiates the module, checks that every required entrypoint exists and
+   * every imported builtin is available, then sets the data document.
+   */
+  static async load(
+    wasm: Uint8Array,
+    data: DataDocument,
+    requiredEntrypoints: readonly string[],
+    source: string,
+  ): Promise<WasmPolicy> {
+    let policy: LoadedPolicy;
+    try {
+      policy = await loadPolicy(wasm.slice().buffer);
+    } catch (thrown) {
+      throw new StartupError("bundle_invalid", [`${source}: policy.wasm: ${describeThrown(thrown)}`]);
+    }
+
+    const entrypoints = readEntrypoints(policy);
+    const missing = requiredEntrypoints.filter((name) => !entrypoints.has(name));
+    if (missing.length > 0) {
+      throw new StartupError(
+        "entrypoint_missing",
+        missing.map(
+          (name) =>
+            `${source}: entrypoint ${name} is not in the bundle (it has: ${[...entrypoints.keys()].join(", ") || "none"}); check PDP_ENTRYPOINT or rebuild with opa build -e ${name}`,
+        ),
+      );
+    }
+
+    const available = sdkBuiltins();
+    const unsupported = importedBuiltins(policy).filter((name) => !available.has(name));
+    if (unsupported.length > 0) {
+      throw new StartupError(
+        "builtin_unsupported",
+        unsupported.map(
+          (name) => `${source}: the policy uses builtin ${name}, which opa-wasm cannot evaluate`,
+        ),
+      );
+    }
+
+    try {
+      policy.setData(data);
+    } catch (thrown) {
+      throw new StartupError("data_invalid", [`${source}: data: ${describeThrown(thrown)}`]);
+    }
+    return new WasmPolicy(policy, entrypoints);
+  }
+
+  /** The entrypoints this module can evaluate. */
+  get entrypoints(): string[] {
+    return [...this.entrypointIds.keys()];
+  }
+
+  hasEntrypoint(name: string): boolean {
+    return this.entrypointIds.has(name);
+  }
+
+  /**
+   * Evaluates one entrypoint. `input` must be a non-null JSON object: the SDK
+   * treats a falsy input as "no input" and only a real ArrayBuffer as raw JSON,
+   * so both pitfalls are closed here. Every failure surfaces as EvaluationError.
+   */
+  evaluate(entrypoint: string, input: object): EvaluationOutcome {
+    const id = this.entrypointIds.get(entrypoint);
+    if (id === undefined) {
+      throw new EvaluationError("evaluation_error", `entrypoint ${entrypoint} is not loaded`);
+    }
+    let resultSet: unknown;
+    try {
+      resultSet = this.policy.evaluate(input, id);
+    } catch (thrown) {
+      throw new EvaluationError("evaluation_error", describeThrown(thrown));
+    }
+    if (!Array.isArray(resultSet)) {
+      throw new EvaluationError("evaluation_error", "the policy returned no result set");
+    }
+    const first: unknown = resultSet[0];
+    if (resultSet.length === 0 || typeof first !== "object" || first === null || !("result" in first)) {
+      return { defined: false };
+    }
+    if (resultSet.length > 1) {
+      throw new EvaluationError("evaluation_error", "the policy returned more than one result");
+    }
+    return { defined: true, value: (first as { result: unknown }).result };
+  }
+}
+
+function readEntrypoints(policy: LoadedPolicy): Map<string, number> {
+  const raw = policy.entrypoints as unknown;
+  const ids = new Map<string, number>();
+  if (typeof raw === "object" && raw !== null) {
+    for (const [name, id] of Object.entries(raw)) {
+      if (typeof id === "number") ids.set(name, id);
+    }
+  }
+  return ids;
+}
+
+interface OpaExports {
+  builtins: () => number;
+  opa_json_dump: (address: number) => number;
+}
+
+/** Names of the builtins the module imports from the host (its `builtins()` export). */
+function importedBuiltins(policy: LoadedPolicy): string[] {
+  const { exports } = policy.wasmInstance as unknown as { exports: OpaExports };
+  const address = exports.opa_json_dump(exports.builtins());
+  const memory = new Uint8Array(policy.mem.buffer);
+  let end = address;
+  while (memory[end] !== 0) end++;
+  const names = JSON.parse(new TextDecoder().decode(memory.subarray(address, end))) as Record<
+    string,
+    number
+  >;
+  return Object.keys(names);
+}
