@@ -12,8 +12,8 @@ import type { AccessRequest } from "./decision.js";
  *   is a number; a caller-supplied value is dropped.
  * - `subject.properties.scopes`: the scopes as an array, from `scopes` or the
  *   space-separated `scope` (OAuth's form).
- * - `resource.properties.server` / `.tool`: from `properties.server`, or split
- *   from an id of the form `<server>/<tool>` (AuthZEN MCP binding).
+ * - `resource.properties.server` / `.tool`: split from an id of the form
+ *   `<server>/<tool>` (AuthZEN MCP binding) when no server is given.
  */
 export function buildPolicyInput(request: AccessRequest, nowMs: number): Record<string, unknown> {
   const unixSeconds = Math.floor(nowMs / 1000);
@@ -48,14 +48,14 @@ function scopesOf(properties: Record<string, unknown>): string[] | undefined {
 
 function buildResource(request: AccessRequest): AccessRequest["resource"] {
   const resource = request.resource;
-  const properties = { ...resource.properties };
-  if (typeof properties.server !== "string") {
-    const slash = resource.id.indexOf("/");
-    if (slash > 0) {
-      properties.server = resource.id.slice(0, slash);
-      properties.tool = resource.id.slice(slash + 1);
-    }
-  }
-  if (typeof properties.tool !== "string") properties.tool = resource.id;
-  return { ...resource, properties };
+  const slash = resource.id.indexOf("/");
+  if (typeof resource.properties?.server === "string" || slash <= 0) return resource;
+  return {
+    ...resource,
+    properties: {
+      ...resource.properties,
+      server: resource.id.slice(0, slash),
+      tool: resource.id.slice(slash + 1),
+    },
+  };
 }

@@ -108,7 +108,11 @@ within_hours if {
 # Facts about the request, with "unknown" where the caller did not send one,
 # so that messages stay readable and checks stay closed. Paths start at input
 # so that a missing subject.properties or context still yields the default.
-subject_scopes := {s | some s in input.subject.properties.scopes}
+# Only an array holds scopes: iterating an object would grant its values.
+subject_scopes := {s |
+	is_array(input.subject.properties.scopes)
+	some s in input.subject.properties.scopes
+}
 
 device_trust := object.get(input, ["context", "device", "trust"], "unknown")
 

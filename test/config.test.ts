@@ -1,0 +1,61 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { embeddedBundlePath, loadConfig } from "../src/config.js";
+import { StartupError } from "../src/errors.js";
+
+test("defaults: loopback, port 8180, the embedded bundle and the default entrypoint", () => {
+  const config = loadConfig({});
+  assert.equal(config.host, "127.0.0.1");
+  assert.equal(config.port, 8180);
+  assert.equal(config.publicUrl, "http://127.0.0.1:8180");
+  assert.equal(config.policy.bundlePath, embeddedBundlePath);
+  assert.equal(config.policy.dataPath, undefined);
+  assert.equal(config.policy.entrypoint, "mcp/authz/decision");
+  assert.equal(config.policy.configEntrypoint, "mcp/authz/config_errors");
+  assert.equal(config.limits.maxBodyBytes, 1048576);
+  assert.ok(Object.isFrozen(config));
+});
+
+test("variables override the defaults", () => {
+  const config = loadConfig({
+    HOST: "::1",
+    PORT: "9000",
+    PDP_BUNDLE: "/b.tar.gz",
+    PDP_DATA: "/d.yaml",
+    PDP_ENTRYPOINT: "acme/allow",
+    PDP_CONFIG_ENTRYPOINT: "",
+    PDP_MAX_BODY_BYTES: "4096",
+    LOG_LEVEL: "debug",
+  });
+  assert.equal(config.publicUrl, "http://[::1]:9000");
+  assert.equal(config.policy.bundlePath, "/b.tar.gz");
+  assert.equal(config.policy.dataPath, "/d.yaml");
+  assert.equal(config.policy.entrypoint, "acme/allow");
+  assert.equal(config.policy.configEntrypoint, undefined);
+  assert.equal(config.limits.maxBodyBytes, 4096);
+  assert.equal(config.logLevel, "debug");
+});
+
+test("every problem is reported at once, each naming its variable", () => {
+  try {
+    loadConfig({
+      PORT: "http",
+      LOG_LEVEL: "loud",
+      PDP_ENTRYPOINT: "data.mcp.authz",
+      PDP_MAX_DEPTH: "1",
+      PDP_PUBLIC_URL: "ftp://x",
+    });
+    assert.fail("expected config_invalid");
+  } catch (error) {
+    assert.ok(error instanceof StartupError);
+    assert.equal(error.code, "config_invalid");
+    const named = error.problems.map((p) => p.split("=")[0]);
+    assert.deepEqual(named.sort(), [
+      "LOG_LEVEL",
+      "PDP_ENTRYPOINT",
+      "PDP_MAX_DEPTH",
+      "PDP_PUBLIC_URL",
+      "PORT",
+    ]);
+  }
+});

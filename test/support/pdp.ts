@@ -1,0 +1,72 @@
+import type { AddressInfo } from "node:net";
+import type { Server } from "node:http";
+import { Writable } from "node:stream";
+import { buildApp, type App } from "../../src/app.js";
+import { loadConfig } from "../../src/config.js";
+import type { Clock } from "../../src/decision/decision-engine.js";
+import { createLogger } from "../../src/observability/logger.js";
+
+export interface RunningPdp {
+  /** Base URL on loopback, e.g. http://127.0.0.1:40123 */
+  url: string;
+  app: App;
+  /** Every diagnostic log line written so far, parsed. */
+  logs: Record<string, unknown>[];
+  close: () => Promise<void>;
+}
+
+export interface StartOptions {
+  /** Environment variables as main.ts would read them (HOST/PORT are set by the helper). */
+  env?: Record<string, string>;
+  clock?: Clock;
+}
+
+/** Starts the PDP in-process on an ephemeral loopback port, as main.ts would, with logs captured. */
+export async function startPdp(options: StartOptions = {}): Promise<RunningPdp> {
+  const config = loadConfig({ ...options.env, HOST: "127.0.0.1", PORT: "0" });
+  const logs: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString("utf8").split("\n")) {
+        if (line.trim() !== "") logs.push(JSON.parse(line) as Record<string, unknown>);
+      }
+      callback();
+    },
+  });
+  const logger = createLogger({ level: "debug", stream });
+  const app = await buildApp({ config, logger, ...(options.clock ? { clock: options.clock } : {}) });
+  const server: Server = await new Promise((resolve) => {
+    const listening = app.express.listen(0, "127.0.0.1", () => {
+      resolve(listening);
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    app,
+    logs,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.closeAllConnections();
+        server.close((error) => {
+          if (error) reject(error);
+          else resolve();
+        });
+      }),
+  };
+}
+
+/** POSTs a JSON body (a string is sent as is) and returns status, headers and parsed body. */
+export async function postJson(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; body: unknown }> {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" || body instanceof Uint8Array ? body : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, body: text === "" ? undefined : JSON.parse(text) };
+}
