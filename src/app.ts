@@ -1,7 +1,11 @@
 import express, { type Express } from "express";
 import { createAuthzenApi } from "./api/authzen-api.js";
 import type { Config } from "./config.js";
-import { PolicyDecisionEngine, type Clock, type DecisionEngine } from "./decision/decision-engine.js";
+import {
+  PolicyDecisionEngine,
+  type Clock,
+  type DecisionEngine,
+} from "./decision/decision-engine.js";
 import { errorHandler, notFound } from "./http/error-handler.js";
 import { authzenRouter } from "./http/authzen-router.js";
 import { opsRouter } from "./http/ops-router.js";

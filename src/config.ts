@@ -25,7 +25,9 @@ export interface Config {
 }
 
 /** The compiled default policy, shipped in the repository and the package. */
-export const embeddedBundlePath = fileURLToPath(new URL("../bundle/bundle.tar.gz", import.meta.url));
+export const embeddedBundlePath = fileURLToPath(
+  new URL("../bundle/bundle.tar.gz", import.meta.url),
+);
 
 export const defaultEntrypoint = "mcp/authz/decision";
 export const defaultConfigEntrypoint = "mcp/authz/config_errors";
@@ -69,13 +71,20 @@ export function loadConfig(env: Environment): Config {
   }
   const entrypoint = text("PDP_ENTRYPOINT", defaultEntrypoint);
   if (!/^[A-Za-z0-9_]+(\/[A-Za-z0-9_]+)*$/.test(entrypoint)) {
-    problems.push(`PDP_ENTRYPOINT=${entrypoint}: must be a slash-separated path such as ${defaultEntrypoint}`);
+    problems.push(
+      `PDP_ENTRYPOINT=${entrypoint}: must be a slash-separated path such as ${defaultEntrypoint}`,
+    );
   }
   const configEntrypointRaw = env.PDP_CONFIG_ENTRYPOINT;
   const configEntrypoint =
-    configEntrypointRaw === undefined ? defaultConfigEntrypoint : configEntrypointRaw.trim() || undefined;
+    configEntrypointRaw === undefined
+      ? defaultConfigEntrypoint
+      : configEntrypointRaw.trim() || undefined;
 
-  const publicUrl = text("PDP_PUBLIC_URL", `http://${host.includes(":") ? `[${host}]` : host}:${port}`);
+  const publicUrl = text(
+    "PDP_PUBLIC_URL",
+    `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
+  );
   try {
     const url = new URL(publicUrl);
     if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error("not http(s)");

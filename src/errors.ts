@@ -77,10 +77,7 @@ export class StartupError extends Error {
 
 /** Codes of evaluation failures; each becomes a fail-closed deny with that reason. */
 export type EvaluationErrorCode =
-  | "policy_undefined"
-  | "policy_result_invalid"
-  | "evaluation_error"
-  | "input_invalid";
+  "policy_undefined" | "policy_result_invalid" | "evaluation_error" | "input_invalid";
 
 /** A failure inside the decision path. Never reaches a client as an error: it becomes a deny. */
 export class EvaluationError extends Error {
@@ -98,7 +95,7 @@ export function describeThrown(thrown: unknown): string {
   if (thrown instanceof Error) return thrown.message;
   if (typeof thrown === "string") return thrown;
   if (typeof thrown === "object" && thrown !== null && "message" in thrown) {
-    return String((thrown as { message: unknown }).message);
+    return String(thrown.message);
   }
   return String(thrown);
 }

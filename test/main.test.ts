@@ -29,8 +29,8 @@ function startMain(env: Record<string, string>): Started {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
-  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
   const exit = once(child, "exit").then(([code]) => code as number | null);
   return { child, output: () => output, exit };
 }
@@ -69,7 +69,10 @@ test("bad configuration: exit code 1 and every problem named in one log line", a
   };
   assert.equal(line.code, "config_invalid");
   assert.equal(line.problems.length, 2);
-  assert.match(line.problems.join(" "), /PORT=99999.*LOG_LEVEL=chatty|LOG_LEVEL=chatty.*PORT=99999/);
+  assert.match(
+    line.problems.join(" "),
+    /PORT=99999.*LOG_LEVEL=chatty|LOG_LEVEL=chatty.*PORT=99999/,
+  );
 });
 
 test("bad operator data: the PDP refuses to start and names the key", async () => {

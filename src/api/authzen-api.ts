@@ -62,7 +62,10 @@ function readBody(request: ApiRequest, limits: JsonBodyLimits): Record<string, u
 const entityKeys = ["subject", "action", "resource", "context"] as const;
 
 /** An item inherits each of subject, action, resource and context it lacks from the request (AuthZEN §7.1). */
-function withDefaults(envelope: EvaluationsRequest, item: Record<string, unknown>): Record<string, unknown> {
+function withDefaults(
+  envelope: EvaluationsRequest,
+  item: Record<string, unknown>,
+): Record<string, unknown> {
   const merged: Record<string, unknown> = {};
   for (const key of entityKeys) {
     const value = item[key] ?? envelope[key];
@@ -86,21 +89,35 @@ export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
     const decision = engine.decide(request);
     return {
       decision,
-      response: { status: 200, headers: { "x-decision-id": decision.id }, body: decisionBody(decision) },
+      response: {
+        status: 200,
+        headers: { "x-decision-id": decision.id },
+        body: decisionBody(decision),
+      },
     };
   }
 
-  function evaluateItem(envelope: EvaluationsRequest, item: Record<string, unknown>, index: number, full: boolean) {
+  function evaluateItem(
+    envelope: EvaluationsRequest,
+    item: Record<string, unknown>,
+    index: number,
+    full: boolean,
+  ) {
     let request: AccessRequest;
     try {
       request = parseAccessRequest(withDefaults(envelope, item), `/evaluations/${index}`);
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
       // A bad item fails alone: decision false with the error, the batch goes on (AuthZEN §7.2).
-      return { allowed: false, body: { decision: false, context: { error: { status: error.status, ...error.toBody() } } } };
+      return {
+        allowed: false,
+        body: { decision: false, context: { error: { status: error.status, ...error.toBody() } } },
+      };
     }
     const decision = engine.decide(request);
-    const body = full ? decisionBody(decision) : { decision: decision.allow, context: { id: decision.id } };
+    const body = full
+      ? decisionBody(decision)
+      : { decision: decision.allow, context: { id: decision.id } };
     return { allowed: decision.allow, body };
   }
 

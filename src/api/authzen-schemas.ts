@@ -80,7 +80,11 @@ const accessRequestSchema = {
   properties: { subject, action, resource, context },
 } as const;
 
-export const evaluationsSemantics = ["execute_all", "deny_on_first_deny", "permit_on_first_permit"] as const;
+export const evaluationsSemantics = [
+  "execute_all",
+  "deny_on_first_deny",
+  "permit_on_first_permit",
+] as const;
 export type EvaluationsSemantic = (typeof evaluationsSemantics)[number];
 
 const evaluationsRequestSchema = {

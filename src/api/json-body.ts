@@ -28,12 +28,18 @@ export function requireJsonContentType(contentType: string | undefined): void {
   const [mediaType = "", ...parameters] = contentType.toLowerCase().split(";");
   const type = mediaType.trim();
   if (type !== "application/json" && !/^application\/[a-z0-9.+-]+\+json$/.test(type)) {
-    throw new ApiError("unsupported_media_type", `Content-Type ${type || "(empty)"} is not application/json`);
+    throw new ApiError(
+      "unsupported_media_type",
+      `Content-Type ${type || "(empty)"} is not application/json`,
+    );
   }
   for (const parameter of parameters) {
     const [name, value] = parameter.split("=").map((part) => part.trim().replace(/^"|"$/g, ""));
     if (name === "charset" && value !== "utf-8" && value !== "utf8") {
-      throw new ApiError("unsupported_media_type", `charset ${value ?? ""} is not supported; send UTF-8`);
+      throw new ApiError(
+        "unsupported_media_type",
+        `charset ${value ?? ""} is not supported; send UTF-8`,
+      );
     }
   }
 }
@@ -53,7 +59,8 @@ export function parseJsonObject(body: Buffer, limits: JsonBodyLimits): Record<st
   } catch {
     throw new ApiError("invalid_utf8", "body is not valid UTF-8");
   }
-  if (text.trim().length === 0) throw new ApiError("empty_body", "body is empty; send a JSON object");
+  if (text.trim().length === 0)
+    throw new ApiError("empty_body", "body is empty; send a JSON object");
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -80,12 +87,20 @@ function checkShape(root: object, maxDepth: number): void {
   const stack: Frame[] = [{ value: root, depth: 1, parent: undefined, key: "" }];
   for (let frame = stack.pop(); frame !== undefined; frame = stack.pop()) {
     if (frame.depth > maxDepth) {
-      throw new ApiError("body_too_deep", `body nests deeper than ${maxDepth} levels`, pointer(frame));
+      throw new ApiError(
+        "body_too_deep",
+        `body nests deeper than ${maxDepth} levels`,
+        pointer(frame),
+      );
     }
     const isArray = Array.isArray(frame.value);
     for (const key of Object.keys(frame.value)) {
       if (!isArray && forbiddenKeys.has(key)) {
-        throw new ApiError("forbidden_key", `key "${key}" is not accepted`, pointer({ ...frame, parent: frame, key }));
+        throw new ApiError(
+          "forbidden_key",
+          `key "${key}" is not accepted`,
+          pointer({ ...frame, parent: frame, key }),
+        );
       }
       const child: unknown = (frame.value as Record<string, unknown>)[key];
       if (typeof child === "object" && child !== null) {
@@ -98,8 +113,10 @@ function checkShape(root: object, maxDepth: number): void {
 /** RFC 6901 JSON pointer of a frame. */
 function pointer(frame: Frame): string {
   const parts: string[] = [];
-  for (let f: Frame | undefined = frame; f?.parent !== undefined; f = f.parent) {
-    parts.push(f.key.replaceAll("~", "~0").replaceAll("/", "~1"));
+  let current = frame;
+  while (current.parent !== undefined) {
+    parts.push(current.key.replaceAll("~", "~0").replaceAll("/", "~1"));
+    current = current.parent;
   }
   return parts.length === 0 ? "" : `/${parts.reverse().join("/")}`;
 }

@@ -16,7 +16,11 @@ export interface DecisionEngine {
 export type Clock = () => number;
 
 /** Told about every evaluation that failed closed, for logs (and, later, metrics). */
-export type FailureListener = (failure: { decisionId: string; code: EvaluationErrorCode; message: string }) => void;
+export type FailureListener = (failure: {
+  decisionId: string;
+  code: EvaluationErrorCode;
+  message: string;
+}) => void;
 
 export interface PolicyDecisionEngineOptions {
   clock?: Clock;
@@ -50,14 +54,20 @@ export class PolicyDecisionEngine implements DecisionEngine {
       const input = buildPolicyInput(request, this.clock());
       const outcome = this.active.policy.evaluate(this.active.entrypoint, input);
       if (!outcome.defined) {
-        throw new EvaluationError("policy_undefined", `${this.active.entrypoint} is undefined for this input`);
+        throw new EvaluationError(
+          "policy_undefined",
+          `${this.active.entrypoint} is undefined for this input`,
+        );
       }
       return { id, revision: this.active.revision, ...readPolicyAnswer(outcome.value) };
     } catch (error) {
       const failure =
         error instanceof EvaluationError
           ? error
-          : new EvaluationError("evaluation_error", error instanceof Error ? error.message : String(error));
+          : new EvaluationError(
+              "evaluation_error",
+              error instanceof Error ? error.message : String(error),
+            );
       this.onFailure({ decisionId: id, code: failure.code, message: failure.message });
       return {
         id,

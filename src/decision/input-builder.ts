@@ -23,7 +23,10 @@ export function buildPolicyInput(request: AccessRequest, nowMs: number): Record<
     resource: buildResource(request),
     context: {
       ...request.context,
-      time: { rfc3339: new Date(unixSeconds * 1000).toISOString().replace(".000Z", "Z"), unix_s: unixSeconds },
+      time: {
+        rfc3339: new Date(unixSeconds * 1000).toISOString().replace(".000Z", "Z"),
+        unix_s: unixSeconds,
+      },
     },
   };
 }

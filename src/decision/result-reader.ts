@@ -34,7 +34,7 @@ export function readPolicyAnswer(value: unknown): PolicyAnswer {
   }
   const reasons = readReasons(document.reasons);
   if (!document.allow && reasons.length === 0) reasons.push(deniedByPolicy);
-  const obligations = document.obligations ?? {};
+  const obligations: unknown = document.obligations ?? {};
   if (typeof obligations !== "object" || obligations === null || Array.isArray(obligations)) {
     throw invalid(`decision.obligations must be an object, got ${describe(obligations)}`);
   }
@@ -51,10 +51,19 @@ function readReasons(raw: unknown): Reason[] {
   if (!Array.isArray(raw)) throw invalid(`decision.reasons must be a list, got ${describe(raw)}`);
   return raw.map((item: unknown, index) => {
     if (typeof item === "string") return { code: item, admin: item, user: "Access denied." };
-    if (typeof item === "object" && item !== null && typeof (item as { code?: unknown }).code === "string") {
+    if (
+      typeof item === "object" &&
+      item !== null &&
+      typeof (item as { code?: unknown }).code === "string"
+    ) {
       const { code, admin, user, message } = item as Record<string, unknown>;
-      const adminText = typeof admin === "string" ? admin : typeof message === "string" ? message : String(code);
-      return { code: String(code), admin: adminText, user: typeof user === "string" ? user : "Access denied." };
+      const adminText =
+        typeof admin === "string" ? admin : typeof message === "string" ? message : String(code);
+      return {
+        code: String(code),
+        admin: adminText,
+        user: typeof user === "string" ? user : "Access denied.",
+      };
     }
     throw invalid(`decision.reasons[${index}] must be a code or an object with a string code`);
   });
@@ -65,6 +74,6 @@ function invalid(message: string): EvaluationError {
 }
 
 function describe(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
+  const text = value === undefined ? "undefined" : JSON.stringify(value);
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }

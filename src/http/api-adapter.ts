@@ -28,9 +28,12 @@ export function serve(handler: (request: ApiRequest) => ApiResponse): RequestHan
 /** 405 for every method a path does not serve, with the Allow header. */
 export function methodNotAllowed(allowed: readonly string[]): RequestHandler {
   return (req, res) => {
-    res.status(405).set("allow", allowed.join(", ")).json({
-      code: "method_not_allowed",
-      message: `${req.method} is not allowed here; use ${allowed.join(" or ")}`,
-    });
+    res
+      .status(405)
+      .set("allow", allowed.join(", "))
+      .json({
+        code: "method_not_allowed",
+        message: `${req.method} is not allowed here; use ${allowed.join(" or ")}`,
+      });
   };
 }

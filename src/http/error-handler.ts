@@ -5,9 +5,12 @@ import type { Logger } from "../observability/logger.js";
 /** body-parser's error types, mapped onto the registry. */
 function fromBodyParser(error: unknown): ApiError | undefined {
   if (typeof error !== "object" || error === null || !("type" in error)) return undefined;
-  switch ((error as { type: unknown }).type) {
+  switch (error.type) {
     case "entity.too.large":
-      return new ApiError("body_too_large", "body exceeds the configured limit (PDP_MAX_BODY_BYTES)");
+      return new ApiError(
+        "body_too_large",
+        "body exceeds the configured limit (PDP_MAX_BODY_BYTES)",
+      );
     case "encoding.unsupported":
     case "charset.unsupported":
       return new ApiError("unsupported_media_type", "unsupported Content-Encoding or charset");
@@ -41,7 +44,9 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       path: req.path,
       error: error instanceof Error ? error.stack : String(error),
     });
-    res.status(500).json(new ApiError("internal_error", "internal error; see the PDP log").toBody());
+    res
+      .status(500)
+      .json(new ApiError("internal_error", "internal error; see the PDP log").toBody());
   };
 }
 

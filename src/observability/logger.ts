@@ -16,6 +16,10 @@ export function createLogger(options: LoggerOptions): Logger {
     silent: options.silent ?? false,
     format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
     defaultMeta: { log: "diagnostic" },
-    transports: [new winston.transports.Stream({ stream: options.stream ?? process.stdout })],
+    transports: [
+      // winston's typings describe its transports as interfaces; the instance is a real TransportStream.
+      // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
+      new winston.transports.Stream({ stream: options.stream ?? process.stdout }),
+    ],
   });
 }

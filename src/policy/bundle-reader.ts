@@ -98,20 +98,25 @@ function assemble(path: string, files: Map<string, Buffer>): Bundle {
   const problems: string[] = [];
   const manifest = readManifest(files.get("/.manifest"), problems);
 
-  const modules = manifest.wasm.length > 0 ? [...new Set(manifest.wasm.map((w) => w.module))] : ["/policy.wasm"];
+  const modules =
+    manifest.wasm.length > 0 ? [...new Set(manifest.wasm.map((w) => w.module))] : ["/policy.wasm"];
   if (modules.length !== 1) {
     problems.push(`manifest lists ${modules.length} wasm modules; exactly one is supported`);
   }
   const modulePath = modules[0] ?? "/policy.wasm";
   const wasm = files.get(modulePath);
-  if (wasm === undefined) problems.push(`${modulePath} is missing (build the bundle with opa build -t wasm)`);
+  if (wasm === undefined)
+    problems.push(`${modulePath} is missing (build the bundle with opa build -t wasm)`);
 
   let data: DataDocument = {};
   for (const [name, content] of [...files.entries()].sort(([a], [b]) => a.localeCompare(b))) {
     const match = /^(.*)\/data\.(json|ya?ml)$/.exec(name);
     if (match === null) continue;
     try {
-      const parsed: unknown = match[2] === "json" ? JSON.parse(content.toString("utf8")) : parseYaml(content.toString("utf8"));
+      const parsed: unknown =
+        match[2] === "json"
+          ? JSON.parse(content.toString("utf8"))
+          : parseYaml(content.toString("utf8"));
       if (!isDocument(parsed)) {
         problems.push(`${name}: must hold a JSON object`);
         continue;
@@ -123,7 +128,10 @@ function assemble(path: string, files: Map<string, Buffer>): Bundle {
   }
 
   if (problems.length > 0 || wasm === undefined) {
-    throw new StartupError("bundle_invalid", problems.map((p) => `PDP_BUNDLE ${path}: ${p}`));
+    throw new StartupError(
+      "bundle_invalid",
+      problems.map((p) => `PDP_BUNDLE ${path}: ${p}`),
+    );
   }
   return { manifest, data, wasm: new Uint8Array(wasm) };
 }
@@ -143,10 +151,15 @@ function readManifest(raw: Buffer | undefined, problems: string[]): BundleManife
     return manifest;
   }
   if (typeof parsed.revision === "string") manifest.revision = parsed.revision;
-  if (Array.isArray(parsed.roots)) manifest.roots = parsed.roots.filter((r) => typeof r === "string");
+  if (Array.isArray(parsed.roots))
+    manifest.roots = parsed.roots.filter((r) => typeof r === "string");
   if (Array.isArray(parsed.wasm)) {
     for (const item of parsed.wasm as unknown[]) {
-      if (isDocument(item) && typeof item.entrypoint === "string" && typeof item.module === "string") {
+      if (
+        isDocument(item) &&
+        typeof item.entrypoint === "string" &&
+        typeof item.module === "string"
+      ) {
         manifest.wasm.push({ entrypoint: item.entrypoint, module: item.module });
       } else {
         problems.push("/.manifest: every wasm entry needs a string entrypoint and module");

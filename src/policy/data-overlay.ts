@@ -23,7 +23,12 @@ export function mergeData(base: DataDocument, overlay: DataDocument): DataDocume
 }
 
 function define(target: DataDocument, key: string, value: unknown): void {
-  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  Object.defineProperty(target, key, {
+    value,
+    enumerable: true,
+    writable: true,
+    configurable: true,
+  });
 }
 
 function isObject(value: unknown): value is DataDocument {
@@ -57,5 +62,5 @@ export async function readDataFile(path: string): Promise<DataDocument> {
 }
 
 function describe(error: unknown): string {
-  return error instanceof Error ? error.message.split("\n")[0] ?? error.message : String(error);
+  return error instanceof Error ? (error.message.split("\n")[0] ?? error.message) : String(error);
 }

@@ -49,8 +49,14 @@ export async function loadActivePolicy(source: PolicySource): Promise<ActivePoli
   if (checkEntrypoint !== undefined && policy.hasEntrypoint(checkEntrypoint)) {
     const problems = configProblems(policy, checkEntrypoint);
     if (problems.length > 0) {
-      const origin = source.dataPath === undefined ? `PDP_BUNDLE ${source.bundlePath}` : `PDP_DATA ${source.dataPath}`;
-      throw new StartupError("policy_config_invalid", problems.map((p) => `${origin}: ${p}`));
+      const origin =
+        source.dataPath === undefined
+          ? `PDP_BUNDLE ${source.bundlePath}`
+          : `PDP_DATA ${source.dataPath}`;
+      throw new StartupError(
+        "policy_config_invalid",
+        problems.map((p) => `${origin}: ${p}`),
+      );
     }
   }
 

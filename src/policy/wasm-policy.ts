@@ -46,7 +46,9 @@ export class WasmPolicy {
     try {
       policy = await loadPolicy(wasm.slice().buffer);
     } catch (thrown) {
-      throw new StartupError("bundle_invalid", [`${source}: policy.wasm: ${describeThrown(thrown)}`]);
+      throw new StartupError("bundle_invalid", [
+        `${source}: policy.wasm: ${describeThrown(thrown)}`,
+      ]);
     }
 
     const entrypoints = readEntrypoints(policy);
@@ -109,13 +111,18 @@ export class WasmPolicy {
       throw new EvaluationError("evaluation_error", "the policy returned no result set");
     }
     const first: unknown = resultSet[0];
-    if (resultSet.length === 0 || typeof first !== "object" || first === null || !("result" in first)) {
+    if (
+      resultSet.length === 0 ||
+      typeof first !== "object" ||
+      first === null ||
+      !("result" in first)
+    ) {
       return { defined: false };
     }
     if (resultSet.length > 1) {
       throw new EvaluationError("evaluation_error", "the policy returned more than one result");
     }
-    return { defined: true, value: (first as { result: unknown }).result };
+    return { defined: true, value: first.result };
   }
 }
 
@@ -139,7 +146,7 @@ interface OpaExports {
 function importedBuiltins(policy: LoadedPolicy): string[] {
   const { exports } = policy.wasmInstance as unknown as { exports: OpaExports };
   const address = exports.opa_json_dump(exports.builtins());
-  const memory = new Uint8Array(policy.mem.buffer);
+  const memory = new Uint8Array((policy.mem as unknown as { buffer: ArrayBuffer }).buffer);
   let end = address;
   while (memory[end] !== 0) end++;
   const names = JSON.parse(new TextDecoder().decode(memory.subarray(address, end))) as Record<

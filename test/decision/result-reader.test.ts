@@ -52,7 +52,8 @@ for (const [label, value] of invalidAnswers) {
   test(`${label} is policy_result_invalid, never an allow`, () => {
     assert.throws(
       () => readPolicyAnswer(value),
-      (error: unknown) => error instanceof EvaluationError && error.code === "policy_result_invalid",
+      (error: unknown) =>
+        error instanceof EvaluationError && error.code === "policy_result_invalid",
     );
   });
 }

@@ -34,7 +34,12 @@ maybe if input.subject.id == "nobody"
 
 const frozenMs = Date.UTC(2026, 10, 26, 9, 30, 0);
 
-function request(subjectId: string, action: string, owner: string, extra: Record<string, unknown> = {}) {
+function request(
+  subjectId: string,
+  action: string,
+  owner: string,
+  extra: Record<string, unknown> = {},
+) {
   return {
     subject: { type: "user", id: subjectId, properties: { department: "sales" } },
     action: { name: action },
@@ -72,9 +77,15 @@ describe("a custom, non-MCP policy", () => {
 
   test("a boolean entrypoint decides, with policy_denied as the reason for false", async () => {
     const pdp = await start("documents/allow");
-    const allowed = await postJson(`${pdp.url}/access/v1/evaluation`, request("ann", "delete", "ann"));
+    const allowed = await postJson(
+      `${pdp.url}/access/v1/evaluation`,
+      request("ann", "delete", "ann"),
+    );
     assert.deepEqual((allowed.body as { decision: boolean }).decision, true);
-    const denied = await postJson(`${pdp.url}/access/v1/evaluation`, request("bob", "delete", "ann"));
+    const denied = await postJson(
+      `${pdp.url}/access/v1/evaluation`,
+      request("bob", "delete", "ann"),
+    );
     const body = denied.body as { decision: boolean; context: { reasons: { code: string }[] } };
     assert.equal(body.decision, false);
     assert.deepEqual(
@@ -85,13 +96,19 @@ describe("a custom, non-MCP policy", () => {
 
   test("a document entrypoint passes its reasons and obligations through", async () => {
     const pdp = await start("documents/decision");
-    const denied = await postJson(`${pdp.url}/access/v1/evaluation`, request("bob", "write", "ann"));
+    const denied = await postJson(
+      `${pdp.url}/access/v1/evaluation`,
+      request("bob", "write", "ann"),
+    );
     const body = denied.body as {
       decision: boolean;
       context: { reasons: { code: string; user: string }[]; reason_user: { en: string } };
     };
     assert.equal(body.decision, false);
-    assert.deepEqual(body.context.reasons.map((r) => r.code), ["not_owner"]);
+    assert.deepEqual(
+      body.context.reasons.map((r) => r.code),
+      ["not_owner"],
+    );
     assert.equal(body.context.reason_user.en, "Not yours.");
   });
 
@@ -99,8 +116,9 @@ describe("a custom, non-MCP policy", () => {
     const pdp = await start("documents/decision");
     const sent = request("ann", "read", "ann");
     const response = await postJson(`${pdp.url}/access/v1/evaluation`, sent);
-    const echoed = (response.body as { context: { obligations: { echo: Record<string, unknown> } } })
-      .context.obligations.echo;
+    const echoed = (
+      response.body as { context: { obligations: { echo: Record<string, unknown> } } }
+    ).context.obligations.echo;
     assert.deepEqual(echoed, {
       subject: sent.subject,
       action: sent.action,
@@ -114,21 +132,36 @@ describe("a custom, non-MCP policy", () => {
 
   test("an undefined decision fails closed with policy_undefined", async () => {
     const pdp = await start("documents/maybe");
-    const response = await postJson(`${pdp.url}/access/v1/evaluation`, request("ann", "read", "ann"));
+    const response = await postJson(
+      `${pdp.url}/access/v1/evaluation`,
+      request("ann", "read", "ann"),
+    );
     const body = response.body as { decision: boolean; context: { reasons: { code: string }[] } };
     assert.equal(body.decision, false);
-    assert.deepEqual(body.context.reasons.map((r) => r.code), ["policy_undefined"]);
+    assert.deepEqual(
+      body.context.reasons.map((r) => r.code),
+      ["policy_undefined"],
+    );
   });
 
   test("an answer that is not a decision fails closed with policy_result_invalid", async () => {
     const pdp = await start("documents/broken");
-    const response = await postJson(`${pdp.url}/access/v1/evaluation`, request("ann", "read", "ann"));
+    const response = await postJson(
+      `${pdp.url}/access/v1/evaluation`,
+      request("ann", "read", "ann"),
+    );
     const body = response.body as { decision: boolean; context: { reasons: { code: string }[] } };
     assert.equal(response.status, 200);
     assert.equal(body.decision, false);
-    assert.deepEqual(body.context.reasons.map((r) => r.code), ["policy_result_invalid"]);
+    assert.deepEqual(
+      body.context.reasons.map((r) => r.code),
+      ["policy_result_invalid"],
+    );
     assert.ok(
-      pdp.logs.some((line) => line.message === "decision failed closed" && line.reason === "policy_result_invalid"),
+      pdp.logs.some(
+        (line) =>
+          line.message === "decision failed closed" && line.reason === "policy_result_invalid",
+      ),
       "the failure is logged",
     );
   });

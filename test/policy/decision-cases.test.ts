@@ -36,7 +36,10 @@ function loadCaseFiles(): [string, CaseFile][] {
     .filter((name) => name.endsWith(".json"))
     .sort()
     .flatMap((name) => {
-      const parsed = JSON.parse(readFileSync(join(casesDir, name), "utf8")) as Record<string, CaseFile>;
+      const parsed = JSON.parse(readFileSync(join(casesDir, name), "utf8")) as Record<
+        string,
+        CaseFile
+      >;
       return Object.entries(parsed);
     });
 }

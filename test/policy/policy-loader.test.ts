@@ -58,7 +58,11 @@ describe("loading policy", () => {
     const input = {
       subject: { type: "user", id: "a", properties: { scopes: ["mcp:read"], auth_age_s: 10 } },
       action: { name: "tools/call" },
-      resource: { type: "tool", id: "read_file", properties: { server: "files", tool: "read_file" } },
+      resource: {
+        type: "tool",
+        id: "read_file",
+        properties: { server: "files", tool: "read_file" },
+      },
       context: { time: { unix_s: 1764151200 }, device: { trust: "managed" } },
     };
     const plain = await loadActivePolicy(source({}));

@@ -20,7 +20,12 @@ export function opaPath(): string {
 /** A scratch directory removed by the returned cleanup function. */
 export function scratchDir(): { dir: string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), "mcp-pdp-test-"));
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    dir,
+    remove: () => {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /**

@@ -34,7 +34,11 @@ export async function startPdp(options: StartOptions = {}): Promise<RunningPdp> 
     },
   });
   const logger = createLogger({ level: "debug", stream });
-  const app = await buildApp({ config, logger, ...(options.clock ? { clock: options.clock } : {}) });
+  const app = await buildApp({
+    config,
+    logger,
+    ...(options.clock ? { clock: options.clock } : {}),
+  });
   const server: Server = await new Promise((resolve) => {
     const listening = app.express.listen(0, "127.0.0.1", () => {
       resolve(listening);
@@ -68,5 +72,9 @@ export async function postJson(
     body: typeof body === "string" || body instanceof Uint8Array ? body : JSON.stringify(body),
   });
   const text = await response.text();
-  return { status: response.status, headers: response.headers, body: text === "" ? undefined : JSON.parse(text) };
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: text === "" ? undefined : JSON.parse(text),
+  };
 }

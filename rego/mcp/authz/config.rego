@@ -5,11 +5,12 @@ import rego.v1
 # Problems in the operator's data that would make decisions surprising. The
 # PDP evaluates this (entrypoint mcp/authz/config_errors) when it loads the
 # bundle and the operator data, and refuses to start while it is not empty.
-# Each message names the data key at fault.
+# Each message names the data key at fault. Only %s with strings in sprintf:
+# see show() and quote() in requirements.rego.
 
 known_classes := {c | some c, _ in data.risk_classes}
 
-config_errors contains sprintf("risk_order[%d]: %q has no entry in risk_classes", [i, c]) if {
+config_errors contains sprintf("risk_order[%s]: %s has no entry in risk_classes", [show(i), quote(c)]) if {
 	some i, c in data.risk_order
 	not c in known_classes
 }
@@ -43,28 +44,28 @@ config_errors contains sprintf("risk_classes.%s: not listed in risk_order", [c])
 	not class_rank(c)
 }
 
-config_errors contains sprintf("tools[%q]: unknown risk class %q", [pattern, class]) if {
+config_errors contains sprintf("tools[%s]: unknown risk class %s", [quote(pattern), quote(class)]) if {
 	some pattern, class in data.tools
 	not class in known_classes
 }
 
-config_errors contains sprintf("unknown_tool: %q is neither a risk class nor \"deny\"", [data.unknown_tool]) if {
+config_errors contains sprintf("unknown_tool: %s is neither a risk class nor \"deny\"", [quote(data.unknown_tool)]) if {
 	data.unknown_tool != "deny"
 	not data.unknown_tool in known_classes
 }
 
-config_errors contains sprintf("methods[%q]: %q is neither a risk class, \"allow\" nor \"deny\"", [m, rule]) if {
+config_errors contains sprintf("methods[%s]: %s is neither a risk class, \"allow\" nor \"deny\"", [quote(m), quote(rule)]) if {
 	some m, rule in data.methods
 	not rule in known_classes
 	not rule in {"allow", "deny"}
 }
 
-config_errors contains sprintf("unknown_method: %q is neither a risk class, \"allow\" nor \"deny\"", [data.unknown_method]) if {
+config_errors contains sprintf("unknown_method: %s is neither a risk class, \"allow\" nor \"deny\"", [quote(data.unknown_method)]) if {
 	not data.unknown_method in known_classes
 	not data.unknown_method in {"allow", "deny"}
 }
 
-config_errors contains sprintf("risk_classes.%s.networks[%d]: %q is not a CIDR", [c, i, cidr]) if {
+config_errors contains sprintf("risk_classes.%s.networks[%s]: %s is not a CIDR", [c, show(i), quote(cidr)]) if {
 	some c, rule in data.risk_classes
 	some i, cidr in rule.networks
 	not valid_cidr(cidr)

@@ -1,0 +1,99 @@
+/** One autocannon run against a loopback server, with per-response latencies and CPU accounting. */
+import autocannon, { type Instance, type Result } from "autocannon";
+import { cpuSeconds, type Server } from "./processes.js";
+import { SampleBuffer, type Percentiles } from "./report.js";
+
+export interface LoadSpec {
+  server: Server;
+  path: string;
+  method: "GET" | "POST";
+  body?: string;
+  connections: number;
+  durationS: number;
+  /** Requests/s over all connections; unset means as fast as the server answers. */
+  overallRate?: number;
+}
+
+export interface LoadResult {
+  /** Completed requests per second of wall time. */
+  rps: number;
+  completed: number;
+  /** Latency per response in ms, from autocannon's hrtime (write → full response). */
+  latencyMs: Percentiles;
+  non2xx: number;
+  errors: number;
+  /** CPU the server used, as a share of one core. */
+  serverCpuShare: number | undefined;
+  /** Server CPU time per completed request, in µs. */
+  serverCpuPerRequestUs: number | undefined;
+  /** CPU this process (the load generator) used, as a share of one core. */
+  generatorCpuShare: number;
+}
+
+const active = new Set<Instance>();
+
+/** Stops every running autocannon instance (Ctrl-C, errors). */
+export function stopLoads(): void {
+  for (const instance of active) instance.stop();
+}
+
+export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
+  const samples = new SampleBuffer();
+  const serverCpuBefore = cpuSeconds(spec.server.pid);
+  const ownCpuBefore = process.cpuUsage();
+  const wallBefore = process.hrtime.bigint();
+
+  const result = await new Promise<Result>((resolve, reject) => {
+    let guard: NodeJS.Timeout | undefined;
+    const instance = autocannon(
+      {
+        url: `${spec.server.baseUrl}${spec.path}`,
+        method: spec.method,
+        ...(spec.body === undefined
+          ? {}
+          : { body: spec.body, headers: { "content-type": "application/json" } }),
+        connections: spec.connections,
+        duration: spec.durationS,
+        timeout: 10,
+        ...(spec.overallRate === undefined ? {} : { overallRate: spec.overallRate }),
+      },
+      (error, finished) => {
+        clearTimeout(guard);
+        active.delete(instance);
+        if (error === null) resolve(finished);
+        else reject(error);
+      },
+    );
+    active.add(instance);
+    instance.on("response", (_client: unknown, _status: number, _bytes: number, ms: number) => {
+      samples.push(ms);
+    });
+    // autocannon ends by itself after durationS; this only bounds a wedged run.
+    guard = setTimeout(
+      () => {
+        instance.stop();
+      },
+      (spec.durationS + 15) * 1000,
+    );
+  });
+
+  const wallS = Number(process.hrtime.bigint() - wallBefore) / 1e9;
+  const ownCpu = process.cpuUsage(ownCpuBefore);
+  const serverCpuAfter = cpuSeconds(spec.server.pid);
+  const serverCpu =
+    serverCpuBefore === undefined || serverCpuAfter === undefined
+      ? undefined
+      : serverCpuAfter - serverCpuBefore;
+  const completed = result.requests.total;
+  return {
+    rps: completed / result.duration,
+    completed,
+    latencyMs: samples.summary(),
+    non2xx: result.non2xx,
+    errors: result.errors,
+    serverCpuShare: serverCpu === undefined ? undefined : serverCpu / wallS,
+    serverCpuPerRequestUs:
+      serverCpu === undefined || completed === 0 ? undefined : (serverCpu * 1e6) / completed,
+    generatorCpuShare: (ownCpu.user + ownCpu.system) / 1e6 / wallS,
+  };
+}

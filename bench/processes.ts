@@ -1,0 +1,178 @@
+/** Child servers on loopback: spawn (optionally pinned to a core), wait until ready, measure CPU, stop. */
+import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createServer } from "node:net";
+
+export interface Server {
+  name: string;
+  pid: number;
+  baseUrl: string;
+  /** Resolves with the exit code (or signal name) once the process has exited. */
+  exited: Promise<string>;
+  hasExited: () => boolean;
+  /** The last lines the process wrote to stdout/stderr, for error reports. */
+  tail: () => string;
+}
+
+const running = new Set<{ server: Server; child: ChildProcess }>();
+
+export interface SpawnOptions {
+  name: string;
+  command: string;
+  args: readonly string[];
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  port: number;
+  /** Core to pin the process to with taskset, or undefined to leave it unpinned. */
+  cpu: number | undefined;
+}
+
+export function startServer(options: SpawnOptions): Server {
+  const [command, args] =
+    options.cpu === undefined
+      ? [options.command, [...options.args]]
+      : ["taskset", ["-c", String(options.cpu), options.command, ...options.args]];
+  const child = spawn(command, args, {
+    cwd: options.cwd,
+    env: options.env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines: string[] = [];
+  const keep = (chunk: Buffer): void => {
+    for (const line of chunk.toString("utf8").split("\n")) {
+      if (line.trim() === "") continue;
+      lines.push(line);
+      if (lines.length > 20) lines.shift();
+    }
+  };
+  child.stdout.on("data", keep);
+  child.stderr.on("data", keep);
+  let done = false;
+  const exited = new Promise<string>((resolve) => {
+    child.on("exit", (code, signal) => {
+      done = true;
+      resolve(signal ?? String(code));
+    });
+    child.on("error", (error) => {
+      done = true;
+      lines.push(error.message);
+      resolve("spawn error");
+    });
+  });
+  if (child.pid === undefined) throw new Error(`${options.name}: could not start ${command}`);
+  const server: Server = {
+    name: options.name,
+    pid: child.pid,
+    baseUrl: `http://127.0.0.1:${options.port}`,
+    exited,
+    hasExited: () => done,
+    tail: () => lines.join("\n"),
+  };
+  const entry = { server, child };
+  running.add(entry);
+  void exited.then(() => running.delete(entry));
+  return server;
+}
+
+const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => {
+    setTimeout(resolve, ms);
+  });
+
+/** Polls `path` until it answers 2xx; fails if the process exits or `timeoutMs` passes. */
+export async function waitReady(server: Server, path: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (server.hasExited()) {
+      throw new Error(`${server.name} exited before it was ready:\n${server.tail()}`);
+    }
+    try {
+      const response = await fetch(`${server.baseUrl}${path}`, { signal: AbortSignal.timeout(1000) });
+      await response.arrayBuffer();
+      if (response.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(100);
+  }
+  throw new Error(`${server.name} was not ready within ${timeoutMs} ms:\n${server.tail()}`);
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone (bounded). */
+export async function stopServer(server: Server, graceMs = 5000): Promise<void> {
+  const entry = [...running].find((e) => e.server === server);
+  if (entry === undefined || server.hasExited()) return;
+  entry.child.kill("SIGTERM");
+  await Promise.race([server.exited, sleep(graceMs)]);
+  if (!server.hasExited()) {
+    entry.child.kill("SIGKILL");
+    await Promise.race([server.exited, sleep(2000)]);
+  }
+}
+
+export async function stopAll(): Promise<void> {
+  await Promise.all([...running].map((entry) => stopServer(entry.server)));
+}
+
+/** Last resort on exit: the process is leaving, so only synchronous kills are possible. */
+export function killAllNow(): void {
+  for (const entry of running) {
+    if (!entry.server.hasExited()) entry.child.kill("SIGKILL");
+  }
+}
+
+/** A port free on 127.0.0.1 at the time of asking. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      probe.close(() => {
+        resolve(port);
+      });
+    });
+  });
+}
+
+let clockTicks: number | undefined;
+
+/** User + system CPU seconds consumed so far by a process (all its threads), from /proc. */
+export function cpuSeconds(pid: number): number | undefined {
+  try {
+    clockTicks ??= Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // After "pid (comm) ", field 3 (state) is index 0: utime (14) is 11, stime (15) is 12.
+    return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Core pinning: with taskset and at least two allowed cores, the servers get
+ * the last allowed core and this process (the load generator) the first.
+ */
+export function planPinning(): { server: number; generator: number } | undefined {
+  try {
+    const out = execFileSync("taskset", ["-c", "-p", String(process.pid)], { encoding: "utf8" });
+    const list = out.slice(out.lastIndexOf(":") + 1).trim();
+    const cores = list.split(",").flatMap((part) => {
+      const [from, to] = part.split("-").map(Number);
+      if (from === undefined || Number.isNaN(from)) return [];
+      const last = to === undefined || Number.isNaN(to) ? from : to;
+      return Array.from({ length: last - from + 1 }, (_, i) => from + i);
+    });
+    const generator = cores[0];
+    const server = cores[cores.length - 1];
+    if (generator === undefined || server === undefined || generator === server) return undefined;
+    execFileSync("taskset", ["-a", "-c", "-p", String(generator), String(process.pid)], {
+      stdio: "ignore",
+    });
+    return { server, generator };
+  } catch {
+    return undefined;
+  }
+}

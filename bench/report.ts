@@ -1,0 +1,90 @@
+/** Plain-text tables and number formatting for the benchmark's output. */
+
+/** Renders rows under headers; the first column is left-aligned, the others right-aligned. */
+export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = headers.map((header, column) =>
+    Math.max(header.length, ...rows.map((row) => (row[column] ?? "").length)),
+  );
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((cell, column) => {
+        const width = widths[column] ?? cell.length;
+        return column === 0 ? cell.padEnd(width) : cell.padStart(width);
+      })
+      .join("  ")
+      .trimEnd();
+  const rule = widths.map((width) => "-".repeat(width)).join("  ");
+  return [line(headers), rule, ...rows.map(line)].join("\n");
+}
+
+export function heading(title: string): string {
+  return `\n${title}\n${"=".repeat(title.length)}`;
+}
+
+/** A number with a fixed count of decimals; "n/a" when unknown. */
+export function fixed(value: number | undefined, decimals: number): string {
+  return value === undefined || !Number.isFinite(value) ? "n/a" : value.toFixed(decimals);
+}
+
+/** A whole number with thousands separators; "n/a" when unknown. */
+export function whole(value: number | undefined): string {
+  return value === undefined || !Number.isFinite(value)
+    ? "n/a"
+    : Math.round(value).toLocaleString("en-US");
+}
+
+/** a / b as "1.23×"; "n/a" when either is unknown or b is 0. */
+export function ratio(a: number | undefined, b: number | undefined): string {
+  if (a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || b === 0) {
+    return "n/a";
+  }
+  return `${(a / b).toFixed(2)}x`;
+}
+
+export interface Percentiles {
+  count: number;
+  mean: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+}
+
+/** Nearest-rank percentiles of the first `count` samples (sorted in place). */
+export function percentiles(samples: Float64Array, count: number): Percentiles {
+  const sorted = samples.subarray(0, count).sort();
+  const at = (p: number): number => sorted[Math.max(0, Math.ceil((p / 100) * count) - 1)] ?? NaN;
+  let sum = 0;
+  for (const value of sorted) sum += value;
+  return {
+    count,
+    mean: count === 0 ? NaN : sum / count,
+    p50: at(50),
+    p90: at(90),
+    p99: at(99),
+    max: count === 0 ? NaN : (sorted[count - 1] ?? NaN),
+  };
+}
+
+/** A growable list of float samples, cheap to append to on a hot path. */
+export class SampleBuffer {
+  private data: Float64Array;
+  length = 0;
+
+  constructor(initialCapacity = 1 << 16) {
+    this.data = new Float64Array(initialCapacity);
+  }
+
+  push(value: number): void {
+    if (this.length === this.data.length) {
+      const grown = new Float64Array(this.data.length * 2);
+      grown.set(this.data);
+      this.data = grown;
+    }
+    this.data[this.length++] = value;
+  }
+
+  summary(): Percentiles {
+    return percentiles(this.data, this.length);
+  }
+}
