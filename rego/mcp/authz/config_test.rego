@@ -51,7 +51,7 @@ config_rows := [
 	{
 		"note": "unknown_tool null (an operator dropping it) is an error, not a silent gap",
 		"data": {"unknown_tool": null},
-		"expect": {`unknown_tool: "null" is neither a risk class nor "deny"`},
+		"expect": {`unknown_tool: null is neither a risk class nor "deny"`},
 	},
 	{
 		"note": "unknown_tool 'deny' and a class are both valid",
