@@ -39,6 +39,17 @@ config_errors contains sprintf("risk_classes.%s.max_auth_age_s: must be a number
 
 list_requirements := {"scopes_any", "scopes_all", "device_trust", "acr", "networks", "countries", "hours_utc"}
 
+# A misspelt requirement (scope_any for scopes_any) would be ignored, silently
+# dropping the constraint the operator meant to set.
+config_errors contains sprintf("risk_classes.%s.%s: unknown requirement (known: %s)", [c, key, concat(", ", sort(known_requirements))]) if {
+	some c, rule in data.risk_classes
+	is_object(rule)
+	some key, _ in rule
+	not key in known_requirements
+}
+
+known_requirements := list_requirements | {"max_auth_age_s"}
+
 config_errors contains sprintf("risk_classes.%s: not listed in risk_order", [c]) if {
 	some c in known_classes
 	not class_rank(c)

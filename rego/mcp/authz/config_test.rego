@@ -166,6 +166,11 @@ config_rows := [
 		"expect": {"risk_classes.destructive.max_auth_age_s: must be a number or null"},
 	},
 	{
+		"note": "a misspelt requirement key is an error, not a silently dropped constraint",
+		"data": {"risk_classes": {"write": {"scope_any": ["mcp:write"]}}},
+		"expect": {"risk_classes.write.scope_any: unknown requirement (known: acr, countries, device_trust, hours_utc, max_auth_age_s, networks, scopes_all, scopes_any)"},
+	},
+	{
 		"note": "null drops a requirement and is not an error",
 		"profile": "operator",
 		"data": {"risk_classes": {

@@ -149,7 +149,12 @@ deny(code, admin) := {"code": code, "admin": admin, "user": user_messages[code]}
 # the values used here; quote(x) as %q does for a plain string.
 show(x) := x if is_string(x)
 
-show(x) := json.marshal(x) if not is_string(x)
+show(x) := concat("", ["[", concat(", ", [json.marshal(e) | some e in x]), "]"]) if is_array(x)
+
+show(x) := json.marshal(x) if {
+	not is_string(x)
+	not is_array(x)
+}
 
 quote(x) := json.marshal(x)
 

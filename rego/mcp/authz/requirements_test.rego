@@ -302,3 +302,17 @@ test_step_up_only_when_every_denial_is_fixable if {
 	}
 	count(step_up_violations) == 0
 }
+
+# show() and quote() render values as OPA's %v and %q did, without relying on
+# sprintf verbs that opa-wasm's JavaScript sprintf lacks or mishandles.
+test_show_and_quote if {
+	data.mcp.authz.show("unknown") == "unknown"
+	data.mcp.authz.show(null) == "null"
+	data.mcp.authz.show(900) == "900"
+	data.mcp.authz.show(false) == "false"
+	data.mcp.authz.show([]) == "[]"
+	data.mcp.authz.show(["compliant", "managed"]) == `["compliant", "managed"]`
+	data.mcp.authz.show({"a": 1}) == `{"a":1}`
+	data.mcp.authz.quote("x/y") == `"x/y"`
+	data.mcp.authz.quote(null) == "null"
+}
