@@ -31,7 +31,12 @@ granted if method_rule == "allow"
 
 granted if required_class
 
-reasons := [r | some r in denials]
+# Ordered by code, so that clients and logs see a stable order.
+reasons := [d |
+	some code in sort(denial_codes)
+	some d in denials
+	d.code == code
+]
 
 # Step-up is offered only when every failed requirement is one the caller can
 # fix by re-authenticating (more scopes, a stronger acr, a fresh login); a
