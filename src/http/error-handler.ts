@@ -2,10 +2,10 @@ import type { ErrorRequestHandler, RequestHandler } from "express";
 import { ApiError } from "../errors.js";
 import type { Logger } from "../observability/logger.js";
 
-/** body-parser's error types, mapped onto the registry. */
+/** body-parser's errors (by type, else by 4xx status), mapped onto the registry. */
 function fromBodyParser(error: unknown): ApiError | undefined {
-  if (typeof error !== "object" || error === null || !("type" in error)) return undefined;
-  switch (error.type) {
+  if (typeof error !== "object" || error === null) return undefined;
+  switch ((error as { type?: unknown }).type) {
     case "entity.too.large":
       return new ApiError(
         "body_too_large",
@@ -18,8 +18,17 @@ function fromBodyParser(error: unknown): ApiError | undefined {
     case "request.aborted":
       return new ApiError("invalid_request", "the body ended before its declared length");
     default:
-      return undefined;
+      break;
   }
+  // Other client-side body failures (a corrupt gzip/deflate/br body, say) carry a 4xx status but no type.
+  const status = (error as { status?: unknown }).status;
+  if (typeof status === "number" && status >= 400 && status < 500) {
+    return new ApiError(
+      "invalid_request",
+      "the body could not be read (corrupt or mismatched Content-Encoding?)",
+    );
+  }
+  return undefined;
 }
 
 /**

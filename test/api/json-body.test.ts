@@ -106,8 +106,16 @@ describe("parseJsonObject", () => {
   });
 
   test("an empty object or array still counts as a level", () => {
-    assertRefused(() => parse('{"a":{"b":{}}}', { maxBytes: 4096, maxDepth: 2 }), "body_too_deep", "/a/b");
-    assertRefused(() => parse('{"a":{"b":[]}}', { maxBytes: 4096, maxDepth: 2 }), "body_too_deep", "/a/b");
+    assertRefused(
+      () => parse('{"a":{"b":{}}}', { maxBytes: 4096, maxDepth: 2 }),
+      "body_too_deep",
+      "/a/b",
+    );
+    assertRefused(
+      () => parse('{"a":{"b":[]}}', { maxBytes: 4096, maxDepth: 2 }),
+      "body_too_deep",
+      "/a/b",
+    );
   });
 
   test("10 000 levels of nesting is body_too_deep without overflowing the stack", () => {
@@ -125,7 +133,11 @@ describe("parseJsonObject", () => {
 
   for (const key of ["__proto__", "constructor", "prototype"]) {
     test(`a top-level "${key}" key is forbidden_key at /${key}`, () => {
-      assertRefused(() => parse(`{"subject":{},"${key}":{"polluted":true}}`), "forbidden_key", `/${key}`);
+      assertRefused(
+        () => parse(`{"subject":{},"${key}":{"polluted":true}}`),
+        "forbidden_key",
+        `/${key}`,
+      );
     });
 
     test(`a nested "${key}" key is forbidden_key with its pointer`, () => {
@@ -147,7 +159,11 @@ describe("parseJsonObject", () => {
   });
 
   test("a forbidden key under a key containing / and ~ has an escaped pointer", () => {
-    assertRefused(() => parse('{"x/y~z":{"constructor":1}}'), "forbidden_key", "/x~1y~0z/constructor");
+    assertRefused(
+      () => parse('{"x/y~z":{"constructor":1}}'),
+      "forbidden_key",
+      "/x~1y~0z/constructor",
+    );
   });
 
   test("a forbidden key does not pollute Object.prototype", () => {

@@ -55,10 +55,15 @@ denials contains deny("auth_too_old", sprintf("authentication age %s s exceeds %
 }
 
 # Only a number can be fresh: Rego orders null and false below every number.
+# An auth_time in the future (beyond clock skew between the IdP and the PDP)
+# is not credible, so it proves nothing about freshness.
 auth_fresh if {
 	is_number(auth_age)
+	auth_age >= 0 - auth_time_skew_s
 	auth_age <= required_rule.max_auth_age_s
 }
+
+auth_time_skew_s := 60
 
 denials contains deny("acr_insufficient", sprintf("acr %s is not one of %s", [show(acr), show(required_rule.acr)])) if {
 	is_array(required_rule.acr)

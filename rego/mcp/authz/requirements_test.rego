@@ -191,6 +191,16 @@ requirement_rows := [
 		"expect": denied_step_up(["auth_too_old"], risk_of("destructive", "unknown_tool"), {"max_age": 900}),
 	},
 	{
+		"note": "an auth_time an hour in the future (auth_age_s -3600) is not credible, so not fresh",
+		"set": {"subject": {"properties": {"auth_age_s": -3600}}},
+		"expect": denied_step_up(["auth_too_old"], risk_of("destructive", "unknown_tool"), {"max_age": 900}),
+	},
+	{
+		"note": "an auth_time within the 60 s clock skew ahead of the PDP still counts as fresh",
+		"set": {"subject": {"properties": {"auth_age_s": -60}}},
+		"expect": {"allow": true, "reasons": [], "risk": risk_of("destructive", "unknown_tool"), "obligations": {}},
+	},
+	{
 		"note": "acr null is not mfa",
 		"set": {"subject": {"properties": {"acr": null}}},
 		"expect": denied_step_up(["acr_insufficient"], risk_of("destructive", "unknown_tool"), {"acr_values": ["mfa"]}),
