@@ -44,7 +44,6 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const wallBefore = process.hrtime.bigint();
 
   const result = await new Promise<Result>((resolve, reject) => {
-    let guard: NodeJS.Timeout | undefined;
     const instance = autocannon(
       {
         url: `${spec.server.baseUrl}${spec.path}`,
@@ -69,7 +68,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
       samples.push(ms);
     });
     // autocannon ends by itself after durationS; this only bounds a wedged run.
-    guard = setTimeout(
+    const guard = setTimeout(
       () => {
         instance.stop();
       },

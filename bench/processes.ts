@@ -87,7 +87,9 @@ export async function waitReady(server: Server, path: string, timeoutMs: number)
       throw new Error(`${server.name} exited before it was ready:\n${server.tail()}`);
     }
     try {
-      const response = await fetch(`${server.baseUrl}${path}`, { signal: AbortSignal.timeout(1000) });
+      const response = await fetch(`${server.baseUrl}${path}`, {
+        signal: AbortSignal.timeout(1000),
+      });
       await response.arrayBuffer();
       if (response.ok) return;
     } catch {

@@ -1,7 +1,11 @@
 /** Plain-text tables and number formatting for the benchmark's output. */
 
-/** Renders rows under headers; the first column is left-aligned, the others right-aligned. */
-export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+/** Renders rows under headers; the first `leftColumns` columns are left-aligned, the others right-aligned. */
+export function table(
+  headers: readonly string[],
+  rows: readonly (readonly string[])[],
+  leftColumns = 1,
+): string {
   const widths = headers.map((header, column) =>
     Math.max(header.length, ...rows.map((row) => (row[column] ?? "").length)),
   );
@@ -9,7 +13,7 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
     cells
       .map((cell, column) => {
         const width = widths[column] ?? cell.length;
-        return column === 0 ? cell.padEnd(width) : cell.padStart(width);
+        return column < leftColumns ? cell.padEnd(width) : cell.padStart(width);
       })
       .join("  ")
       .trimEnd();

@@ -37,8 +37,16 @@ export function workloads(nowMs: number): { allowed: Workload; denied: Workload 
     },
   });
   return {
-    allowed: { name: "allowed write (files/write_file)", expectAllow: true, request: call("files/write_file") },
-    denied: { name: "denied destructive (files/delete_file)", expectAllow: false, request: call("files/delete_file") },
+    allowed: {
+      name: "allowed write (files/write_file)",
+      expectAllow: true,
+      request: call("files/write_file"),
+    },
+    denied: {
+      name: "denied destructive (files/delete_file)",
+      expectAllow: false,
+      request: call("files/delete_file"),
+    },
   };
 }
 

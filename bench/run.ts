@@ -1,0 +1,599 @@
+/**
+ * Performance figures for the PDP, printed as tables (no pass/fail):
+ *   1. in-process evaluation (raw wasm, and the decision engine);
+ *   2. HTTP on loopback with autocannon, the PDP as a real child process;
+ *   3. the peer: an OPA server running the same Rego and data, same scenarios.
+ *
+ * Usage: npm run bench. Everything listens on 127.0.0.1; every child process
+ * is stopped on exit, error or Ctrl-C. Runs in about two minutes.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { availableParallelism, cpus, release, tmpdir, totalmem } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { isDeepStrictEqual } from "node:util";
+import { defaultConfigEntrypoint, defaultEntrypoint, embeddedBundlePath } from "../src/config.js";
+import { PolicyDecisionEngine } from "../src/decision/decision-engine.js";
+import { buildPolicyInput } from "../src/decision/input-builder.js";
+import { readPolicyAnswer, type PolicyAnswer } from "../src/decision/result-reader.js";
+import { readBundle } from "../src/policy/bundle-reader.js";
+import { mergeData, readDataFile, type DataDocument } from "../src/policy/data-overlay.js";
+import { loadActivePolicy } from "../src/policy/policy-loader.js";
+import { runLoad, stopLoads, type LoadResult } from "./load.js";
+import {
+  cpuSeconds,
+  freePort,
+  killAllNow,
+  planPinning,
+  startServer,
+  stopAll,
+  stopServer,
+  waitReady,
+  type Server,
+} from "./processes.js";
+import { fixed, heading, ratio, SampleBuffer, table, whole, type Percentiles } from "./report.js";
+import { opaBody, workloads, type Workload } from "./workload.js";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const operatorData = join(root, "examples", "operator-data.yaml");
+const evaluationPath = "/access/v1/evaluation";
+const opaDecisionPath = "/v1/data/mcp/authz/decision";
+
+/** In-process loop sizes; each loop is also bounded in time. */
+const inProcess = { warmup: 2_000, iterations: 20_000, maxMs: 10_000 };
+/** HTTP scenarios (seconds, connections). */
+const http = {
+  warmupS: 3,
+  fixedRate: 1_000,
+  fixedConnections: 4,
+  fixedS: 10,
+  saturationConnections: 32,
+  saturationS: 10,
+  floorS: 5,
+};
+
+const print = (text = ""): void => {
+  process.stdout.write(`${text}\n`);
+};
+
+let scratch: string | undefined;
+
+async function main(): Promise<void> {
+  const cores = `${cpus().length} / ${availableParallelism()}`; // before pinning narrows the mask
+  const pinning = planPinning();
+  const opa = execFileSync(join(root, "scripts", "ensure-opa.sh"), {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  }).trim();
+  const opaVersion = execFileSync(opa, ["version"], { encoding: "utf8" }).split("\n")[0] ?? "?";
+  const require = createRequire(import.meta.url);
+  const autocannonVersion = (require("autocannon/package.json") as { version: string }).version;
+
+  print(heading("mcp-pdp benchmark"));
+  print(
+    table(
+      ["fact", "value"],
+      [
+        ["node", process.version],
+        ["cpu model", cpus()[0]?.model ?? "unknown"],
+        ["cores (os.cpus / available)", cores],
+        ["kernel", `${process.platform} ${release()}`],
+        ["memory", `${(totalmem() / 2 ** 30).toFixed(1)} GiB`],
+        ["opa", `${opaVersion.replace("Version: ", "v")} (${opa})`],
+        ["autocannon", autocannonVersion],
+        [
+          "core pinning",
+          pinning === undefined
+            ? "no (taskset missing or fewer than 2 cores): servers and load generator share all cores"
+            : `yes: servers on core ${pinning.server} (taskset -c ${pinning.server}), this process (in-process loops, autocannon) on core ${pinning.generator}`,
+        ],
+      ],
+      2,
+    ),
+  );
+
+  // 1. In-process evaluation -------------------------------------------------
+  const startedAt = Date.now();
+  const { allowed, denied } = workloads(startedAt);
+  const active = await loadActivePolicy({
+    bundlePath: embeddedBundlePath,
+    dataPath: operatorData,
+    entrypoint: defaultEntrypoint,
+    configCheck: { entrypoint: defaultConfigEntrypoint, required: true },
+  });
+  const engine = new PolicyDecisionEngine(active);
+
+  print(heading("1. In-process evaluation (one thread, this process)"));
+  print(
+    `policy: embedded bundle ${active.revision} + examples/operator-data.yaml, entrypoint ${active.entrypoint}`,
+  );
+  print(
+    `${inProcess.warmup} warm-up then ${inProcess.iterations} timed iterations per row (capped at ${inProcess.maxMs / 1000} s), each timed with process.hrtime.bigint`,
+  );
+  const inProcessRows: string[][] = [];
+  const inProcessStats = new Map<string, Percentiles>();
+  for (const workload of [allowed, denied]) {
+    const input = buildPolicyInput(workload.request, Date.now());
+    const raw = (): unknown => active.policy.evaluate(active.entrypoint, input);
+    const decide = (): unknown => engine.decide(workload.request);
+    checkWorkload(workload, engine.decide(workload.request).allow);
+    for (const [label, fn] of [
+      ["(a) WasmPolicy.evaluate", raw],
+      ["(b) PolicyDecisionEngine.decide", decide],
+    ] as const) {
+      const result = measure(fn);
+      inProcessStats.set(`${label}|${workload.expectAllow ? "allow" : "deny"}`, result.latency);
+      inProcessRows.push([
+        `${label}, ${workload.name}`,
+        whole(result.latency.count),
+        whole(result.perSecond),
+        fixed(result.latency.mean, 1),
+        fixed(result.latency.p50, 1),
+        fixed(result.latency.p90, 1),
+        fixed(result.latency.p99, 1),
+        fixed(result.latency.max, 1),
+      ]);
+    }
+  }
+  print();
+  print(
+    table(
+      ["case", "iterations", "evals/s", "mean µs", "p50 µs", "p90 µs", "p99 µs", "max µs"],
+      inProcessRows,
+    ),
+  );
+  print(
+    "(b) adds to (a): input building (clock, scopes, server/tool), a random UUID and reading the result.",
+  );
+
+  // Servers --------------------------------------------------------------------
+  print(heading("Setup: PDP and OPA servers on 127.0.0.1"));
+  scratch = mkdtempSync(join(tmpdir(), "mcp-pdp-bench-"));
+  const merged = mergeData(
+    (await readBundle(embeddedBundlePath)).data,
+    await readDataFile(operatorData),
+  );
+  const mergedFile = join(scratch, "operator-merged.json");
+  writeFileSync(mergedFile, JSON.stringify(merged));
+
+  const [pdpPort, opaPort] = [await freePort(), await freePort()];
+  const pdp = startServer({
+    name: "PDP",
+    command: process.execPath,
+    args: ["--import", "tsx", "src/main.ts"],
+    cwd: root,
+    env: {
+      ...process.env,
+      HOST: "127.0.0.1",
+      PORT: String(pdpPort),
+      PDP_DATA: operatorData,
+      LOG_LEVEL: "warn",
+    },
+    port: pdpPort,
+    cpu: pinning?.server,
+  });
+  // Policy from the Rego sources, as the bundle is built (no tests, no cases),
+  // and the data the PDP evaluates: bundle data.json merged with the operator
+  // file. rego/data.json is ignored since the merged file already holds it.
+  const opaArgs = [
+    "run",
+    "--server",
+    "--addr",
+    `127.0.0.1:${opaPort}`,
+    "--log-level",
+    "error",
+    "--skip-version-check",
+    "--ignore",
+    "*_test.rego",
+    "--ignore",
+    "cases",
+    "--ignore",
+    "data.json",
+    "rego",
+    mergedFile,
+  ];
+  const opaServer = startServer({
+    name: "OPA",
+    command: opa,
+    args: opaArgs,
+    cwd: root,
+    env: process.env,
+    port: opaPort,
+    cpu: pinning?.server,
+  });
+  await Promise.all([waitReady(pdp, "/ready", 30_000), waitReady(opaServer, "/health", 30_000)]);
+  const pin = pinning === undefined ? "" : `taskset -c ${pinning.server} `;
+  print(
+    `PDP: ${pin}node --import tsx src/main.ts  (pid ${pdp.pid}, ${pdp.baseUrl}, LOG_LEVEL=warn)`,
+  );
+  print(`OPA: ${pin}opa ${opaArgs.join(" ").replace(scratch, "$TMP")}  (pid ${opaServer.pid})`);
+  if (pinning !== undefined) {
+    print(`OPA's GOMAXPROCS follows its affinity mask: 1 core, like the PDP's one JS thread.`);
+  }
+
+  if (!(await opaLoadedSamePolicy(opaServer, merged))) {
+    process.exitCode = 1;
+    return;
+  }
+  if (!(await serversAgree(pdp, opaServer, engine, [allowed, denied], startedAt))) {
+    process.exitCode = 1;
+    return;
+  }
+
+  // 2. and 3. HTTP scenarios ---------------------------------------------------
+  const pdpBody = JSON.stringify(allowed.request);
+  const opaRequestBody = opaBody(allowed.request, startedAt);
+  print(heading("2./3. HTTP on loopback (autocannon), typical allowed request"));
+  print(
+    [
+      `PDP: POST ${evaluationPath} with the AuthZEN request (${pdpBody.length} bytes).`,
+      `OPA: POST ${opaDecisionPath} with {"input": <the document the PDP builds>} (${opaRequestBody.length} bytes).`,
+      `Each server: ${http.warmupS} s warm-up at saturation (discarded), then fixed rate ${http.fixedRate} req/s over ${http.fixedConnections} connections for ${http.fixedS} s,`,
+      `saturation with ${http.saturationConnections} connections for ${http.saturationS} s, and GET /health at saturation for ${http.floorS} s (the HTTP floor).`,
+      `autocannon runs in this process and shares the machine with the server${pinning === undefined ? " (no pinning: all cores are shared)" : ` (it is on core ${pinning.generator}, the server alone on core ${pinning.server})`};`,
+      `"gen CPU" is its load: near 100 % means the generator, not the server, limits the rate.`,
+    ].join("\n"),
+  );
+
+  const results = new Map<string, LoadResult>();
+  const rows: string[][] = [];
+  const targets = [
+    { label: "PDP", server: pdp, path: evaluationPath, body: pdpBody, idle: opaServer },
+    {
+      label: "OPA",
+      server: opaServer,
+      path: opaDecisionPath,
+      body: opaRequestBody,
+      idle: undefined,
+    },
+  ];
+  for (const target of targets) {
+    const idleCpuBefore = target.idle === undefined ? undefined : cpuSeconds(target.idle.pid);
+    const idleWallBefore = Date.now();
+    const post = {
+      server: target.server,
+      path: target.path,
+      method: "POST",
+      body: target.body,
+    } as const;
+    await runLoad({ ...post, connections: http.saturationConnections, durationS: http.warmupS });
+    const scenarios = [
+      {
+        name: `fixed ${http.fixedRate}/s`,
+        spec: {
+          ...post,
+          connections: http.fixedConnections,
+          durationS: http.fixedS,
+          overallRate: http.fixedRate,
+        },
+      },
+      {
+        name: "saturation",
+        spec: { ...post, connections: http.saturationConnections, durationS: http.saturationS },
+      },
+      {
+        name: "GET /health (floor)",
+        spec: {
+          server: target.server,
+          path: "/health",
+          method: "GET",
+          connections: http.saturationConnections,
+          durationS: http.floorS,
+        } as const,
+      },
+    ];
+    for (const scenario of scenarios) {
+      const result = await runLoad(scenario.spec);
+      results.set(`${target.label}|${scenario.name}`, result);
+      rows.push(loadRow(`${target.label} ${scenario.name}`, scenario.spec.connections, result));
+    }
+    if (target.idle !== undefined && idleCpuBefore !== undefined) {
+      const idleCpuAfter = cpuSeconds(target.idle.pid);
+      if (idleCpuAfter !== undefined) {
+        const share = (idleCpuAfter - idleCpuBefore) / ((Date.now() - idleWallBefore) / 1000);
+        print(
+          `(idle ${target.idle.name} on the same core used ${fixed(share * 100, 2)} % of it during the ${target.label} runs)`,
+        );
+      }
+    }
+    await stopServer(target.server);
+  }
+  print();
+  print(
+    table(
+      [
+        "scenario",
+        "conns",
+        "req/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "non-2xx",
+        "errors",
+        "srv CPU %",
+        "srv CPU µs/req",
+        "gen CPU %",
+      ],
+      rows,
+    ),
+  );
+  print(
+    [
+      "Latency: per response, write to last byte, from autocannon's hrtime timings (autocannon's own histogram has",
+      "1 ms resolution). At a fixed rate autocannon sends each connection's per-second quota back to back at the",
+      "start of every second, then idles: those latencies are of short bursts over 4 connections, not of evenly",
+      "paced arrivals, and no coordinated-omission correction is applied.",
+    ].join("\n"),
+  );
+
+  // Side by side -----------------------------------------------------------------
+  print(heading("PDP vs OPA (same Rego, same data, same input document, one core each)"));
+  const get = (label: string, scenario: string): LoadResult | undefined =>
+    results.get(`${label}|${scenario}`);
+  const fixedName = `fixed ${http.fixedRate}/s`;
+  const compare: [string, (r: LoadResult) => number | undefined, number][] = [
+    ["req/s", (r) => r.rps, 0],
+    ["p50 ms", (r) => r.latencyMs.p50, 3],
+    ["p99 ms", (r) => r.latencyMs.p99, 3],
+    ["srv CPU µs/req", (r) => r.serverCpuPerRequestUs, 1],
+  ];
+  const sideRows: string[][] = [];
+  for (const scenario of [fixedName, "saturation", "GET /health (floor)"]) {
+    for (const [metric, pick, decimals] of compare) {
+      const a = get("PDP", scenario);
+      const b = get("OPA", scenario);
+      const va = a === undefined ? undefined : pick(a);
+      const vb = b === undefined ? undefined : pick(b);
+      const show = (v: number | undefined): string =>
+        decimals === 0 ? whole(v) : fixed(v, decimals);
+      sideRows.push([`${scenario}: ${metric}`, show(va), show(vb), ratio(va, vb)]);
+    }
+  }
+  print(table(["metric", "PDP", "OPA", "PDP/OPA"], sideRows));
+
+  // Where the time goes ----------------------------------------------------------
+  print(heading("Where a PDP request's CPU goes at saturation (estimate)"));
+  const pdpSat = get("PDP", "saturation")?.serverCpuPerRequestUs;
+  const pdpFloor = get("PDP", "GET /health (floor)")?.serverCpuPerRequestUs;
+  const decideUs = inProcessStats.get("(b) PolicyDecisionEngine.decide|allow")?.mean;
+  const rawUs = inProcessStats.get("(a) WasmPolicy.evaluate|allow")?.mean;
+  if (
+    pdpSat !== undefined &&
+    pdpFloor !== undefined &&
+    decideUs !== undefined &&
+    rawUs !== undefined
+  ) {
+    const share = (us: number): string => `${fixed((100 * us) / pdpSat, 0)} %`;
+    const rest = pdpSat - decideUs - pdpFloor;
+    print(
+      table(
+        ["part", "µs/request", "share"],
+        [
+          ["server CPU per POST evaluation (measured, /proc)", fixed(pdpSat, 1), "100 %"],
+          ["  wasm evaluation (in-process mean, (a))", fixed(rawUs, 1), share(rawUs)],
+          [
+            "  input building + UUID + result reading ((b) - (a))",
+            fixed(decideUs - rawUs, 1),
+            share(decideUs - rawUs),
+          ],
+          [
+            "  HTTP + express floor (server CPU per GET /health)",
+            fixed(pdpFloor, 1),
+            share(pdpFloor),
+          ],
+          [
+            "  rest: body read, JSON parse, ajv, JSON reply (difference)",
+            fixed(rest, 1),
+            share(rest),
+          ],
+        ],
+      ),
+    );
+    const opaSat = get("OPA", "saturation")?.serverCpuPerRequestUs;
+    const opaFloor = get("OPA", "GET /health (floor)")?.serverCpuPerRequestUs;
+    if (opaSat !== undefined && opaFloor !== undefined) {
+      print(
+        `OPA for comparison: ${fixed(opaSat, 1)} µs/request, of which ${fixed(opaFloor, 1)} µs is its HTTP floor and ` +
+          `${fixed(opaSat - opaFloor, 1)} µs input parsing + Rego evaluation (topdown) + reply.`,
+      );
+    }
+    print(
+      "In-process means were taken on the generator core while idle; treat the split as approximate.",
+    );
+  } else {
+    print("n/a: CPU accounting (/proc) unavailable");
+  }
+}
+
+/** Times `fn` per call after a warm-up; bounded by iterations and by time. */
+function measure(fn: () => unknown): { perSecond: number; latency: Percentiles } {
+  const warmupDeadline = Date.now() + inProcess.maxMs;
+  for (let i = 0; i < inProcess.warmup && Date.now() < warmupDeadline; i++) fn();
+  const samples = new SampleBuffer(inProcess.iterations);
+  const deadline = process.hrtime.bigint() + BigInt(inProcess.maxMs) * 1_000_000n;
+  const start = process.hrtime.bigint();
+  let before = start;
+  for (let i = 0; i < inProcess.iterations; i++) {
+    fn();
+    const after = process.hrtime.bigint();
+    samples.push(Number(after - before) / 1000);
+    before = after;
+    if (after > deadline) break;
+  }
+  const elapsedS = Number(before - start) / 1e9;
+  return { perSecond: samples.length / elapsedS, latency: samples.summary() };
+}
+
+function checkWorkload(workload: Workload, allow: boolean): void {
+  if (allow !== workload.expectAllow) {
+    throw new Error(
+      `the workload "${workload.name}" is ${allow ? "allowed" : "denied"}, expected ${workload.expectAllow ? "allowed" : "denied"}: fix bench/workload.ts`,
+    );
+  }
+}
+
+function loadRow(name: string, connections: number, r: LoadResult): string[] {
+  const pct = (share: number | undefined): string =>
+    share === undefined ? "n/a" : fixed(share * 100, 0);
+  return [
+    name,
+    String(connections),
+    whole(r.rps),
+    fixed(r.latencyMs.p50, 3),
+    fixed(r.latencyMs.p90, 3),
+    fixed(r.latencyMs.p99, 3),
+    fixed(r.latencyMs.max, 3),
+    whole(r.non2xx),
+    whole(r.errors),
+    pct(r.serverCpuShare),
+    fixed(r.serverCpuPerRequestUs, 1),
+    pct(r.generatorCpuShare),
+  ];
+}
+
+async function postJson(url: string, body: string): Promise<{ status: number; body: unknown }> {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body,
+    signal: AbortSignal.timeout(5000),
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+async function getJson(url: string): Promise<unknown> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  if (!response.ok) throw new Error(`GET ${url}: ${response.status}`);
+  return response.json();
+}
+
+/** OPA must hold exactly the PDP's data and only the policy modules (no tests). */
+async function opaLoadedSamePolicy(opa: Server, merged: DataDocument): Promise<boolean> {
+  const data = (await getJson(`${opa.baseUrl}/v1/data`)) as { result?: Record<string, unknown> };
+  const { mcp: _rules, ...loadedData } = data.result ?? {};
+  const policies = (await getJson(`${opa.baseUrl}/v1/policies`)) as { result?: { id: string }[] };
+  const modules = (policies.result ?? []).map((p) => p.id.replace(/^.*\/rego\//, "rego/")).sort();
+  const sameData = isDeepStrictEqual(loadedData, JSON.parse(JSON.stringify(merged)));
+  const noTests = modules.every((m) => !m.endsWith("_test.rego") && !m.includes("/cases/"));
+  print(`OPA modules: ${modules.join(", ")}`);
+  print(
+    sameData
+      ? "OPA data: identical to the PDP's (bundle data.json deep-merged with examples/operator-data.yaml)."
+      : `OPA data DIFFERS from the PDP's: ${JSON.stringify(loadedData)}`,
+  );
+  if (!noTests) print("OPA loaded test files: fix the --ignore flags.");
+  return sameData && noTests && modules.length > 0;
+}
+
+/** Both servers (and the in-process engine) must answer the same decision for each workload. */
+async function serversAgree(
+  pdp: Server,
+  opa: Server,
+  engine: PolicyDecisionEngine,
+  cases: readonly Workload[],
+  nowMs: number,
+): Promise<boolean> {
+  const rows: string[][] = [];
+  let agree = true;
+  let orderDiffers = false;
+  for (const workload of cases) {
+    const fromPdp = await postJson(
+      `${pdp.baseUrl}${evaluationPath}`,
+      JSON.stringify(workload.request),
+    );
+    const fromOpa = await postJson(
+      `${opa.baseUrl}${opaDecisionPath}`,
+      opaBody(workload.request, nowMs),
+    );
+    const pdpAnswer = pdpDecision(fromPdp.body);
+    const opaAnswer = readPolicyAnswer((fromOpa.body as { result?: unknown }).result);
+    const { id: _id, revision: _revision, ...local } = engine.decide(workload.request);
+    const same =
+      fromPdp.status === 200 &&
+      fromOpa.status === 200 &&
+      isDeepStrictEqual(unordered(pdpAnswer), unordered(opaAnswer)) &&
+      isDeepStrictEqual(pdpAnswer, local);
+    const sameOrder = isDeepStrictEqual(pdpAnswer.reasons, opaAnswer.reasons);
+    agree &&= same;
+    orderDiffers ||= !sameOrder;
+    rows.push([
+      workload.name,
+      String(pdpAnswer.allow),
+      String(opaAnswer.allow),
+      pdpAnswer.reasons.map((r) => r.code).join(", ") || "-",
+      opaAnswer.reasons.map((r) => r.code).join(", ") || "-",
+      same ? "yes" : "NO",
+    ]);
+    if (!same) {
+      print(`PDP (HTTP ${fromPdp.status}): ${JSON.stringify(pdpAnswer)}`);
+      print(`OPA (HTTP ${fromOpa.status}): ${JSON.stringify(opaAnswer)}`);
+      print(`in-process: ${JSON.stringify(local)}`);
+    }
+  }
+  print();
+  print(
+    table(
+      ["input", "PDP allow", "OPA allow", "PDP reasons (codes)", "OPA reasons (codes)", "same"],
+      rows,
+    ),
+  );
+  print(
+    agree
+      ? "PDP and OPA agree: same allow, same reasons (code, admin, user), risk and obligations for both typical inputs."
+      : "PDP and OPA DISAGREE: no load is run against servers that do not decide the same.",
+  );
+  if (orderDiffers) {
+    print(
+      "Note: the reasons come in a different ORDER from the two evaluators (set iteration order is\n" +
+        "evaluator-specific: wasm vs OPA's topdown); the comparison above is order-insensitive for reasons.",
+    );
+  }
+  return agree;
+}
+
+/** The answer with its reasons in a canonical order, for an order-insensitive comparison. */
+function unordered(answer: PolicyAnswer): PolicyAnswer {
+  const key = (r: PolicyAnswer["reasons"][number]): string =>
+    JSON.stringify([r.code, r.admin, r.user]);
+  return { ...answer, reasons: [...answer.reasons].sort((a, b) => key(a).localeCompare(key(b))) };
+}
+
+/** The PolicyAnswer inside the PDP's AuthZEN response. */
+function pdpDecision(body: unknown): PolicyAnswer {
+  const { decision, context } = body as { decision: boolean; context: Record<string, unknown> };
+  return {
+    allow: decision,
+    reasons: context.reasons as PolicyAnswer["reasons"],
+    risk: context.risk,
+    obligations: context.obligations as Record<string, unknown>,
+  };
+}
+
+async function cleanup(): Promise<void> {
+  stopLoads();
+  await stopAll();
+  if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
+  scratch = undefined;
+}
+
+process.on("exit", killAllNow);
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    process.stderr.write(`\n${signal}: stopping the load and the servers\n`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+try {
+  await main();
+} catch (error) {
+  process.stderr.write(
+    `bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}
