@@ -1,5 +1,6 @@
+import type { RequestListener } from "node:http";
 import express, { type Express } from "express";
-import { createAuthzenApi } from "./api/authzen-api.js";
+import { authzenPaths, createAuthzenApi } from "./api/authzen-api.js";
 import type { Config } from "./config.js";
 import {
   PolicyDecisionEngine,
@@ -8,6 +9,7 @@ import {
 } from "./decision/decision-engine.js";
 import { errorHandler, notFound } from "./http/error-handler.js";
 import { authzenRouter } from "./http/authzen-router.js";
+import { leanListener } from "./http/lean-listener.js";
 import { opsRouter } from "./http/ops-router.js";
 import { requestId } from "./http/request-id.js";
 import type { Logger } from "./observability/logger.js";
@@ -23,6 +25,9 @@ export interface AppDependencies {
 
 /** The assembled service. It never listens: main.ts (or a test) does. */
 export interface App {
+  /** What a node:http server should serve: the lean decision path, express for the rest. */
+  listener: RequestListener;
+  /** The express app alone (every route, no lean path). */
   express: Express;
   engine: DecisionEngine;
   /** Marks the service as draining: /ready answers 503 from then on. */
@@ -87,7 +92,25 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   app.use(notFound);
   app.use(errorHandler(logger));
 
+  const listener = leanListener({
+    routes: [
+      { method: "POST", path: authzenPaths.evaluation, handler: api.evaluation },
+      { method: "POST", path: authzenPaths.evaluations, handler: api.evaluations },
+    ],
+    maxBodyBytes: config.limits.maxBodyBytes,
+    fallback: app,
+    onError: (error, request) => {
+      logger.error("request failed", {
+        request_id: request.requestId,
+        method: request.method,
+        path: request.path,
+        error: error instanceof Error ? error.stack : String(error),
+      });
+    },
+  });
+
   return {
+    listener,
     express: app,
     engine,
     drain: () => {

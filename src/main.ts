@@ -1,4 +1,4 @@
-import type { Server } from "node:http";
+import { createServer, type Server } from "node:http";
 import { buildApp } from "./app.js";
 import { loadConfig } from "./config.js";
 import { StartupError } from "./errors.js";
@@ -27,7 +27,8 @@ async function main(): Promise<void> {
     return;
   }
 
-  const server = app.express.listen(config.port, config.host, () => {
+  const server = createServer(app.listener);
+  server.listen(config.port, config.host, () => {
     const address = server.address();
     const port = typeof address === "object" && address !== null ? address.port : config.port;
     logger.info("listening", { host: config.host, port, public_url: config.publicUrl });

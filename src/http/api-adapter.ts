@@ -1,5 +1,5 @@
 import express, { type Request, type RequestHandler, type Response } from "express";
-import type { ApiRequest, ApiResponse } from "../api/api-types.js";
+import type { ApiHandler } from "./lean-listener.js";
 
 /**
  * Reads the raw body (bounded) for handlers that parse it themselves: parsing
@@ -10,10 +10,10 @@ export function rawBody(maxBytes: number): RequestHandler {
 }
 
 /** Runs a transport-neutral handler for an express request. Thrown errors go to the error handler. */
-export function serve(handler: (request: ApiRequest) => ApiResponse): RequestHandler {
-  return (req: Request, res: Response) => {
+export function serve(handler: ApiHandler): RequestHandler {
+  return async (req: Request, res: Response) => {
     const body: unknown = req.body;
-    const response = handler({
+    const response = await handler({
       method: req.method,
       path: req.path,
       headers: req.headers,

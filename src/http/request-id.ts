@@ -4,6 +4,10 @@ import type { NextFunction, Request, Response } from "express";
 /** A request id a client may choose: printable ASCII without spaces, bounded. */
 const acceptable = /^[\x21-\x7e]{1,128}$/;
 
+export function acceptableRequestId(value: string): boolean {
+  return acceptable.test(value);
+}
+
 declare module "express-serve-static-core" {
   interface Request {
     /** The X-Request-ID echoed on the response and recorded with the request. */
@@ -14,7 +18,7 @@ declare module "express-serve-static-core" {
 /** Echoes a well-formed X-Request-ID, or assigns a fresh one. */
 export function requestId(req: Request, res: Response, next: NextFunction): void {
   const incoming = req.get("x-request-id");
-  req.requestId = incoming !== undefined && acceptable.test(incoming) ? incoming : randomUUID();
+  req.requestId = incoming !== undefined && acceptableRequestId(incoming) ? incoming : randomUUID();
   res.setHeader("x-request-id", req.requestId);
   next();
 }

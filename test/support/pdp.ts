@@ -1,5 +1,5 @@
 import type { AddressInfo } from "node:net";
-import type { Server } from "node:http";
+import { createServer, type Server } from "node:http";
 import { Writable } from "node:stream";
 import { buildApp, type App } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
@@ -19,6 +19,8 @@ export interface StartOptions {
   /** Environment variables as main.ts would read them (HOST/PORT are set by the helper). */
   env?: Record<string, string>;
   clock?: Clock;
+  /** Serve through express alone, skipping the lean decision path (for parity tests). */
+  expressOnly?: boolean;
 }
 
 /** Starts the PDP in-process on an ephemeral loopback port, as main.ts would, with logs captured. */
@@ -39,10 +41,9 @@ export async function startPdp(options: StartOptions = {}): Promise<RunningPdp> 
     logger,
     ...(options.clock ? { clock: options.clock } : {}),
   });
-  const server: Server = await new Promise((resolve) => {
-    const listening = app.express.listen(0, "127.0.0.1", () => {
-      resolve(listening);
-    });
+  const server: Server = createServer(options.expressOnly === true ? app.express : app.listener);
+  await new Promise<void>((resolve) => {
+    server.listen(0, "127.0.0.1", resolve);
   });
   const { port } = server.address() as AddressInfo;
   return {

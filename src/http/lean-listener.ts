@@ -1,0 +1,131 @@
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
+import type { ApiRequest, ApiResponse } from "../api/api-types.js";
+import { ApiError } from "../errors.js";
+import { acceptableRequestId } from "./request-id.js";
+
+/** A transport-neutral handler for one hot route. */
+export type ApiHandler = (request: ApiRequest) => ApiResponse | Promise<ApiResponse>;
+
+export interface LeanRoute {
+  method: string;
+  path: string;
+  handler: ApiHandler;
+}
+
+export interface LeanListenerOptions {
+  routes: readonly LeanRoute[];
+  maxBodyBytes: number;
+  /** Serves everything the lean path does not take, and is the reference behaviour. */
+  fallback: RequestListener;
+  /** Told about unexpected errors (never about client errors). */
+  onError: (error: unknown, request: { requestId: string; method: string; path: string }) => void;
+}
+
+/**
+ * Serves the decision endpoints straight on node:http and hands every other
+ * request to express. Express costs more per request than a policy evaluation
+ * (see README, Performance), so the hot path skips it; the answers are the
+ * same because both call the same ApiHandler and render errors through
+ * ApiError. Anything unusual (compressed bodies, other methods or paths) goes
+ * to express, which stays the reference behaviour.
+ */
+export function leanListener(options: LeanListenerOptions): RequestListener {
+  const routes = new Map(options.routes.map((route) => [`${route.method} ${route.path}`, route.handler]));
+  return (req, res) => {
+    const handler = routes.get(`${req.method ?? ""} ${pathOf(req.url)}`);
+    if (handler === undefined || req.headers["content-encoding"] !== undefined) {
+      options.fallback(req, res);
+      return;
+    }
+    serveLean(req, res, handler, options);
+  };
+}
+
+function pathOf(url: string | undefined): string {
+  if (url === undefined) return "";
+  const query = url.indexOf("?");
+  return query === -1 ? url : url.slice(0, query);
+}
+
+function serveLean(
+  req: IncomingMessage,
+  res: ServerResponse,
+  handler: ApiHandler,
+  options: LeanListenerOptions,
+): void {
+  const incomingId = req.headers["x-request-id"];
+  const requestId =
+    typeof incomingId === "string" && acceptableRequestId(incomingId) ? incomingId : randomUUID();
+  res.setHeader("x-request-id", requestId);
+  const path = pathOf(req.url);
+
+  const declared = req.headers["content-length"];
+  if (declared !== undefined && Number(declared) > options.maxBodyBytes) {
+    refuseBody(req, res, tooLarge());
+    return;
+  }
+
+  const chunks: Buffer[] = [];
+  let received = 0;
+  let refused = false;
+  req.on("data", (chunk: Buffer) => {
+    if (refused) return;
+    received += chunk.length;
+    if (received > options.maxBodyBytes) {
+      refused = true;
+      refuseBody(req, res, tooLarge());
+      return;
+    }
+    chunks.push(chunk);
+  });
+  req.on("end", () => {
+    if (refused) return;
+    const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, received);
+    Promise.resolve()
+      .then(() => handler({ method: req.method ?? "", path, headers: req.headers, body }))
+      .then(
+        (response) => {
+          writeJson(res, response.status, response.body, response.headers);
+        },
+        (error: unknown) => {
+          if (error instanceof ApiError) {
+            writeJson(res, error.status, error.toBody());
+            return;
+          }
+          options.onError(error, { requestId, method: req.method ?? "", path });
+          const internal = new ApiError("internal_error", "internal error; see the PDP log");
+          writeJson(res, internal.status, internal.toBody());
+        },
+      );
+  });
+  req.on("error", () => {
+    // The client went away mid-body: there is no one to answer.
+    refused = true;
+  });
+}
+
+function tooLarge(): ApiError {
+  return new ApiError("body_too_large", "body exceeds the configured limit (PDP_MAX_BODY_BYTES)");
+}
+
+/** Answers before the body is read, then drains it so the connection stays usable. */
+function refuseBody(req: IncomingMessage, res: ServerResponse, error: ApiError): void {
+  writeJson(res, error.status, error.toBody());
+  req.resume();
+}
+
+function writeJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers?: Record<string, string>,
+): void {
+  if (res.headersSent) return;
+  const payload = JSON.stringify(body);
+  res.statusCode = status;
+  if (headers !== undefined) for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+  res.setHeader("content-type", "application/json; charset=utf-8");
+  res.setHeader("content-length", Buffer.byteLength(payload));
+  res.end(payload);
+}
