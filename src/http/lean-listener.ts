@@ -31,7 +31,9 @@ export interface LeanListenerOptions {
  * to express, which stays the reference behaviour.
  */
 export function leanListener(options: LeanListenerOptions): RequestListener {
-  const routes = new Map(options.routes.map((route) => [`${route.method} ${route.path}`, route.handler]));
+  const routes = new Map(
+    options.routes.map((route) => [`${route.method} ${route.path}`, route.handler]),
+  );
   return (req, res) => {
     const handler = routes.get(`${req.method ?? ""} ${pathOf(req.url)}`);
     if (handler === undefined || req.headers["content-encoding"] !== undefined) {
@@ -124,7 +126,8 @@ function writeJson(
   if (res.headersSent) return;
   const payload = JSON.stringify(body);
   res.statusCode = status;
-  if (headers !== undefined) for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+  if (headers !== undefined)
+    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
   res.setHeader("content-type", "application/json; charset=utf-8");
   res.setHeader("content-length", Buffer.byteLength(payload));
   res.end(payload);

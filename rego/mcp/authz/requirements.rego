@@ -5,14 +5,14 @@ import rego.v1
 # Every failed requirement is one denial: a stable code, a message for the
 # operator (admin) and one safe to show the end user (user).
 
-denials contains deny("method_unknown", sprintf("no rule for MCP method %s and unknown_method is deny", [quote(method)])) if {
+denials contains deny("method_unknown", concat("", ["no rule for MCP method ", quote(method), " and unknown_method is deny"])) if {
 	method_rule == "deny"
 	method_unknown_rule
 }
 
 denials contains deny("method_unknown", "the request names no MCP method") if not method
 
-denials contains deny("method_denied", sprintf("MCP method %s is denied by configuration", [quote(method)])) if {
+denials contains deny("method_denied", concat("", ["MCP method ", quote(method), " is denied by configuration"])) if {
 	method_rule == "deny"
 	not method_unknown_rule
 }
@@ -22,19 +22,19 @@ method_unknown_rule if {
 	count(glob_rules) == 0
 }
 
-denials contains deny("tool_unknown", sprintf("tool %s is not in the catalog and unknown_tool is deny", [quote(tool_label)])) if tool_unknown
+denials contains deny("tool_unknown", concat("", ["tool ", quote(tool_label), " is not in the catalog and unknown_tool is deny"])) if tool_unknown
 
-denials contains deny("risk_class_undefined", sprintf("risk class %s has no entry in risk_classes", [quote(required_class)])) if {
+denials contains deny("risk_class_undefined", concat("", ["risk class ", quote(required_class), " has no entry in risk_classes"])) if {
 	required_class
 	not required_rule
 }
 
-denials contains deny("scope_missing", sprintf("requires one of the scopes %s", [show(required_rule.scopes_any)])) if {
+denials contains deny("scope_missing", concat("", ["requires one of the scopes ", show(required_rule.scopes_any)])) if {
 	is_array(required_rule.scopes_any)
 	count({s | some s in required_rule.scopes_any; s in subject_scopes}) == 0
 }
 
-denials contains deny("scope_missing", sprintf("requires the scopes %s", [show(sort(missing_all_scopes))])) if {
+denials contains deny("scope_missing", concat("", ["requires the scopes ", show(sort(missing_all_scopes))])) if {
 	count(missing_all_scopes) > 0
 }
 
@@ -44,12 +44,12 @@ missing_all_scopes := {s |
 	not s in subject_scopes
 }
 
-denials contains deny("device_untrusted", sprintf("device trust %s is not one of %s", [show(device_trust), show(required_rule.device_trust)])) if {
+denials contains deny("device_untrusted", concat("", ["device trust ", show(device_trust), " is not one of ", show(required_rule.device_trust)])) if {
 	is_array(required_rule.device_trust)
 	not device_trust in required_rule.device_trust
 }
 
-denials contains deny("auth_too_old", sprintf("authentication age %s s exceeds %s s", [show(auth_age), show(required_rule.max_auth_age_s)])) if {
+denials contains deny("auth_too_old", concat("", ["authentication age ", show(auth_age), " s exceeds ", show(required_rule.max_auth_age_s), " s"])) if {
 	is_number(required_rule.max_auth_age_s)
 	not auth_fresh
 }
@@ -65,12 +65,12 @@ auth_fresh if {
 
 auth_time_skew_s := 60
 
-denials contains deny("acr_insufficient", sprintf("acr %s is not one of %s", [show(acr), show(required_rule.acr)])) if {
+denials contains deny("acr_insufficient", concat("", ["acr ", show(acr), " is not one of ", show(required_rule.acr)])) if {
 	is_array(required_rule.acr)
 	not acr in required_rule.acr
 }
 
-denials contains deny("network_denied", sprintf("client address %s is outside the allowed networks", [show(client_ip)])) if {
+denials contains deny("network_denied", concat("", ["client address ", show(client_ip), " is outside the allowed networks"])) if {
 	is_array(required_rule.networks)
 	not in_allowed_network
 }
@@ -80,12 +80,12 @@ in_allowed_network if {
 	net.cidr_contains(cidr, input.context.ip)
 }
 
-denials contains deny("location_denied", sprintf("country %s is not one of %s", [show(country), show(required_rule.countries)])) if {
+denials contains deny("location_denied", concat("", ["country ", show(country), " is not one of ", show(required_rule.countries)])) if {
 	is_array(required_rule.countries)
 	not country in required_rule.countries
 }
 
-denials contains deny("outside_hours", sprintf("hour %s UTC is outside [%s, %s)", [show(hour_label), show(required_rule.hours_utc[0]), show(required_rule.hours_utc[1])])) if {
+denials contains deny("outside_hours", concat("", ["hour ", show(hour_label), " UTC is outside [", show(required_rule.hours_utc[0]), ", ", show(required_rule.hours_utc[1]), ")"])) if {
 	is_array(required_rule.hours_utc)
 	not within_hours
 }
@@ -147,11 +147,11 @@ step_up_scopes contains s if some s in missing_all_scopes
 
 deny(code, admin) := {"code": code, "admin": admin, "user": user_messages[code]}
 
-# Messages use sprintf with %s and strings only. The PDP runs this policy
-# compiled to Wasm, where opa-wasm implements sprintf in JavaScript
-# (sprintf-js): it has no %q and throws on %v of null, which would turn a
-# decision into an evaluation error. show(x) renders x as OPA's %v does for
-# the values used here; quote(x) as %q does for a plain string.
+# Messages are built with concat and json.marshal, which the Wasm module runs
+# natively. sprintf would call out to JavaScript (opa-wasm's sprintf-js) for
+# every denial, several times slower, and sprintf-js has no %q and throws on
+# %v of null. show(x) renders x as OPA's %v does for the values used here;
+# quote(x) as %q does for a plain string.
 show(x) := x if is_string(x)
 
 show(x) := concat("", ["[", concat(", ", [json.marshal(e) | some e in x]), "]"]) if is_array(x)
