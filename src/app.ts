@@ -14,6 +14,10 @@ import { opsRouter } from "./http/ops-router.js";
 import { requestId } from "./http/request-id.js";
 import type { Logger } from "./observability/logger.js";
 import { loadActivePolicy } from "./policy/policy-loader.js";
+import { CallerAuthenticator } from "./auth/caller-authenticator.js";
+import { buildIssuerPolicies, callerCredentials } from "./auth/issuer-policies.js";
+import { JwtTokenVerifier } from "./auth/jwt-verifier.js";
+import { SubjectResolver } from "./auth/subject-resolver.js";
 
 /** What the composition root needs from outside: configuration, a logger, optionally a clock. */
 export interface AppDependencies {
@@ -63,7 +67,6 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   });
 
   const engine = new PolicyDecisionEngine(active, {
-    ...(deps.clock === undefined ? {} : { clock: deps.clock }),
     onFailure: (failure) => {
       logger.warn("decision failed closed", {
         decision_id: failure.decisionId,
@@ -74,8 +77,51 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     },
   });
 
+  const auth = config.auth;
+  const issuers = await buildIssuerPolicies(auth.issuers, (issuer, error) => {
+    logger.warn("JWKS fetch failed", {
+      issuer,
+      error: error instanceof Error ? error.message : String(error),
+    });
+  });
+  const verifier =
+    issuers.length === 0 ? undefined : new JwtTokenVerifier(issuers, auth.tokenCacheEntries);
+  const subjects = new SubjectResolver(verifier, (failure) => {
+    logger.debug("token rejected", { reason: failure.code, detail: failure.message });
+  });
+  const callers = new CallerAuthenticator({
+    callers: callerCredentials(auth),
+    opsKeyDigests: auth.ops.apiKeySha256.map((hex) => Buffer.from(hex, "hex")),
+    opsOpen: auth.ops.open,
+  });
+  if (!callers.enabled) {
+    logger.warn(
+      config.allowUnauthenticatedCallers
+        ? "CALLER AUTHENTICATION IS OFF on a non-loopback address (PDP_ALLOW_UNAUTHENTICATED_CALLERS=true): anyone who can reach this port may ask for decisions and assert subjects"
+        : "caller authentication is off: loopback only; any local process may ask for decisions and assert subjects",
+      { host: config.host, issuers: issuers.map((i) => i.issuer) },
+    );
+  }
+  logger.info("identity", {
+    issuers: issuers.map((i) => ({
+      issuer: i.issuer,
+      audiences: i.audiences,
+      algorithms: i.algorithms,
+    })),
+    callers:
+      auth.callers?.map((c) => ({
+        name: c.name,
+        permissions: c.permissions,
+        assert_subject: c.assertSubject,
+      })) ?? null,
+    token_cache_entries: auth.tokenCacheEntries,
+  });
+
   const api = createAuthzenApi({
     engine,
+    callers,
+    subjects,
+    clock: deps.clock ?? Date.now,
     limits: { maxBytes: config.limits.maxBodyBytes, maxDepth: config.limits.maxDepth },
     maxEvaluations: config.limits.maxEvaluations,
     publicUrl: config.publicUrl,
@@ -87,7 +133,11 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   app.set("etag", false);
   app.set("query parser", false);
   app.use(requestId);
-  app.use(opsRouter({ ready: () => !draining, revision: () => engine.revision }));
+  app.use(
+    opsRouter({ ready: () => !draining, revision: () => engine.revision }, (request) =>
+      callers.authenticate(request, "ops"),
+    ),
+  );
   app.use(authzenRouter(api, config.limits.maxBodyBytes));
   app.use(notFound);
   app.use(errorHandler(logger));

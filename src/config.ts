@@ -1,4 +1,5 @@
 import { fileURLToPath } from "node:url";
+import { defaultAuthSettings, readAuthSettings, type AuthSettings } from "./auth/auth-config.js";
 import { StartupError } from "./errors.js";
 
 /** The PDP's whole configuration, read once at startup and passed down. */
@@ -22,6 +23,15 @@ export interface Config {
   };
   shutdownTimeoutMs: number;
   logLevel: "error" | "warn" | "info" | "debug";
+  /** Token issuers, callers, ops access and TLS, from the PDP_CONFIG file. */
+  auth: AuthSettings;
+  /** Serve a non-loopback address without caller authentication (PDP_ALLOW_UNAUTHENTICATED_CALLERS). */
+  allowUnauthenticatedCallers: boolean;
+}
+
+/** Whether a listen address is reachable only from this machine. */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 /** The compiled default policy, shipped in the repository and the package. */
@@ -81,9 +91,27 @@ export function loadConfig(env: Environment): Config {
       ? defaultConfigEntrypoint
       : configEntrypointRaw.trim() || undefined;
 
+  const configPath = optionalText("PDP_CONFIG");
+  let auth = defaultAuthSettings;
+  if (configPath !== undefined) {
+    const read = readAuthSettings(configPath);
+    auth = read.settings;
+    problems.push(...read.problems);
+  }
+  const allowRaw = text("PDP_ALLOW_UNAUTHENTICATED_CALLERS", "false");
+  if (allowRaw !== "true" && allowRaw !== "false") {
+    problems.push(`PDP_ALLOW_UNAUTHENTICATED_CALLERS=${allowRaw}: must be true or false`);
+  }
+  const allowUnauthenticatedCallers = allowRaw === "true";
+  if (!isLoopback(host) && auth.callers === undefined && !allowUnauthenticatedCallers) {
+    problems.push(
+      `HOST=${host}: a non-loopback address needs caller authentication (callers in PDP_CONFIG); to run without it anyway set PDP_ALLOW_UNAUTHENTICATED_CALLERS=true`,
+    );
+  }
+
   const publicUrl = text(
     "PDP_PUBLIC_URL",
-    `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
+    `${auth.tls === undefined ? "http" : "https"}://${host.includes(":") ? `[${host}]` : host}:${port}`,
   );
   try {
     const url = new URL(publicUrl);
@@ -109,6 +137,8 @@ export function loadConfig(env: Environment): Config {
     },
     shutdownTimeoutMs: integer("PDP_SHUTDOWN_TIMEOUT_MS", 10000, 0, 600000),
     logLevel: logLevel as Config["logLevel"],
+    auth,
+    allowUnauthenticatedCallers,
   };
   if (problems.length > 0) throw new StartupError("config_invalid", problems);
   return Object.freeze(config);

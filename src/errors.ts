@@ -13,6 +13,9 @@ export const apiErrorStatus = {
   forbidden_key: 400,
   invalid_request: 400,
   too_many_evaluations: 400,
+  caller_unauthenticated: 401,
+  caller_forbidden: 403,
+  subject_assertion_forbidden: 403,
   body_too_large: 413,
   unsupported_media_type: 415,
   method_not_allowed: 405,
@@ -36,13 +39,21 @@ export class ApiError extends Error {
   readonly code: ApiErrorCode;
   readonly status: number;
   readonly field: string | undefined;
+  /** Response headers the error requires, e.g. WWW-Authenticate on a 401. */
+  readonly headers: Readonly<Record<string, string>>;
 
-  constructor(code: ApiErrorCode, message: string, field?: string) {
+  constructor(
+    code: ApiErrorCode,
+    message: string,
+    field?: string,
+    headers: Record<string, string> = {},
+  ) {
     super(message);
     this.name = "ApiError";
     this.code = code;
     this.status = apiErrorStatus[code];
     this.field = field;
+    this.headers = headers;
   }
 
   toBody(): ApiErrorBody {

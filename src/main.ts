@@ -1,6 +1,8 @@
-import { createServer, type Server } from "node:http";
+import { readFileSync } from "node:fs";
+import { createServer, type RequestListener, type Server } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import { buildApp } from "./app.js";
-import { loadConfig } from "./config.js";
+import { loadConfig, type Config } from "./config.js";
 import { StartupError } from "./errors.js";
 import { createLogger } from "./observability/logger.js";
 
@@ -27,7 +29,13 @@ async function main(): Promise<void> {
     return;
   }
 
-  const server = createServer(app.listener);
+  let server: Server;
+  try {
+    server = createListener(config, app.listener);
+  } catch (error) {
+    reportStartupFailure(logger, error);
+    return;
+  }
   server.listen(config.port, config.host, () => {
     const address = server.address();
     const port = typeof address === "object" && address !== null ? address.port : config.port;
@@ -50,6 +58,37 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
+}
+
+/**
+ * Plain HTTP, or HTTPS when PDP_CONFIG has `tls`; with `tls.client_ca_file`
+ * the handshake requires a client certificate signed by that CA (mTLS).
+ */
+function createListener(config: Config, listener: RequestListener): Server {
+  const tls = config.auth.tls;
+  if (tls === undefined) return createServer(listener);
+  const read = (key: string, path: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      throw new StartupError("config_invalid", [
+        `PDP_CONFIG tls.${key}: ${path}: ${error instanceof Error ? error.message : String(error)}`,
+      ]);
+    }
+  };
+  const clientCa =
+    tls.clientCaFile === undefined ? undefined : read("client_ca_file", tls.clientCaFile);
+  return createTlsServer(
+    {
+      cert: read("cert_file", tls.certFile),
+      key: read("key_file", tls.keyFile),
+      ...(clientCa === undefined
+        ? {}
+        : { ca: clientCa, requestCert: true, rejectUnauthorized: true }),
+      minVersion: "TLSv1.2",
+    },
+    listener,
+  );
 }
 
 /** Stops accepting, lets in-flight requests finish, then closes what is left at the deadline. */

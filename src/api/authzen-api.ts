@@ -1,6 +1,9 @@
+import type { CallerAuthenticator } from "../auth/caller-authenticator.js";
+import type { Caller } from "../auth/caller.js";
+import type { SubjectResolver } from "../auth/subject-resolver.js";
+import type { AccessRequest, Decision, Entity } from "../decision/decision.js";
+import type { Clock, DecisionEngine } from "../decision/decision-engine.js";
 import { ApiError } from "../errors.js";
-import type { AccessRequest, Decision } from "../decision/decision.js";
-import type { DecisionEngine } from "../decision/decision-engine.js";
 import { headerValue, type ApiRequest, type ApiResponse } from "./api-types.js";
 import {
   parseAccessRequest,
@@ -12,6 +15,10 @@ import { parseJsonObject, requireJsonContentType, type JsonBodyLimits } from "./
 
 export interface AuthzenApiOptions {
   engine: DecisionEngine;
+  callers: CallerAuthenticator;
+  subjects: SubjectResolver;
+  /** Read once per request: token checks and the policy's time agree. */
+  clock: Clock;
   limits: JsonBodyLimits;
   /** Most items one batch request may carry. */
   maxEvaluations: number;
@@ -22,9 +29,9 @@ export interface AuthzenApiOptions {
 /** The AuthZEN Authorization API 1.0 endpoints, independent of any HTTP framework. */
 export interface AuthzenApi {
   /** POST /access/v1/evaluation */
-  evaluation: (request: ApiRequest) => ApiResponse;
+  evaluation: (request: ApiRequest) => Promise<ApiResponse>;
   /** POST /access/v1/evaluations */
-  evaluations: (request: ApiRequest) => ApiResponse;
+  evaluations: (request: ApiRequest) => Promise<ApiResponse>;
   /** GET /.well-known/authzen-configuration */
   configuration: () => ApiResponse;
 }
@@ -83,55 +90,31 @@ function stopsAfter(semantic: EvaluationsSemantic, allowed: boolean): boolean {
 }
 
 export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
-  const { engine, limits, maxEvaluations, publicUrl } = options;
+  const { engine, callers, subjects, clock, limits, maxEvaluations, publicUrl } = options;
 
-  function decide(request: AccessRequest): { response: ApiResponse; decision: Decision } {
-    const decision = engine.decide(request);
+  async function decide(request: AccessRequest, caller: Caller): Promise<ApiResponse> {
+    const nowMs = clock();
+    const decision = engine.decide(await subjects.resolve(request, caller, nowMs), nowMs);
     return {
-      decision,
-      response: {
-        status: 200,
-        headers: { "x-decision-id": decision.id },
-        body: decisionBody(decision),
-      },
+      status: 200,
+      headers: { "x-decision-id": decision.id },
+      body: decisionBody(decision),
     };
   }
 
-  function evaluateItem(
-    envelope: EvaluationsRequest,
-    item: Record<string, unknown>,
-    index: number,
-    full: boolean,
-  ) {
-    let request: AccessRequest;
-    try {
-      request = parseAccessRequest(withDefaults(envelope, item), `/evaluations/${index}`);
-    } catch (error) {
-      if (!(error instanceof ApiError)) throw error;
-      // A bad item fails alone: decision false with the error, the batch goes on (AuthZEN §7.2).
-      return {
-        allowed: false,
-        body: { decision: false, context: { error: { status: error.status, ...error.toBody() } } },
-      };
-    }
-    const decision = engine.decide(request);
-    const body = full
-      ? decisionBody(decision)
-      : { decision: decision.allow, context: { id: decision.id } };
-    return { allowed: decision.allow, body };
-  }
-
   return {
-    evaluation(request) {
+    async evaluation(request) {
+      const caller = callers.authenticate(request, "authzen");
       const body = readBody(request, limits);
-      return decide(parseAccessRequest(body)).response;
+      return decide(parseAccessRequest(body), caller);
     },
 
-    evaluations(request) {
+    async evaluations(request) {
+      const caller = callers.authenticate(request, "authzen");
       const envelope = parseEvaluationsRequest(readBody(request, limits));
       const items = envelope.evaluations ?? [];
       // Without items the request is a single evaluation and answers like one (AuthZEN §7.1).
-      if (items.length === 0) return decide(parseAccessRequest(envelope)).response;
+      if (items.length === 0) return decide(parseAccessRequest(envelope), caller);
       if (items.length > maxEvaluations) {
         throw new ApiError(
           "too_many_evaluations",
@@ -141,11 +124,32 @@ export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
       }
       const semantic = envelope.options?.evaluations_semantic ?? "execute_all";
       const full = envelope.options?.include_context === true;
+      const nowMs = clock();
+      // Items sharing a token (usually all of them, via the default subject) verify it once.
+      const verified = new Map<string, Promise<Entity>>();
       const results: unknown[] = [];
       for (const [index, item] of items.entries()) {
-        const { allowed, body } = evaluateItem(envelope, item, index, full);
-        results.push(body);
-        if (stopsAfter(semantic, allowed)) break;
+        let request: AccessRequest;
+        try {
+          request = parseAccessRequest(withDefaults(envelope, item), `/evaluations/${index}`);
+          request = await subjects.resolve(request, caller, nowMs, verified);
+        } catch (error) {
+          if (!(error instanceof ApiError)) throw error;
+          // A bad item fails alone: decision false with the error, the batch goes on (AuthZEN §7.2).
+          results.push({
+            decision: false,
+            context: { error: { status: error.status, ...error.toBody() } },
+          });
+          if (stopsAfter(semantic, false)) break;
+          continue;
+        }
+        const decision = engine.decide(request, nowMs);
+        results.push(
+          full
+            ? decisionBody(decision)
+            : { decision: decision.allow, context: { id: decision.id } },
+        );
+        if (stopsAfter(semantic, decision.allow)) break;
       }
       return { status: 200, body: { evaluations: results } };
     },

@@ -13,13 +13,14 @@ const textList = { type: "array", maxItems: 256, items: shortText } as const;
 
 const subject = {
   type: "object",
-  required: ["type", "id"],
+  required: ["type"],
   properties: {
     type: { type: "string", minLength: 1, maxLength: 256 },
     id: identifier,
     properties: {
       type: "object",
       properties: {
+        token: { type: "string", minLength: 1, maxLength: 65536 },
         scopes: textList,
         scope: { type: "string", maxLength: 16384 },
         acr: shortText,
@@ -130,9 +131,23 @@ const ajv = new Ajv({ allErrors: false, strict: true });
 const validateAccess = ajv.compile<AccessRequest>(accessRequestSchema);
 const validateEvaluations = ajv.compile<EvaluationsRequest>(evaluationsRequestSchema);
 
-/** Validates a single access request; throws `invalid_request` naming the field. */
+/**
+ * Validates a single access request; throws `invalid_request` naming the
+ * field. `subject.id` may be omitted when `subject.properties.token` is sent:
+ * the verified token names the subject.
+ */
 export function parseAccessRequest(value: unknown, pointerPrefix = ""): AccessRequest {
-  return check(validateAccess, value, pointerPrefix);
+  const request = check(validateAccess, value, pointerPrefix);
+  const subject = request.subject as Partial<AccessRequest["subject"]>;
+  if (subject.id === undefined && typeof subject.properties?.token !== "string") {
+    const field = `${pointerPrefix}/subject/id`;
+    throw new ApiError(
+      "invalid_request",
+      `${field} is required (or send subject.properties.token)`,
+      field,
+    );
+  }
+  return request;
 }
 
 /** Validates the envelope of a batch request (items are validated after defaults apply). */

@@ -7,7 +7,8 @@ import { readPolicyAnswer } from "./result-reader.js";
 
 /** The decision core: one access request in, one decision out. Never throws, never allows on doubt. */
 export interface DecisionEngine {
-  decide(request: AccessRequest): Decision;
+  /** `nowMs` is the request's time: the policy sees it as context.time. */
+  decide(request: AccessRequest, nowMs: number): Decision;
   /** Revision of the active bundle. */
   readonly revision: string;
 }
@@ -23,7 +24,6 @@ export type FailureListener = (failure: {
 }) => void;
 
 export interface PolicyDecisionEngineOptions {
-  clock?: Clock;
   newId?: () => string;
   onFailure?: FailureListener;
 }
@@ -33,13 +33,11 @@ const userFailureMessage = "Access could not be evaluated and is denied.";
 /** Evaluates AuthZEN requests with a loaded wasm policy. */
 export class PolicyDecisionEngine implements DecisionEngine {
   private readonly active: ActivePolicy;
-  private readonly clock: Clock;
   private readonly newId: () => string;
   private readonly onFailure: FailureListener;
 
   constructor(active: ActivePolicy, options: PolicyDecisionEngineOptions = {}) {
     this.active = active;
-    this.clock = options.clock ?? Date.now;
     this.newId = options.newId ?? randomUUID;
     this.onFailure = options.onFailure ?? (() => undefined);
   }
@@ -48,10 +46,10 @@ export class PolicyDecisionEngine implements DecisionEngine {
     return this.active.revision;
   }
 
-  decide(request: AccessRequest): Decision {
+  decide(request: AccessRequest, nowMs: number): Decision {
     const id = this.newId();
     try {
-      const input = buildPolicyInput(request, this.clock());
+      const input = buildPolicyInput(request, nowMs);
       const outcome = this.active.policy.evaluate(this.active.entrypoint, input);
       if (!outcome.defined) {
         throw new EvaluationError(

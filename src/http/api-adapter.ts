@@ -1,5 +1,6 @@
 import express, { type Request, type RequestHandler, type Response } from "express";
 import type { ApiHandler } from "./lean-listener.js";
+import { tlsClientOf } from "./tls-client.js";
 
 /**
  * Reads the raw body (bounded) for handlers that parse it themselves: parsing
@@ -13,11 +14,13 @@ export function rawBody(maxBytes: number): RequestHandler {
 export function serve(handler: ApiHandler): RequestHandler {
   return async (req: Request, res: Response) => {
     const body: unknown = req.body;
+    const tlsClient = tlsClientOf(req.socket);
     const response = await handler({
       method: req.method,
       path: req.path,
       headers: req.headers,
       body: Buffer.isBuffer(body) ? body : Buffer.alloc(0),
+      ...(tlsClient === undefined ? {} : { tlsClient }),
     });
     res.status(response.status);
     if (response.headers !== undefined) res.set(response.headers);

@@ -44,7 +44,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     }
     const known = error instanceof ApiError ? error : fromBodyParser(error);
     if (known !== undefined) {
-      res.status(known.status).json(known.toBody());
+      res.status(known.status).set(known.headers).json(known.toBody());
       return;
     }
     logger.error("request failed", {

@@ -3,6 +3,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from "node:http
 import type { ApiRequest, ApiResponse } from "../api/api-types.js";
 import { ApiError } from "../errors.js";
 import { acceptableRequestId } from "./request-id.js";
+import { tlsClientOf } from "./tls-client.js";
 
 /** A transport-neutral handler for one hot route. */
 export type ApiHandler = (request: ApiRequest) => ApiResponse | Promise<ApiResponse>;
@@ -85,14 +86,23 @@ function serveLean(
     if (refused) return;
     const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, received);
     Promise.resolve()
-      .then(() => handler({ method: req.method ?? "", path, headers: req.headers, body }))
+      .then(() => {
+        const tlsClient = tlsClientOf(req.socket);
+        return handler({
+          method: req.method ?? "",
+          path,
+          headers: req.headers,
+          body,
+          ...(tlsClient === undefined ? {} : { tlsClient }),
+        });
+      })
       .then(
         (response) => {
           writeJson(res, response.status, response.body, response.headers);
         },
         (error: unknown) => {
           if (error instanceof ApiError) {
-            writeJson(res, error.status, error.toBody());
+            writeJson(res, error.status, error.toBody(), error.headers);
             return;
           }
           options.onError(error, { requestId, method: req.method ?? "", path });
@@ -121,7 +131,7 @@ function writeJson(
   res: ServerResponse,
   status: number,
   body: unknown,
-  headers?: Record<string, string>,
+  headers?: Readonly<Record<string, string>>,
 ): void {
   if (res.headersSent) return;
   const payload = JSON.stringify(body);

@@ -1,5 +1,7 @@
-import { Router } from "express";
+import { Router, type RequestHandler } from "express";
+import type { ApiRequest } from "../api/api-types.js";
 import { methodNotAllowed } from "./api-adapter.js";
+import { tlsClientOf } from "./tls-client.js";
 
 /** What the ops endpoints report; `ready` turns false while draining. */
 export interface ServiceState {
@@ -7,18 +9,32 @@ export interface ServiceState {
   revision: () => string;
 }
 
-/** Liveness and readiness. */
-export function opsRouter(state: ServiceState): Router {
+/** Checks the credentials of an ops request; throws an ApiError (401/403) to refuse. */
+export type OpsGuard = (request: ApiRequest) => unknown;
+
+/** Liveness and readiness, behind the ops guard (open unless ops credentials are configured). */
+export function opsRouter(state: ServiceState, guard: OpsGuard): Router {
   const router = Router();
+  const authorize: RequestHandler = (req, _res, next) => {
+    const tlsClient = tlsClientOf(req.socket);
+    guard({
+      method: req.method,
+      path: req.path,
+      headers: req.headers,
+      body: Buffer.alloc(0),
+      ...(tlsClient === undefined ? {} : { tlsClient }),
+    });
+    next();
+  };
   router
     .route("/health")
-    .get((_req, res) => {
+    .get(authorize, (_req, res) => {
       res.json({ status: "ok" });
     })
     .all(methodNotAllowed(["GET"]));
   router
     .route("/ready")
-    .get((_req, res) => {
+    .get(authorize, (_req, res) => {
       if (state.ready()) {
         res.json({ status: "ready", revision: state.revision() });
       } else {

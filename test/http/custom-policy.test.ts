@@ -120,7 +120,10 @@ describe("a custom, non-MCP policy", () => {
       response.body as { context: { obligations: { echo: Record<string, unknown> } } }
     ).context.obligations.echo;
     assert.deepEqual(echoed, {
-      subject: sent.subject,
+      subject: {
+        ...sent.subject,
+        properties: { ...sent.subject.properties, authenticated: true, authentication: "asserted" },
+      },
       action: sent.action,
       resource: sent.resource,
       context: {

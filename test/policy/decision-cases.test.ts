@@ -46,10 +46,16 @@ function loadCaseFiles(): [string, CaseFile][] {
 
 /**
  * The AuthZEN request a PEP would send for a case: the case input without the
- * facts only the PDP sets (time, authentication age), which it must recompute.
+ * facts only the PDP sets (time, authentication age, authenticated), which it
+ * must recompute. The test PDP runs without caller authentication, so the
+ * subject counts as asserted by a trusted gateway.
  */
 function requestFor(input: DecisionCase["input"]): unknown {
-  const { auth_age_s: _age, ...properties } = input.subject.properties ?? {};
+  const {
+    auth_age_s: _age,
+    authenticated: _authenticated,
+    ...properties
+  } = input.subject.properties ?? {};
   const { time: _time, ...context } = input.context ?? {};
   return { ...input, subject: { ...input.subject, properties }, context };
 }

@@ -10,7 +10,7 @@ import rego.v1
 #   opa test rego fixtures.operator:examples/operator-data.yaml
 
 # The data keys the policy reads; decide() overrides every one of them.
-profile_keys := {"risk_order", "risk_classes", "tools", "trusted_servers", "unknown_tool", "methods", "unknown_method"}
+profile_keys := {"risk_order", "risk_classes", "tools", "trusted_servers", "unknown_tool", "methods", "unknown_method", "anonymous_methods"}
 
 default_profile := {
 	"risk_order": data.risk_order,
@@ -20,6 +20,7 @@ default_profile := {
 	"unknown_tool": data.unknown_tool,
 	"methods": data.methods,
 	"unknown_method": data.unknown_method,
+	"anonymous_methods": data.anonymous_methods,
 }
 
 profiles := {
@@ -38,6 +39,7 @@ decide(inp, d) := dec if {
 		with data.unknown_tool as d.unknown_tool
 		with data.methods as d.methods
 		with data.unknown_method as d.unknown_method
+		with data.anonymous_methods as d.anonymous_methods
 }
 
 config_errors_for(d) := errs if {
@@ -48,6 +50,7 @@ config_errors_for(d) := errs if {
 		with data.unknown_tool as d.unknown_tool
 		with data.methods as d.methods
 		with data.unknown_method as d.unknown_method
+		with data.anonymous_methods as d.anonymous_methods
 }
 
 # The comparable part of a decision: reasons reduced to their sorted codes.

@@ -99,3 +99,14 @@ valid_hours([start, end]) if {
 	floor(start) == start
 	floor(end) == end
 }
+
+config_errors contains "anonymous_methods: must be a list of method names or globs" if {
+	not valid_anonymous_methods
+}
+
+valid_anonymous_methods if {
+	is_array(data.anonymous_methods)
+	every m in data.anonymous_methods {
+		is_string(m)
+	}
+}

@@ -166,6 +166,16 @@ config_rows := [
 		"expect": {"risk_classes.destructive.max_auth_age_s: must be a number or null"},
 	},
 	{
+		"note": "anonymous_methods must be a list of strings",
+		"data": {"anonymous_methods": "ping"},
+		"expect": {"anonymous_methods: must be a list of method names or globs"},
+	},
+	{
+		"note": "anonymous_methods entries must be strings",
+		"data": {"anonymous_methods": ["ping", 7]},
+		"expect": {"anonymous_methods: must be a list of method names or globs"},
+	},
+	{
 		"note": "a misspelt requirement key is an error, not a silently dropped constraint",
 		"data": {"risk_classes": {"write": {"scope_any": ["mcp:write"]}}},
 		"expect": {"risk_classes.write.scope_any: unknown requirement (known: acr, countries, device_trust, hours_utc, max_auth_age_s, networks, scopes_all, scopes_any)"},

@@ -4,7 +4,8 @@
 #   The default mcp-pdp policy. It answers one decision document for an
 #   AuthZEN-shaped input (subject, action, resource, context). Everything an
 #   operator tunes lives in data (risk_order, risk_classes, tools,
-#   trusted_servers, unknown_tool, methods, unknown_method); see README.
+#   trusted_servers, unknown_tool, methods, unknown_method,
+#   anonymous_methods); see README.
 package mcp.authz
 
 import rego.v1
@@ -17,14 +18,28 @@ decision := {
 	"obligations": obligations,
 }
 
-# Default deny: a request is allowed only when the method resolved to a rule
-# that grants it and no requirement of that rule failed.
+# Default deny: a request is allowed only when its subject is authenticated
+# (or the method is open to anonymous callers), the method resolved to a rule
+# that grants it, and no requirement of that rule failed.
 default allow := false
 
 allow if {
+	authenticated
 	granted
 	count(denials) == 0
 }
+
+allow if {
+	anonymous_allowed
+	granted
+	count(denials) == 0
+}
+
+# What the answer reports: the authentication failure alone, or the failed
+# requirements.
+final_denials := {authentication_denial} if authentication_denial
+
+else := denials
 
 # Granted when the method is open ("allow") or a risk class applies to it.
 granted if method_rule == "allow"
@@ -34,7 +49,7 @@ granted if required_class
 # Ordered by code, so that clients and logs see a stable order.
 reasons := [d |
 	some code in sort(denial_codes)
-	some d in denials
+	some d in final_denials
 	d.code == code
 ]
 
@@ -43,8 +58,8 @@ reasons := [d |
 # step-up that could not turn the deny into an allow would mislead the client.
 obligations := {"step_up": step_up} if {
 	not allow
-	count(denials) > 0
-	every d in denials {
+	count(final_denials) > 0
+	every d in final_denials {
 		d.code in step_up_codes
 	}
 } else := {}
@@ -57,4 +72,4 @@ step_up["acr_values"] := required_rule.acr if "acr_insufficient" in denial_codes
 
 step_up["max_age"] := required_rule.max_auth_age_s if "auth_too_old" in denial_codes
 
-denial_codes := {d.code | some d in denials}
+denial_codes := {d.code | some d in final_denials}

@@ -19,6 +19,7 @@ now := at(10, 0, 0)
 # under the default profile (destructive via unknown_tool).
 base_input := {
 	"subject": {"type": "user", "id": "alice", "properties": {
+		"authenticated": true,
 		"scopes": ["mcp:read", "mcp:write", "mcp:admin"],
 		"acr": "mfa",
 		"auth_time": now - 300,

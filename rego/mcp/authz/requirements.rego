@@ -145,7 +145,11 @@ step_up_scopes contains s if {
 
 step_up_scopes contains s if some s in missing_all_scopes
 
-deny(code, admin) := {"code": code, "admin": admin, "user": user_messages[code]}
+deny(code, admin) := {"code": code, "admin": admin, "user": user_message(code)}
+
+user_message(code) := user_messages[code]
+
+user_message(code) := "Your access could not be verified." if not user_messages[code]
 
 # Messages are built with concat and json.marshal, which the Wasm module runs
 # natively. sprintf would call out to JavaScript (opa-wasm's sprintf-js) for
@@ -175,4 +179,8 @@ user_messages := {
 	"network_denied": "This tool is not available from your network.",
 	"location_denied": "This tool is not available from your location.",
 	"outside_hours": "This tool is not available at this time.",
+	"token_missing": "Please sign in.",
+	"token_expired": "Your session has expired; please sign in again.",
+	"token_not_yet_valid": "Your access token is not valid yet; check your device clock.",
+	"jwks_unavailable": "Sign-in could not be verified right now; please try again shortly.",
 }

@@ -118,10 +118,10 @@ requirement_rows := [
 		"expect": allowed(risk_of("write", "catalog")),
 	},
 	{
-		"note": "null drops every requirement of read: tools/list passes for a bare subject",
+		"note": "null drops every requirement of read: tools/list passes for a bare authenticated subject",
 		"data": {"risk_classes": {"read": {"scopes_any": null, "device_trust": null, "max_auth_age_s": null}}},
 		"set": method_call("tools/list"),
-		"remove": ["subject/properties", "context/device"],
+		"remove": ["subject/properties/scopes", "subject/properties/acr", "subject/properties/auth_time", "subject/properties/auth_age_s", "context/device"],
 		"expect": allowed(risk_of("read", "method")),
 	},
 	{
@@ -151,14 +151,19 @@ requirement_rows := [
 	},
 	# Hostile or incomplete subjects.
 	{
-		"note": "no subject.properties: scope, acr and auth age all fail closed",
-		"remove": ["subject/properties"],
+		"note": "authenticated subject without scopes, acr or auth age: all fail closed",
+		"remove": ["subject/properties/scopes", "subject/properties/acr", "subject/properties/auth_time", "subject/properties/auth_age_s"],
 		"expect": denied_step_up(["acr_insufficient", "auth_too_old", "scope_missing"], risk_of("destructive", "unknown_tool"), {"scopes": ["mcp:admin"], "acr_values": ["mfa"], "max_age": 900}),
 	},
 	{
-		"note": "no subject at all: fails closed like a subject without properties",
+		"note": "no subject.properties: not authenticated, so token_missing alone",
+		"remove": ["subject/properties"],
+		"expect": denied(["token_missing"], risk_of("destructive", "unknown_tool")),
+	},
+	{
+		"note": "no subject at all: token_missing",
 		"remove": ["subject"],
-		"expect": denied_step_up(["acr_insufficient", "auth_too_old", "scope_missing"], risk_of("destructive", "unknown_tool"), {"scopes": ["mcp:admin"], "acr_values": ["mfa"], "max_age": 900}),
+		"expect": denied(["token_missing"], risk_of("destructive", "unknown_tool")),
 	},
 	{
 		"note": "scopes as a space-separated string (not an array) grant nothing",
@@ -250,7 +255,7 @@ test_requirement_messages if {
 		`country unknown is not one of ["DE"]`,
 		`hour unknown UTC is outside [7, 19)`,
 	}
-	admin_messages({"remove": ["subject"]}) == {
+	admin_messages({"remove": ["subject/properties/scopes", "subject/properties/acr", "subject/properties/auth_time", "subject/properties/auth_age_s"]}) == {
 		`requires the scopes ["mcp:admin"]`,
 		`acr none is not one of ["mfa"]`,
 		`authentication age unknown s exceeds 900 s`,
@@ -264,7 +269,16 @@ test_every_code_has_a_user_message if {
 		"method_unknown", "method_denied", "tool_unknown", "risk_class_undefined", "scope_missing", "device_untrusted",
 		"auth_too_old", "acr_insufficient", "network_denied", "location_denied", "outside_hours",
 	}
-	object.keys(data.mcp.authz.user_messages) == codes
+	every code in codes {
+		data.mcp.authz.user_messages[code]
+	}
+}
+
+# Token failures the PDP reports reach the client with a user message, known
+# codes with their own, any other with a generic one.
+test_token_errors_have_user_messages if {
+	data.mcp.authz.user_message("token_expired") == "Your session has expired; please sign in again."
+	data.mcp.authz.user_message("token_bad_signature") == "Your access could not be verified."
 }
 
 # Step-up is offered exactly when the request is denied and every denial is

@@ -1,0 +1,289 @@
+import { readFileSync } from "node:fs";
+import { Ajv, type ErrorObject } from "ajv";
+import { parse as parseYaml } from "yaml";
+import { apiPermissions, type ApiPermission } from "./caller.js";
+
+/** Asymmetric JWS algorithms: the only ones a resource server can verify without sharing a secret. */
+export const asymmetricAlgorithms = [
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "ES256",
+  "ES384",
+  "ES512",
+  "EdDSA",
+] as const;
+
+/** One trusted token issuer, as configured. */
+export interface IssuerSettings {
+  issuer: string;
+  keys: { jwksUri: string } | { jwksFile: string } | { publicKeyFiles: string[] };
+  audiences: string[];
+  algorithms: string[];
+  requiredTyp: string | undefined;
+  clockToleranceS: number;
+  maxTokenBytes: number;
+  jwksTimeoutMs: number;
+  jwksCooldownS: number;
+  jwksRefreshS: number;
+  subjectType: { claim: string | undefined; clientCredentials: string; default: string };
+}
+
+/** One caller of the PDP's API, as configured. */
+export interface CallerSettings {
+  name: string;
+  apiKeySha256: string[];
+  mtlsSubjects: string[];
+  permissions: ApiPermission[];
+  assertSubject: boolean;
+}
+
+/** The identity section of the PDP_CONFIG file: token issuers, callers, ops access, TLS. */
+export interface AuthSettings {
+  issuers: IssuerSettings[];
+  tokenCacheEntries: number;
+  /** Undefined when the file has no `callers`: caller authentication is off. */
+  callers: CallerSettings[] | undefined;
+  ops: { open: boolean; apiKeySha256: string[] };
+  tls: { certFile: string; keyFile: string; clientCaFile: string | undefined } | undefined;
+}
+
+export const defaultAuthSettings: AuthSettings = {
+  issuers: [],
+  tokenCacheEntries: 10000,
+  callers: undefined,
+  ops: { open: true, apiKeySha256: [] },
+  tls: undefined,
+};
+
+const sha256Hex = { type: "string", pattern: "^[0-9a-fA-F]{64}$" } as const;
+const text = { type: "string", minLength: 1, maxLength: 2048 } as const;
+const texts = { type: "array", items: text } as const;
+
+const fileSchema = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    issuers: {
+      type: "array",
+      items: {
+        type: "object",
+        additionalProperties: false,
+        required: ["issuer", "audiences"],
+        properties: {
+          issuer: text,
+          jwks_uri: text,
+          jwks_file: text,
+          public_key_files: { ...texts, minItems: 1 },
+          audiences: { ...texts, minItems: 1 },
+          algorithms: { type: "array", minItems: 1, items: { enum: asymmetricAlgorithms } },
+          required_typ: text,
+          clock_tolerance_s: { type: "integer", minimum: 0, maximum: 300 },
+          max_token_bytes: { type: "integer", minimum: 256, maximum: 65536 },
+          jwks_timeout_ms: { type: "integer", minimum: 100, maximum: 30000 },
+          jwks_cooldown_s: { type: "integer", minimum: 1, maximum: 3600 },
+          jwks_refresh_s: { type: "integer", minimum: 10, maximum: 86400 },
+          subject_type: {
+            type: "object",
+            additionalProperties: false,
+            properties: { claim: text, client_credentials: text, default: text },
+          },
+        },
+      },
+    },
+    token_cache: {
+      type: "object",
+      additionalProperties: false,
+      properties: { max_entries: { type: "integer", minimum: 0, maximum: 1000000 } },
+    },
+    callers: {
+      type: "array",
+      items: {
+        type: "object",
+        additionalProperties: false,
+        required: ["name"],
+        properties: {
+          name: text,
+          api_key_sha256: { type: "array", items: sha256Hex },
+          mtls_subjects: texts,
+          permissions: { type: "array", items: { enum: apiPermissions } },
+          assert_subject: { type: "boolean" },
+        },
+      },
+    },
+    ops: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        open: { type: "boolean" },
+        api_key_sha256: { type: "array", items: sha256Hex },
+      },
+    },
+    tls: {
+      type: "object",
+      additionalProperties: false,
+      required: ["cert_file", "key_file"],
+      properties: { cert_file: text, key_file: text, client_ca_file: text },
+    },
+  },
+} as const;
+
+interface RawIssuer {
+  issuer: string;
+  jwks_uri?: string;
+  jwks_file?: string;
+  public_key_files?: string[];
+  audiences: string[];
+  algorithms?: string[];
+  required_typ?: string;
+  clock_tolerance_s?: number;
+  max_token_bytes?: number;
+  jwks_timeout_ms?: number;
+  jwks_cooldown_s?: number;
+  jwks_refresh_s?: number;
+  subject_type?: { claim?: string; client_credentials?: string; default?: string };
+}
+
+interface RawFile {
+  issuers?: RawIssuer[];
+  token_cache?: { max_entries?: number };
+  callers?: {
+    name: string;
+    api_key_sha256?: string[];
+    mtls_subjects?: string[];
+    permissions?: ApiPermission[];
+    assert_subject?: boolean;
+  }[];
+  ops?: { open?: boolean; api_key_sha256?: string[] };
+  tls?: { cert_file: string; key_file: string; client_ca_file?: string };
+}
+
+const validateFile = new Ajv({ allErrors: true, strict: true }).compile<RawFile>(fileSchema);
+
+/**
+ * Reads and validates the PDP_CONFIG file (YAML or JSON). Returns the settings
+ * and every problem found, each naming its key, e.g. `issuers[0].audiences`.
+ */
+export function readAuthSettings(path: string): { settings: AuthSettings; problems: string[] } {
+  let raw: unknown;
+  try {
+    raw = parseYaml(readFileSync(path, "utf8"));
+  } catch (error) {
+    const message = error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error);
+    return { settings: defaultAuthSettings, problems: [`PDP_CONFIG ${path}: ${message}`] };
+  }
+  if (!validateFile(raw)) {
+    const problems = (validateFile.errors ?? []).map((e) => `PDP_CONFIG ${path}: ${describe(e)}`);
+    return { settings: defaultAuthSettings, problems };
+  }
+  const problems: string[] = [];
+  const issuers = (raw.issuers ?? []).map((issuer, index) =>
+    toIssuer(issuer, `issuers[${index}]`, problems),
+  );
+  const names = new Set<string>();
+  const callers = raw.callers?.map((caller, index) => {
+    if (names.has(caller.name))
+      problems.push(`callers[${index}].name: ${caller.name} is used twice`);
+    names.add(caller.name);
+    const apiKeySha256 = caller.api_key_sha256 ?? [];
+    const mtlsSubjects = caller.mtls_subjects ?? [];
+    if (apiKeySha256.length === 0 && mtlsSubjects.length === 0) {
+      problems.push(`callers[${index}]: needs api_key_sha256 or mtls_subjects`);
+    }
+    return {
+      name: caller.name,
+      apiKeySha256,
+      mtlsSubjects,
+      permissions: caller.permissions ?? [...apiPermissions],
+      assertSubject: caller.assert_subject ?? false,
+    };
+  });
+  const tls = raw.tls && {
+    certFile: raw.tls.cert_file,
+    keyFile: raw.tls.key_file,
+    clientCaFile: raw.tls.client_ca_file,
+  };
+  if (callers?.some((c) => c.mtlsSubjects.length > 0) === true && tls?.clientCaFile === undefined) {
+    problems.push("tls.client_ca_file: callers identified by mtls_subjects need an mTLS listener");
+  }
+  const opsOpen = raw.ops?.open ?? (raw.ops?.api_key_sha256 ?? []).length === 0;
+  return {
+    settings: {
+      issuers,
+      tokenCacheEntries: raw.token_cache?.max_entries ?? defaultAuthSettings.tokenCacheEntries,
+      callers,
+      ops: { open: opsOpen, apiKeySha256: raw.ops?.api_key_sha256 ?? [] },
+      tls,
+    },
+    problems: problems.map((p) => `PDP_CONFIG ${path}: ${p}`),
+  };
+}
+
+function toIssuer(raw: RawIssuer, key: string, problems: string[]): IssuerSettings {
+  const sources = [raw.jwks_uri, raw.jwks_file, raw.public_key_files].filter(
+    (s) => s !== undefined,
+  );
+  if (sources.length !== 1) {
+    problems.push(`${key}: set exactly one of jwks_uri, jwks_file, public_key_files`);
+  }
+  if (raw.jwks_uri !== undefined) {
+    try {
+      const url = new URL(raw.jwks_uri);
+      const loopback = ["127.0.0.1", "[::1]", "localhost"].includes(url.hostname);
+      if (url.protocol !== "https:" && !(url.protocol === "http:" && loopback)) {
+        problems.push(`${key}.jwks_uri: must be https (plain http only on loopback)`);
+      }
+    } catch {
+      problems.push(`${key}.jwks_uri: ${raw.jwks_uri} is not a URL`);
+    }
+  }
+  const keys =
+    raw.jwks_uri !== undefined
+      ? { jwksUri: raw.jwks_uri }
+      : raw.jwks_file !== undefined
+        ? { jwksFile: raw.jwks_file }
+        : { publicKeyFiles: raw.public_key_files ?? [] };
+  return {
+    issuer: raw.issuer,
+    keys,
+    audiences: raw.audiences,
+    algorithms: raw.algorithms ?? [...asymmetricAlgorithms],
+    requiredTyp: raw.required_typ,
+    clockToleranceS: raw.clock_tolerance_s ?? 30,
+    maxTokenBytes: raw.max_token_bytes ?? 8192,
+    jwksTimeoutMs: raw.jwks_timeout_ms ?? 2000,
+    jwksCooldownS: raw.jwks_cooldown_s ?? 30,
+    jwksRefreshS: raw.jwks_refresh_s ?? 600,
+    subjectType: {
+      claim: raw.subject_type?.claim,
+      clientCredentials: raw.subject_type?.client_credentials ?? "service",
+      default: raw.subject_type?.default ?? "user",
+    },
+  };
+}
+
+/** `issuers[0].audiences must NOT have fewer than 1 items`, from an ajv error. */
+function describe(error: ErrorObject): string {
+  const path = error.instancePath
+    .split("/")
+    .slice(1)
+    .map((segment) => (/^\d+$/.test(segment) ? `[${segment}]` : `.${segment}`))
+    .join("")
+    .replace(/^\./, "");
+  if (error.keyword === "required") {
+    const missing = (error.params as { missingProperty: string }).missingProperty;
+    return `${path ? `${path}.` : ""}${missing}: is required`;
+  }
+  if (error.keyword === "additionalProperties") {
+    const extra = (error.params as { additionalProperty: string }).additionalProperty;
+    return `${path ? `${path}.` : ""}${extra}: is not a known key`;
+  }
+  if (error.keyword === "enum") {
+    const allowed = (error.params as { allowedValues: unknown[] }).allowedValues.join(", ");
+    return `${path || "(top level)"}: must be one of ${allowed}`;
+  }
+  return `${path || "(top level)"}: ${error.message ?? "is invalid"}`;
+}

@@ -1,0 +1,41 @@
+import { TokenError } from "./token-error.js";
+
+/** RFC 6750 b64token: the only characters a Bearer credential may hold. */
+const b64token = /^[A-Za-z0-9\-._~+/]+=*$/;
+
+/**
+ * Extracts the token from an `Authorization` header value. Strict on purpose:
+ * the scheme is matched case-insensitively (RFC 9110) and separated by exactly
+ * one space, and the credential must be one b64token. Anything else, tabs,
+ * double spaces, trailing text, a second token, is `token_malformed` rather
+ * than a guess; a missing header or another scheme is `token_missing`.
+ */
+export function parseBearer(header: string | undefined): string {
+  if (header === undefined || header === "") {
+    throw new TokenError("token_missing", "no Authorization header");
+  }
+  const space = header.indexOf(" ");
+  const scheme = space === -1 ? header : header.slice(0, space);
+  if (scheme.toLowerCase() !== "bearer") {
+    if (/^bearer/i.test(scheme)) {
+      throw new TokenError(
+        "token_malformed",
+        "the Bearer scheme is not followed by a single space",
+      );
+    }
+    throw new TokenError(
+      "token_missing",
+      `Authorization uses the ${describeScheme(scheme)} scheme, not Bearer`,
+    );
+  }
+  const credential = header.slice(space + 1);
+  if (credential === "") throw new TokenError("token_missing", "the Bearer credential is empty");
+  if (!b64token.test(credential)) {
+    throw new TokenError("token_malformed", "the Bearer credential is not a single b64token");
+  }
+  return credential;
+}
+
+function describeScheme(scheme: string): string {
+  return /^[A-Za-z][A-Za-z0-9-]{0,31}$/.test(scheme) ? scheme : "an unrecognised";
+}

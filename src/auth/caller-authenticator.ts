@@ -1,0 +1,126 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import { headerValue, type ApiRequest } from "../api/api-types.js";
+import { ApiError } from "../errors.js";
+import { apiPermissions, type ApiPermission, type Caller } from "./caller.js";
+
+/** A configured caller: how it proves itself and what it may do. */
+export interface CallerCredentials {
+  name: string;
+  /** SHA-256 digests (32 bytes each) of the caller's API keys; several allow rotation. */
+  apiKeyDigests: readonly Buffer[];
+  /** Client-certificate subject CNs or DNS SANs that identify this caller over mTLS. */
+  mtlsSubjects: readonly string[];
+  permissions: readonly ApiPermission[];
+  assertSubject: boolean;
+}
+
+export interface CallerAuthenticatorOptions {
+  /** Undefined: caller authentication is off and every caller is the anonymous one. */
+  callers: readonly CallerCredentials[] | undefined;
+  /** Digests of keys that open only the ops endpoints; empty with `opsOpen`. */
+  opsKeyDigests: readonly Buffer[];
+  /** Whether /health, /ready (and /metrics) need no credentials. */
+  opsOpen: boolean;
+}
+
+/** The header carrying an API key. Not Authorization: that belongs to the end user's token. */
+export const apiKeyHeader = "x-api-key";
+
+const challenge = { "www-authenticate": `ApiKey realm="mcp-pdp", header="X-Api-Key"` };
+
+/** With caller authentication off (loopback development), one caller may do everything. */
+const anonymousCaller: Caller = {
+  name: "anonymous",
+  permissions: new Set<ApiPermission>([...apiPermissions, "ops"]),
+  assertSubject: true,
+};
+
+const opsCaller: Caller = {
+  name: "ops",
+  permissions: new Set<ApiPermission>(["ops"]),
+  assertSubject: false,
+};
+
+/** SHA-256 of an API key, as stored in configuration. */
+export function digestApiKey(key: string): Buffer {
+  return createHash("sha256").update(key, "utf8").digest();
+}
+
+/**
+ * Authenticates the PDP's own callers by mTLS client certificate or API key
+ * (`X-Api-Key`, compared as SHA-256 digests in constant time against every
+ * configured digest) and checks the caller's permission for the endpoint.
+ * Missing or unknown credentials: 401 with WWW-Authenticate; a known caller
+ * without the permission: 403.
+ */
+export class CallerAuthenticator {
+  private readonly callers: readonly (CallerCredentials & { caller: Caller })[] | undefined;
+  private readonly opsKeyDigests: readonly Buffer[];
+  private readonly opsOpen: boolean;
+
+  constructor(options: CallerAuthenticatorOptions) {
+    this.callers = options.callers?.map((credentials) => ({
+      ...credentials,
+      caller: {
+        name: credentials.name,
+        permissions: new Set(credentials.permissions),
+        assertSubject: credentials.assertSubject,
+      },
+    }));
+    this.opsKeyDigests = options.opsKeyDigests;
+    this.opsOpen = options.opsOpen;
+  }
+
+  /** Whether callers must authenticate at all. */
+  get enabled(): boolean {
+    return this.callers !== undefined;
+  }
+
+  authenticate(request: ApiRequest, permission: ApiPermission): Caller {
+    if (permission === "ops" && this.opsOpen) return anonymousCaller;
+    if (this.callers === undefined && permission !== "ops") return anonymousCaller;
+    const caller = this.identify(request, permission);
+    if (caller === undefined) {
+      throw new ApiError(
+        "caller_unauthenticated",
+        "the PDP's API needs caller credentials (X-Api-Key or a client certificate)",
+        undefined,
+        challenge,
+      );
+    }
+    if (!caller.permissions.has(permission)) {
+      throw new ApiError(
+        "caller_forbidden",
+        `caller ${caller.name} may not use the ${permission} endpoints`,
+      );
+    }
+    return caller;
+  }
+
+  private identify(request: ApiRequest, permission: ApiPermission): Caller | undefined {
+    const callers = this.callers ?? [];
+    const certificateNames = request.tlsClient?.names ?? [];
+    if (certificateNames.length > 0) {
+      const byCertificate = callers.find((c) =>
+        c.mtlsSubjects.some((s) => certificateNames.includes(s)),
+      );
+      if (byCertificate !== undefined) return byCertificate.caller;
+    }
+    const key = headerValue(request, apiKeyHeader);
+    if (key === undefined || key === "") return undefined;
+    const digest = digestApiKey(key);
+    // Compare against every digest, without stopping early, so timing says nothing about which matched.
+    let match: Caller | undefined;
+    for (const candidate of callers) {
+      for (const stored of candidate.apiKeyDigests) {
+        if (timingSafeEqual(stored, digest) && match === undefined) match = candidate.caller;
+      }
+    }
+    if (permission === "ops") {
+      for (const stored of this.opsKeyDigests) {
+        if (timingSafeEqual(stored, digest) && match === undefined) match = opsCaller;
+      }
+    }
+    return match;
+  }
+}

@@ -1,0 +1,14 @@
+/** The API groups a caller may be allowed to use. */
+export const apiPermissions = ["authzen"] as const;
+export type ApiPermission = (typeof apiPermissions)[number] | "ops";
+
+/** Who is calling the PDP's own API (a PEP, a gateway, an MCP server). */
+export interface Caller {
+  name: string;
+  permissions: ReadonlySet<ApiPermission>;
+  /**
+   * May assert pre-verified subject properties instead of sending a token
+   * (the trusted-gateway mode).
+   */
+  assertSubject: boolean;
+}

@@ -1,0 +1,117 @@
+import type { AccessRequest, Entity } from "../decision/decision.js";
+import { ApiError } from "../errors.js";
+import type { Caller } from "./caller.js";
+import type { TokenVerifier } from "./jwt-verifier.js";
+import { subjectFromToken } from "./subject-builder.js";
+import { TokenError } from "./token-error.js";
+
+/** Subject properties only the PDP may set; a caller's values are dropped. */
+const pdpOwnedProperties = [
+  "authenticated",
+  "authentication",
+  "token_error",
+  "auth_age_s",
+  "token",
+];
+
+/** Told about every token that failed verification (never the token itself). */
+export type TokenFailureListener = (failure: { code: string; message: string }) => void;
+
+/**
+ * Decides who the subject of a request is, before any policy sees it:
+ *
+ * - `subject.properties.token` present: the token is verified and the subject
+ *   is rebuilt from its claims alone; on failure the subject is anonymous with
+ *   `authenticated: false` and `token_error {code, message}`.
+ * - no token, and the caller may assert subjects (trusted-gateway mode): the
+ *   subject is taken as sent, marked `authenticated: true, authentication:
+ *   "asserted"`.
+ * - no token, and the caller may not: sending subject properties is refused
+ *   (403 `subject_assertion_forbidden`), since silently dropping them would
+ *   hide a misconfigured PEP; a bare subject is anonymous (`token_missing`).
+ */
+export class SubjectResolver {
+  private readonly verifier: TokenVerifier | undefined;
+  private readonly onTokenFailure: TokenFailureListener;
+
+  constructor(
+    verifier: TokenVerifier | undefined,
+    onTokenFailure: TokenFailureListener = () => undefined,
+  ) {
+    this.verifier = verifier;
+    this.onTokenFailure = onTokenFailure;
+  }
+
+  /**
+   * `verified` memoizes verifications within one request, so a batch whose
+   * items share a token verifies it once.
+   */
+  async resolve(
+    request: AccessRequest,
+    caller: Caller,
+    nowMs: number,
+    verified: Map<string, Promise<Entity>> = new Map(),
+  ): Promise<AccessRequest> {
+    const properties = request.subject.properties ?? {};
+    const token = properties.token;
+    if (typeof token === "string") {
+      let subject = verified.get(token);
+      if (subject === undefined) {
+        subject = this.verify(token, request.subject.type, nowMs);
+        verified.set(token, subject);
+      }
+      return { ...request, subject: await subject };
+    }
+    if (caller.assertSubject) {
+      const asserted: Record<string, unknown> = {};
+      for (const [key, value] of Object.entries(properties)) {
+        if (!pdpOwnedProperties.includes(key)) asserted[key] = value;
+      }
+      asserted.authenticated = true;
+      asserted.authentication = "asserted";
+      return { ...request, subject: { ...request.subject, properties: asserted } };
+    }
+    if (Object.keys(properties).length > 0) {
+      throw new ApiError(
+        "subject_assertion_forbidden",
+        `caller ${caller.name} may not assert subject properties; send the user's token in subject.properties.token`,
+        "/subject/properties",
+      );
+    }
+    return {
+      ...request,
+      subject: anonymous(
+        request.subject.type,
+        new TokenError("token_missing", "no token was sent"),
+      ),
+    };
+  }
+
+  private async verify(token: string, type: string, nowMs: number): Promise<Entity> {
+    if (this.verifier === undefined) {
+      return this.fail(
+        type,
+        new TokenError("token_wrong_issuer", "no trusted issuers are configured"),
+      );
+    }
+    try {
+      return subjectFromToken(await this.verifier.verify(token, nowMs));
+    } catch (error) {
+      if (error instanceof TokenError) return this.fail(type, error);
+      throw error;
+    }
+  }
+
+  private fail(type: string, error: TokenError): Entity {
+    this.onTokenFailure({ code: error.code, message: error.message });
+    return anonymous(type, error);
+  }
+}
+
+function anonymous(type: string, error: TokenError): Entity {
+  return {
+    type,
+    id: "",
+    properties: { authenticated: false, token_error: { code: error.code, message: error.message } },
+  };
+}
