@@ -140,17 +140,35 @@ export function freePort(): Promise<number> {
 
 let clockTicks: number | undefined;
 
-/** User + system CPU seconds consumed so far by a process (all its threads), from /proc. */
-export function cpuSeconds(pid: number): number | undefined {
+/**
+ * Two fields of /proc/<pid>/stat added up, in CPU seconds. Fields count from 1
+ * as in proc(5). The clock rate is asked for (a getconf child) before the file
+ * is read, so that first call does not skew a children's-time reading.
+ */
+function statSeconds(pid: number | "self", a: number, b: number): number | undefined {
   try {
     clockTicks ??= Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // After "pid (comm) ", field 3 (state) is index 0.
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    // After "pid (comm) ", field 3 (state) is index 0: utime (14) is 11, stime (15) is 12.
-    return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+    const ticks = Number(fields[a - 3]) + Number(fields[b - 3]);
+    return Number.isFinite(ticks) ? ticks / clockTicks : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** User + system CPU seconds consumed so far by a process (all its threads), from /proc. */
+export function cpuSeconds(pid: number): number | undefined {
+  return statSeconds(pid, 14, 15); // utime, stime
+}
+
+/**
+ * User + system CPU seconds of this process's children that have exited and
+ * been waited for (node reaps them before their "exit" event).
+ */
+export function reapedChildrenCpuSeconds(): number | undefined {
+  return statSeconds("self", 16, 17); // cutime, cstime
 }
 
 /**

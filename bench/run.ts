@@ -1,7 +1,9 @@
 /**
  * Performance figures for the PDP, printed as tables (no pass/fail):
  *   1. in-process evaluation (raw wasm, and the decision engine);
- *   2. HTTP on loopback with autocannon, the PDP as a real child process;
+ *   2. HTTP on loopback, the PDP as a real child process: a constant request
+ *      rate with vegeta (bench/ensure-vegeta.sh provides it), saturation and
+ *      the GET /health express floor with autocannon;
  *   3. the peer: an OPA server running the same Rego and data, same scenarios.
  *
  * Usage: npm run bench. Everything listens on 127.0.0.1; every child process
@@ -34,11 +36,14 @@ import {
   type Server,
 } from "./processes.js";
 import { fixed, heading, ratio, SampleBuffer, table, whole, type Percentiles } from "./report.js";
+import { runPaced, killPacedNow, stopPacedLoads, type PacedResult } from "./vegeta.js";
 import { opaBody, workloads, type Workload } from "./workload.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const operatorData = join(root, "examples", "operator-data.yaml");
 const evaluationPath = "/access/v1/evaluation";
+/** The vegeta release bench/ensure-vegeta.sh pins. */
+const vegetaVersion = "12.13.0";
 const opaDecisionPath = "/v1/data/mcp/authz/decision";
 
 /** In-process loop sizes; each loop is also bounded in time. */
@@ -47,7 +52,6 @@ const inProcess = { warmup: 2_000, iterations: 20_000, maxMs: 10_000 };
 const http = {
   warmupS: 3,
   fixedRate: 1_000,
-  fixedConnections: 4,
   fixedS: 10,
   saturationConnections: 32,
   saturationS: 10,
@@ -68,6 +72,10 @@ async function main(): Promise<void> {
     stdio: ["ignore", "pipe", "inherit"],
   }).trim();
   const opaVersion = execFileSync(opa, ["version"], { encoding: "utf8" }).split("\n")[0] ?? "?";
+  const vegeta = execFileSync(join(root, "bench", "ensure-vegeta.sh"), {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  }).trim();
   const require = createRequire(import.meta.url);
   const autocannonVersion = (require("autocannon/package.json") as { version: string }).version;
 
@@ -83,11 +91,12 @@ async function main(): Promise<void> {
         ["memory", `${(totalmem() / 2 ** 30).toFixed(1)} GiB`],
         ["opa", `${opaVersion.replace("Version: ", "v")} (${opa})`],
         ["autocannon", autocannonVersion],
+        ["vegeta", `v${vegetaVersion} (${vegeta})`],
         [
           "core pinning",
           pinning === undefined
-            ? "no (taskset missing or fewer than 2 cores): servers and load generator share all cores"
-            : `yes: servers on core ${pinning.server} (taskset -c ${pinning.server}), this process (in-process loops, autocannon) on core ${pinning.generator}`,
+            ? "no (taskset missing or fewer than 2 cores): servers and load generators share all cores"
+            : `yes: servers on core ${pinning.server} (taskset -c ${pinning.server}); this process (in-process loops, autocannon) and vegeta on core ${pinning.generator}`,
         ],
       ],
       2,
@@ -96,7 +105,7 @@ async function main(): Promise<void> {
 
   // 1. In-process evaluation -------------------------------------------------
   const startedAt = Date.now();
-  const { allowed, denied } = workloads(startedAt);
+  const { allowed, denied } = await workloads(startedAt);
   const active = await loadActivePolicy({
     bundlePath: embeddedBundlePath,
     dataPath: operatorData,
@@ -115,10 +124,10 @@ async function main(): Promise<void> {
   const inProcessRows: string[][] = [];
   const inProcessStats = new Map<string, Percentiles>();
   for (const workload of [allowed, denied]) {
-    const input = buildPolicyInput(workload.request, Date.now());
+    const input = buildPolicyInput(workload.resolved, Date.now());
     const raw = (): unknown => active.policy.evaluate(active.entrypoint, input);
-    const decide = (): unknown => engine.decide(workload.request);
-    checkWorkload(workload, engine.decide(workload.request).allow);
+    const decide = (): unknown => engine.decide(workload.resolved, Date.now());
+    checkWorkload(workload, engine.decide(workload.resolved, Date.now()).allow);
     for (const [label, fn] of [
       ["(a) WasmPolicy.evaluate", raw],
       ["(b) PolicyDecisionEngine.decide", decide],
@@ -145,7 +154,11 @@ async function main(): Promise<void> {
     ),
   );
   print(
-    "(b) adds to (a): input building (clock, scopes, server/tool), a random UUID and reading the result.",
+    [
+      "(b) adds to (a): input building (clock, scopes, server/tool), a random UUID and reading the result.",
+      "Both start from the subject as the PDP resolves it here: asserted by the caller (no callers configured),",
+      "marked authenticated; no token is verified.",
+    ].join("\n"),
   );
 
   // Servers --------------------------------------------------------------------
@@ -224,20 +237,29 @@ async function main(): Promise<void> {
 
   // 2. and 3. HTTP scenarios ---------------------------------------------------
   const pdpBody = JSON.stringify(allowed.request);
-  const opaRequestBody = opaBody(allowed.request, startedAt);
-  print(heading("2./3. HTTP on loopback (autocannon), typical allowed request"));
+  const opaRequestBody = opaBody(allowed, startedAt);
+  const fixedName = `fixed ${whole(http.fixedRate)}/s`;
+  const healthName = "GET /health";
+  const generatorPlace =
+    pinning === undefined
+      ? "all cores, shared with the server (no pinning)"
+      : `core ${pinning.generator}, the server alone on core ${pinning.server}`;
+  print(heading("2./3. HTTP on loopback, typical allowed request"));
   print(
     [
       `PDP: POST ${evaluationPath} with the AuthZEN request (${pdpBody.length} bytes).`,
       `OPA: POST ${opaDecisionPath} with {"input": <the document the PDP builds>} (${opaRequestBody.length} bytes).`,
-      `Each server: ${http.warmupS} s warm-up at saturation (discarded), then fixed rate ${http.fixedRate} req/s over ${http.fixedConnections} connections for ${http.fixedS} s,`,
-      `saturation with ${http.saturationConnections} connections for ${http.saturationS} s, and GET /health at saturation for ${http.floorS} s (the HTTP floor).`,
-      `autocannon runs in this process and shares the machine with the server${pinning === undefined ? " (no pinning: all cores are shared)" : ` (it is on core ${pinning.generator}, the server alone on core ${pinning.server})`};`,
-      `"gen CPU" is its load: near 100 % means the generator, not the server, limits the rate.`,
+      `Each server in turn: ${http.warmupS} s warm-up at saturation (autocannon, discarded), then`,
+      `  - ${fixedName}: vegeta, ${whole(http.fixedRate)} requests/s evenly paced for ${http.fixedS} s (open model);`,
+      `  - saturation: autocannon, ${http.saturationConnections} connections for ${http.saturationS} s;`,
+      `  - ${healthName}: autocannon, ${http.saturationConnections} connections for ${http.floorS} s (for context; see below).`,
+      `Load generators: vegeta (a child process) and autocannon (in this process), on ${generatorPlace}.`,
+      `"gen CPU" is the generator's load: near 100 % means the generator, not the server, limits the rate.`,
     ].join("\n"),
   );
 
   const results = new Map<string, LoadResult>();
+  const pacedRows: string[][] = [];
   const rows: string[][] = [];
   const targets = [
     { label: "PDP", server: pdp, path: evaluationPath, body: pdpBody, idle: opaServer },
@@ -259,22 +281,27 @@ async function main(): Promise<void> {
       body: target.body,
     } as const;
     await runLoad({ ...post, connections: http.saturationConnections, durationS: http.warmupS });
+
+    const paced = await runPaced({
+      vegeta,
+      server: target.server,
+      path: target.path,
+      body: target.body,
+      rate: http.fixedRate,
+      durationS: http.fixedS,
+      cpu: pinning?.generator,
+      scratch,
+    });
+    results.set(`${target.label}|${fixedName}`, paced);
+    pacedRows.push(pacedRow(`${target.label} ${fixedName}`, paced));
+
     const scenarios = [
-      {
-        name: `fixed ${http.fixedRate}/s`,
-        spec: {
-          ...post,
-          connections: http.fixedConnections,
-          durationS: http.fixedS,
-          overallRate: http.fixedRate,
-        },
-      },
       {
         name: "saturation",
         spec: { ...post, connections: http.saturationConnections, durationS: http.saturationS },
       },
       {
-        name: "GET /health (floor)",
+        name: healthName,
         spec: {
           server: target.server,
           path: "/health",
@@ -300,7 +327,52 @@ async function main(): Promise<void> {
     }
     await stopServer(target.server);
   }
-  print();
+
+  print(
+    heading(
+      `Fixed rate (vegeta v${vegetaVersion}): ${whole(http.fixedRate)} requests/s for ${http.fixedS} s`,
+    ),
+  );
+  print(
+    table(
+      [
+        "scenario",
+        "sent",
+        "req/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "non-2xx",
+        "errors",
+        "lag p99 ms",
+        "lag max ms",
+        "srv CPU %",
+        "srv CPU µs/req",
+        "gen CPU %",
+      ],
+      pacedRows,
+    ),
+  );
+  print(
+    [
+      `vegeta paces requests evenly: request k is due (k + 1) x ${fixed(1000 / http.fixedRate, 3)} ms after the start and goes out whether or not`,
+      "earlier ones have been answered (an idle worker takes it; when all are busy vegeta starts another worker, and",
+      "Go's client opens another keep-alive connection if none is idle), so a slow response never delays later sends",
+      "(open model). Its timers wake with about 1 ms granularity (an idle Go runtime waits in epoll_wait, in whole ms),",
+      'so most requests go out 0-1 ms after their due time, and any that fell due meanwhile follow at once. "lag" is',
+      "how far sends trailed the schedule (fitted to the earliest send, so a lower bound). Latency is per request, at",
+      "ns resolution, from the moment a worker takes the request up (vegeta's result timestamp: the actual send, so",
+      "lag is not included) to the last byte of the response body. Percentiles are computed here from every result",
+      '(vegeta encode), not from vegeta report\'s t-digest estimates. "req/s": sends per second between the first',
+      'and the last send; "errors": requests with no response (connection error or 10 s timeout). Requests carry',
+      "Accept-Encoding: identity (Go's client would ask for gzip; autocannon asks for nothing), so neither server",
+      "compresses its answer. CPU per request is higher than at saturation for both servers: at this rate each request",
+      "wakes an idle server, a cost that a full queue shares between requests.",
+    ].join("\n"),
+  );
+
+  print(heading("Saturation and GET /health (autocannon)"));
   print(
     table(
       [
@@ -323,9 +395,11 @@ async function main(): Promise<void> {
   print(
     [
       "Latency: per response, write to last byte, from autocannon's hrtime timings (autocannon's own histogram has",
-      "1 ms resolution). At a fixed rate autocannon sends each connection's per-second quota back to back at the",
-      "start of every second, then idles: those latencies are of short bursts over 4 connections, not of evenly",
-      "paced arrivals, and no coordinated-omission correction is applied.",
+      `1 ms resolution). Each of the ${http.saturationConnections} connections sends its next request as soon as the previous answer arrives`,
+      "(closed loop), so these latencies are those of a full queue: read them with req/s, not as response times.",
+      `${healthName}: the PDP serves it through express (the lean node:http listener hands every route but POST`,
+      "/access/v1/evaluation(s) to express), so it is the cost of an express route, not a floor of the evaluation",
+      "path, which no longer goes through express. OPA serves it from the same Go HTTP server as its data API.",
     ].join("\n"),
   );
 
@@ -333,7 +407,6 @@ async function main(): Promise<void> {
   print(heading("PDP vs OPA (same Rego, same data, same input document, one core each)"));
   const get = (label: string, scenario: string): LoadResult | undefined =>
     results.get(`${label}|${scenario}`);
-  const fixedName = `fixed ${http.fixedRate}/s`;
   const compare: [string, (r: LoadResult) => number | undefined, number][] = [
     ["req/s", (r) => r.rps, 0],
     ["p50 ms", (r) => r.latencyMs.p50, 3],
@@ -341,7 +414,7 @@ async function main(): Promise<void> {
     ["srv CPU µs/req", (r) => r.serverCpuPerRequestUs, 1],
   ];
   const sideRows: string[][] = [];
-  for (const scenario of [fixedName, "saturation", "GET /health (floor)"]) {
+  for (const scenario of [fixedName, "saturation", healthName]) {
     for (const [metric, pick, decimals] of compare) {
       const a = get("PDP", scenario);
       const b = get("OPA", scenario);
@@ -353,21 +426,20 @@ async function main(): Promise<void> {
     }
   }
   print(table(["metric", "PDP", "OPA", "PDP/OPA"], sideRows));
+  print(
+    `${fixedName} is vegeta, the other two autocannon. ${healthName} is an express route for the PDP and not the path`,
+  );
+  print("of an evaluation; it is compared for context only.");
 
   // Where the time goes ----------------------------------------------------------
-  print(heading("Where a PDP request's CPU goes at saturation (estimate)"));
+  print(heading("Where a PDP evaluation's CPU goes at saturation (estimate)"));
   const pdpSat = get("PDP", "saturation")?.serverCpuPerRequestUs;
-  const pdpFloor = get("PDP", "GET /health (floor)")?.serverCpuPerRequestUs;
+  const pdpHealth = get("PDP", healthName)?.serverCpuPerRequestUs;
   const decideUs = inProcessStats.get("(b) PolicyDecisionEngine.decide|allow")?.mean;
   const rawUs = inProcessStats.get("(a) WasmPolicy.evaluate|allow")?.mean;
-  if (
-    pdpSat !== undefined &&
-    pdpFloor !== undefined &&
-    decideUs !== undefined &&
-    rawUs !== undefined
-  ) {
+  if (pdpSat !== undefined && decideUs !== undefined && rawUs !== undefined) {
     const share = (us: number): string => `${fixed((100 * us) / pdpSat, 0)} %`;
-    const rest = pdpSat - decideUs - pdpFloor;
+    const rest = pdpSat - decideUs;
     print(
       table(
         ["part", "µs/request", "share"],
@@ -380,23 +452,26 @@ async function main(): Promise<void> {
             share(decideUs - rawUs),
           ],
           [
-            "  HTTP + express floor (server CPU per GET /health)",
-            fixed(pdpFloor, 1),
-            share(pdpFloor),
-          ],
-          [
-            "  rest: body read, JSON parse, ajv, JSON reply (difference)",
+            "  rest: node:http, body, JSON parse, ajv, subject, JSON reply, GC (difference)",
             fixed(rest, 1),
             share(rest),
           ],
         ],
       ),
     );
+    print(
+      [
+        "POST /access/v1/evaluation is served by the lean node:http listener, without express. The HTTP part of the",
+        '"rest" row is not split out: a bare node:http floor (a server that only reads the body and answers) is not',
+        `measured. For context only, not subtracted: ${healthName}, an express route, costs ${fixed(pdpHealth, 1)} µs/request of server CPU`,
+        "(node:http + the lean listener's dispatch + express), the floor of the routes express still serves.",
+      ].join("\n"),
+    );
     const opaSat = get("OPA", "saturation")?.serverCpuPerRequestUs;
-    const opaFloor = get("OPA", "GET /health (floor)")?.serverCpuPerRequestUs;
+    const opaFloor = get("OPA", healthName)?.serverCpuPerRequestUs;
     if (opaSat !== undefined && opaFloor !== undefined) {
       print(
-        `OPA for comparison: ${fixed(opaSat, 1)} µs/request, of which ${fixed(opaFloor, 1)} µs is its HTTP floor and ` +
+        `OPA for comparison: ${fixed(opaSat, 1)} µs/request, of which ${fixed(opaFloor, 1)} µs is its GET /health on the same Go HTTP server and ` +
           `${fixed(opaSat - opaFloor, 1)} µs input parsing + Rego evaluation (topdown) + reply.`,
       );
     }
@@ -433,6 +508,27 @@ function checkWorkload(workload: Workload, allow: boolean): void {
       `the workload "${workload.name}" is ${allow ? "allowed" : "denied"}, expected ${workload.expectAllow ? "allowed" : "denied"}: fix bench/workload.ts`,
     );
   }
+}
+
+function pacedRow(name: string, r: PacedResult): string[] {
+  const pct = (share: number | undefined): string =>
+    share === undefined ? "n/a" : fixed(share * 100, 0);
+  return [
+    name,
+    whole(r.sent),
+    fixed(r.rps, 1),
+    fixed(r.latencyMs.p50, 3),
+    fixed(r.latencyMs.p90, 3),
+    fixed(r.latencyMs.p99, 3),
+    fixed(r.latencyMs.max, 3),
+    whole(r.non2xx),
+    whole(r.errors),
+    fixed(r.sendLagMs.p99, 3),
+    fixed(r.sendLagMs.max, 3),
+    pct(r.serverCpuShare),
+    fixed(r.serverCpuPerRequestUs, 1),
+    pct(r.generatorCpuShare),
+  ];
 }
 
 function loadRow(name: string, connections: number, r: LoadResult): string[] {
@@ -504,13 +600,10 @@ async function serversAgree(
       `${pdp.baseUrl}${evaluationPath}`,
       JSON.stringify(workload.request),
     );
-    const fromOpa = await postJson(
-      `${opa.baseUrl}${opaDecisionPath}`,
-      opaBody(workload.request, nowMs),
-    );
+    const fromOpa = await postJson(`${opa.baseUrl}${opaDecisionPath}`, opaBody(workload, nowMs));
     const pdpAnswer = pdpDecision(fromPdp.body);
     const opaAnswer = readPolicyAnswer((fromOpa.body as { result?: unknown }).result);
-    const { id: _id, revision: _revision, ...local } = engine.decide(workload.request);
+    const { id: _id, revision: _revision, ...local } = engine.decide(workload.resolved, nowMs);
     const same =
       fromPdp.status === 200 &&
       fromOpa.status === 200 &&
@@ -574,12 +667,16 @@ function pdpDecision(body: unknown): PolicyAnswer {
 
 async function cleanup(): Promise<void> {
   stopLoads();
+  await stopPacedLoads();
   await stopAll();
   if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
   scratch = undefined;
 }
 
-process.on("exit", killAllNow);
+process.on("exit", () => {
+  killPacedNow();
+  killAllNow();
+});
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.once(signal, () => {
     process.stderr.write(`\n${signal}: stopping the load and the servers\n`);

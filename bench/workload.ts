@@ -1,4 +1,6 @@
 /** The typical requests the benchmark sends, to the PDP and (as policy input) to OPA. */
+import type { Caller } from "../src/auth/caller.js";
+import { SubjectResolver } from "../src/auth/subject-resolver.js";
 import type { AccessRequest } from "../src/decision/decision.js";
 import { buildPolicyInput } from "../src/decision/input-builder.js";
 
@@ -7,8 +9,22 @@ export interface Workload {
   name: string;
   /** What the policy should answer; a sanity check of the workload, not of speed. */
   expectAllow: boolean;
+  /** What is sent to the PDP over HTTP. */
   request: AccessRequest;
+  /**
+   * `request` after subject resolution, as the PDP's decision engine gets it:
+   * the benchmark's PDP has no callers configured, so every caller may assert
+   * the subject (trusted-gateway mode) and it is marked authenticated.
+   */
+  resolved: AccessRequest;
 }
+
+/** The caller the PDP assumes when no callers are configured (PDP_CONFIG without `callers`). */
+const assertingCaller: Caller = {
+  name: "bench",
+  permissions: new Set(["authzen"]),
+  assertSubject: true,
+};
 
 /**
  * A tools/call from a managed device on 10.1.2.3 by a user holding mcp:read
@@ -16,7 +32,7 @@ export interface Workload {
  * write tool is allowed; the destructive one is denied (scope, device, acr and,
  * outside 07–19 UTC, hours).
  */
-export function workloads(nowMs: number): { allowed: Workload; denied: Workload } {
+export async function workloads(nowMs: number): Promise<{ allowed: Workload; denied: Workload }> {
   const call = (tool: string): AccessRequest => ({
     subject: {
       type: "user",
@@ -36,24 +52,23 @@ export function workloads(nowMs: number): { allowed: Workload; denied: Workload 
       session: { id: "s-1" },
     },
   });
+  const subjects = new SubjectResolver(undefined);
+  const workload = async (name: string, expectAllow: boolean, tool: string): Promise<Workload> => {
+    const request = call(tool);
+    const resolved = await subjects.resolve(request, assertingCaller, nowMs);
+    return { name, expectAllow, request, resolved };
+  };
   return {
-    allowed: {
-      name: "allowed write (files/write_file)",
-      expectAllow: true,
-      request: call("files/write_file"),
-    },
-    denied: {
-      name: "denied destructive (files/delete_file)",
-      expectAllow: false,
-      request: call("files/delete_file"),
-    },
+    allowed: await workload("allowed write (files/write_file)", true, "files/write_file"),
+    denied: await workload("denied destructive (files/delete_file)", false, "files/delete_file"),
   };
 }
 
 /**
  * The body OPA's data API expects: the document the PDP itself evaluates
- * (context.time, auth_age_s, scopes, resource server/tool already present).
+ * (subject resolved, context.time, auth_age_s, scopes, resource server/tool
+ * already present).
  */
-export function opaBody(request: AccessRequest, nowMs: number): string {
-  return JSON.stringify({ input: buildPolicyInput(request, nowMs) });
+export function opaBody(workload: Workload, nowMs: number): string {
+  return JSON.stringify({ input: buildPolicyInput(workload.resolved, nowMs) });
 }

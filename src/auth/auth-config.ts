@@ -109,7 +109,7 @@ const fileSchema = {
           name: text,
           api_key_sha256: { type: "array", items: sha256Hex },
           mtls_subjects: texts,
-          permissions: { type: "array", items: { enum: apiPermissions } },
+          permissions: { type: "array", items: { enum: [...apiPermissions, "ops"] } },
           assert_subject: { type: "boolean" },
         },
       },

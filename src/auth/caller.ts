@@ -1,5 +1,6 @@
-/** The API groups a caller may be allowed to use. */
+/** The decision API groups a caller may be allowed to use (its default when none are listed). */
 export const apiPermissions = ["authzen"] as const;
+/** A decision API group, or "ops": /health, /ready, /metrics when they are not open. */
 export type ApiPermission = (typeof apiPermissions)[number] | "ops";
 
 /** Who is calling the PDP's own API (a PEP, a gateway, an MCP server). */
