@@ -36,7 +36,13 @@ import {
   type Server,
 } from "./processes.js";
 import { fixed, heading, ratio, SampleBuffer, table, whole, type Percentiles } from "./report.js";
-import { runPaced, killPacedNow, stopPacedLoads, type PacedResult } from "./vegeta.js";
+import {
+  runPaced,
+  killPacedNow,
+  stopPacedLoads,
+  StoppedError,
+  type PacedResult,
+} from "./vegeta.js";
 import { opaBody, workloads, type Workload } from "./workload.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -687,9 +693,11 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 try {
   await main();
 } catch (error) {
-  process.stderr.write(
-    `bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-  );
+  // A run cut short by Ctrl-C has been reported by the signal handler already.
+  if (!(error instanceof StoppedError))
+    process.stderr.write(
+      `bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
   process.exitCode = 1;
 } finally {
   await cleanup();
