@@ -130,16 +130,18 @@ export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
       const results: unknown[] = [];
       for (const [index, item] of items.entries()) {
         let request: AccessRequest;
+        const pointer = `/evaluations/${index}`;
         try {
-          request = parseAccessRequest(withDefaults(envelope, item), `/evaluations/${index}`);
+          request = parseAccessRequest(withDefaults(envelope, item), pointer);
           request = await subjects.resolve(request, caller, nowMs, verified);
         } catch (error) {
           if (!(error instanceof ApiError)) throw error;
           // A bad item fails alone: decision false with the error, the batch goes on (AuthZEN §7.2).
-          results.push({
-            decision: false,
-            context: { error: { status: error.status, ...error.toBody() } },
-          });
+          const body = error.toBody();
+          if (body.field !== undefined && !body.field.startsWith(pointer)) {
+            body.field = `${pointer}${body.field}`;
+          }
+          results.push({ decision: false, context: { error: { status: error.status, ...body } } });
           if (stopsAfter(semantic, false)) break;
           continue;
         }

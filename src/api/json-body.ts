@@ -50,6 +50,19 @@ export function requireJsonContentType(contentType: string | undefined): void {
  * documents and hostile keys. Every refusal is an ApiError naming the problem.
  */
 export function parseJsonObject(body: Buffer, limits: JsonBodyLimits): Record<string, unknown> {
+  const parsed = parseJsonDocument(body, limits);
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    const kind = Array.isArray(parsed) ? "an array" : parsed === null ? "null" : typeof parsed;
+    throw new ApiError("invalid_request", `body must be a JSON object, got ${kind}`, "");
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/**
+ * Parses any JSON document (a JSON-RPC batch is an array) with the same
+ * refusals as parseJsonObject: size, UTF-8, syntax, depth, hostile keys.
+ */
+export function parseJsonDocument(body: Buffer, limits: JsonBodyLimits): unknown {
   if (body.length > limits.maxBytes) {
     throw new ApiError("body_too_large", `body exceeds ${limits.maxBytes} bytes`);
   }
@@ -67,12 +80,8 @@ export function parseJsonObject(body: Buffer, limits: JsonBodyLimits): Record<st
   } catch (error) {
     throw new ApiError("invalid_json", `body is not valid JSON: ${(error as Error).message}`);
   }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    const kind = Array.isArray(parsed) ? "an array" : parsed === null ? "null" : typeof parsed;
-    throw new ApiError("invalid_request", `body must be a JSON object, got ${kind}`, "");
-  }
-  checkShape(parsed, limits.maxDepth);
-  return parsed as Record<string, unknown>;
+  if (typeof parsed === "object" && parsed !== null) checkShape(parsed, limits.maxDepth);
+  return parsed;
 }
 
 interface Frame {

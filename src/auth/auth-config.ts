@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { Ajv, type ErrorObject } from "ajv";
 import { parse as parseYaml } from "yaml";
+import { parseCidr } from "../net/client-address.js";
 import { apiPermissions, type ApiPermission } from "./caller.js";
 
 /** Asymmetric JWS algorithms: the only ones a resource server can verify without sharing a secret. */
@@ -49,6 +50,20 @@ export interface AuthSettings {
   callers: CallerSettings[] | undefined;
   ops: { open: boolean; apiKeySha256: string[] };
   tls: { certFile: string; keyFile: string; clientCaFile: string | undefined } | undefined;
+  forwardAuth: ForwardAuthSettings;
+}
+
+/** How the forward-auth endpoint reads requests relayed by proxies. */
+export interface ForwardAuthSettings {
+  /** CIDRs of proxies whose X-Forwarded-For and context headers are believed. */
+  trustedProxies: string[];
+  batch: "reject" | "authorize_each";
+  /** Larger tool-call arguments are not passed to the policy (`arguments_omitted: true`). */
+  maxArgumentBytes: number;
+  /** Request header (lower case) → context path, e.g. `x-device-trust` → `device.trust`. */
+  contextHeaders: Record<string, string>;
+  /** Per MCP server: its canonical resource URI (the required token audience) and metadata URL. */
+  servers: Record<string, { resource: string; resourceMetadata: string | undefined }>;
 }
 
 export const defaultAuthSettings: AuthSettings = {
@@ -57,6 +72,13 @@ export const defaultAuthSettings: AuthSettings = {
   callers: undefined,
   ops: { open: true, apiKeySha256: [] },
   tls: undefined,
+  forwardAuth: {
+    trustedProxies: [],
+    batch: "reject",
+    maxArgumentBytes: 4096,
+    contextHeaders: {},
+    servers: {},
+  },
 };
 
 const sha256Hex = { type: "string", pattern: "^[0-9a-fA-F]{64}$" } as const;
@@ -122,6 +144,33 @@ const fileSchema = {
         api_key_sha256: { type: "array", items: sha256Hex },
       },
     },
+    forward_auth: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        trusted_proxies: texts,
+        batch: { enum: ["reject", "authorize_each"] },
+        max_argument_bytes: { type: "integer", minimum: 0, maximum: 1048576 },
+        context_headers: {
+          type: "object",
+          propertyNames: { pattern: "^[A-Za-z0-9-]+$" },
+          additionalProperties: {
+            type: "string",
+            pattern: "^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*$",
+          },
+        },
+        servers: {
+          type: "object",
+          propertyNames: { pattern: "^[A-Za-z0-9._-]{1,128}$" },
+          additionalProperties: {
+            type: "object",
+            additionalProperties: false,
+            required: ["resource"],
+            properties: { resource: text, resource_metadata: text },
+          },
+        },
+      },
+    },
     tls: {
       type: "object",
       additionalProperties: false,
@@ -159,6 +208,13 @@ interface RawFile {
   }[];
   ops?: { open?: boolean; api_key_sha256?: string[] };
   tls?: { cert_file: string; key_file: string; client_ca_file?: string };
+  forward_auth?: {
+    trusted_proxies?: string[];
+    batch?: "reject" | "authorize_each";
+    max_argument_bytes?: number;
+    context_headers?: Record<string, string>;
+    servers?: Record<string, { resource: string; resource_metadata?: string }>;
+  };
 }
 
 const validateFile = new Ajv({ allErrors: true, strict: true }).compile<RawFile>(fileSchema);
@@ -209,7 +265,45 @@ export function readAuthSettings(path: string): { settings: AuthSettings; proble
   if (callers?.some((c) => c.mtlsSubjects.length > 0) === true && tls?.clientCaFile === undefined) {
     problems.push("tls.client_ca_file: callers identified by mtls_subjects need an mTLS listener");
   }
-  const opsOpen = raw.ops?.open ?? (raw.ops?.api_key_sha256 ?? []).length === 0;
+  const opsKeys = raw.ops?.api_key_sha256 ?? [];
+  const opsOpen = raw.ops?.open ?? opsKeys.length === 0;
+  if (opsOpen && opsKeys.length > 0) {
+    problems.push("ops: open is true, so api_key_sha256 would be ignored; drop one of them");
+  }
+  if (
+    !opsOpen &&
+    opsKeys.length === 0 &&
+    callers?.some((c) => c.permissions.includes("ops")) !== true
+  ) {
+    problems.push(
+      "ops: closed, but no ops key and no caller with the ops permission: probes could never pass",
+    );
+  }
+  // One credential must name one caller: otherwise the file's order decides who asks.
+  const owners = new Map<string, string>();
+  const claim = (credential: string, owner: string, key: string): void => {
+    const previous = owners.get(credential);
+    if (previous !== undefined && previous !== owner) {
+      problems.push(`${key}: also names ${previous}; one credential must identify one caller`);
+    }
+    owners.set(credential, owner);
+  };
+  raw.callers?.forEach((caller, index) => {
+    caller.api_key_sha256?.forEach((digest, k) => {
+      claim(
+        `key:${digest.toLowerCase()}`,
+        `callers[${index}]`,
+        `callers[${index}].api_key_sha256[${k}]`,
+      );
+    });
+    caller.mtls_subjects?.forEach((name, k) => {
+      claim(`tls:${name}`, `callers[${index}]`, `callers[${index}].mtls_subjects[${k}]`);
+    });
+  });
+  opsKeys.forEach((digest, k) => {
+    claim(`key:${digest.toLowerCase()}`, "ops", `ops.api_key_sha256[${k}]`);
+  });
+  const forwardAuth = toForwardAuth(raw.forward_auth ?? {}, problems);
   return {
     settings: {
       issuers,
@@ -217,8 +311,50 @@ export function readAuthSettings(path: string): { settings: AuthSettings; proble
       callers,
       ops: { open: opsOpen, apiKeySha256: raw.ops?.api_key_sha256 ?? [] },
       tls,
+      forwardAuth,
     },
     problems: problems.map((p) => `PDP_CONFIG ${path}: ${p}`),
+  };
+}
+
+function toForwardAuth(
+  raw: NonNullable<RawFile["forward_auth"]>,
+  problems: string[],
+): ForwardAuthSettings {
+  const defaults = defaultAuthSettings.forwardAuth;
+  const trustedProxies = raw.trusted_proxies ?? defaults.trustedProxies;
+  for (const [index, cidr] of trustedProxies.entries()) {
+    if (parseCidr(cidr) === undefined) {
+      problems.push(
+        `forward_auth.trusted_proxies[${index}]: ${cidr} is not a CIDR (e.g. 10.0.0.0/8, ::1/128)`,
+      );
+    }
+  }
+  const servers: ForwardAuthSettings["servers"] = {};
+  for (const [name, server] of Object.entries(raw.servers ?? {})) {
+    for (const [key, value] of [
+      ["resource", server.resource],
+      ["resource_metadata", server.resource_metadata],
+    ] as const) {
+      if (value === undefined) continue;
+      try {
+        new URL(value);
+      } catch {
+        problems.push(`forward_auth.servers.${name}.${key}: ${value} is not an absolute URL`);
+      }
+    }
+    servers[name] = { resource: server.resource, resourceMetadata: server.resource_metadata };
+  }
+  const contextHeaders: Record<string, string> = {};
+  for (const [header, path] of Object.entries(raw.context_headers ?? {})) {
+    contextHeaders[header.toLowerCase()] = path;
+  }
+  return {
+    trustedProxies,
+    batch: raw.batch ?? defaults.batch,
+    maxArgumentBytes: raw.max_argument_bytes ?? defaults.maxArgumentBytes,
+    contextHeaders,
+    servers,
   };
 }
 

@@ -97,30 +97,38 @@ export class CallerAuthenticator {
     return caller;
   }
 
+  /**
+   * Every caller the request's credentials name (certificate, API key, ops
+   * key), preferring one that holds the permission: a probe presenting a
+   * decision caller's certificate and the ops key is still an ops caller.
+   */
   private identify(request: ApiRequest, permission: ApiPermission): Caller | undefined {
     const callers = this.callers ?? [];
+    const matches: Caller[] = [];
     const certificateNames = request.tlsClient?.names ?? [];
     if (certificateNames.length > 0) {
       const byCertificate = callers.find((c) =>
         c.mtlsSubjects.some((s) => certificateNames.includes(s)),
       );
-      if (byCertificate !== undefined) return byCertificate.caller;
+      if (byCertificate !== undefined) matches.push(byCertificate.caller);
     }
     const key = headerValue(request, apiKeyHeader);
-    if (key === undefined || key === "") return undefined;
-    const digest = digestApiKey(key);
-    // Compare against every digest, without stopping early, so timing says nothing about which matched.
-    let match: Caller | undefined;
-    for (const candidate of callers) {
-      for (const stored of candidate.apiKeyDigests) {
-        if (timingSafeEqual(stored, digest) && match === undefined) match = candidate.caller;
+    if (key !== undefined && key !== "") {
+      const digest = digestApiKey(key);
+      // Compare against every digest, without stopping early, so timing says nothing about which matched.
+      let byKey: Caller | undefined;
+      for (const candidate of callers) {
+        for (const stored of candidate.apiKeyDigests) {
+          if (timingSafeEqual(stored, digest) && byKey === undefined) byKey = candidate.caller;
+        }
       }
-    }
-    if (permission === "ops") {
       for (const stored of this.opsKeyDigests) {
-        if (timingSafeEqual(stored, digest) && match === undefined) match = opsCaller;
+        if (timingSafeEqual(stored, digest) && byKey === undefined && permission === "ops") {
+          byKey = opsCaller;
+        }
       }
+      if (byKey !== undefined) matches.push(byKey);
     }
-    return match;
+    return matches.find((caller) => caller.permissions.has(permission)) ?? matches[0];
   }
 }

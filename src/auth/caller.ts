@@ -1,5 +1,5 @@
 /** The decision API groups a caller may be allowed to use (its default when none are listed). */
-export const apiPermissions = ["authzen"] as const;
+export const apiPermissions = ["authzen", "forward_auth"] as const;
 /** A decision API group, or "ops": /health, /ready, /metrics when they are not open. */
 export type ApiPermission = (typeof apiPermissions)[number] | "ops";
 

@@ -31,7 +31,12 @@ export interface VerifiedToken {
 
 /** Verifies bearer tokens; throws TokenError with the reason otherwise. */
 export interface TokenVerifier {
-  verify(token: string, nowMs: number): Promise<VerifiedToken>;
+  /**
+   * `audience`, when given, is the one protected resource the token must be
+   * for (forward-auth knows which MCP server is being called); otherwise any
+   * of the issuer's audiences is accepted.
+   */
+  verify(token: string, nowMs: number, audience?: string): Promise<VerifiedToken>;
 }
 
 /**
@@ -54,13 +59,16 @@ export class JwtTokenVerifier implements TokenVerifier {
     this.cache = cacheEntries > 0 ? new LRUCache({ max: cacheEntries }) : undefined;
   }
 
-  async verify(token: string, nowMs: number): Promise<VerifiedToken> {
+  async verify(token: string, nowMs: number, audience?: string): Promise<VerifiedToken> {
     const nowS = Math.floor(nowMs / 1000);
     if (token.length > this.maxTokenBytes) {
       throw new TokenError("token_too_large", `the token exceeds ${this.maxTokenBytes} bytes`);
     }
+    // The audience is part of the key: a token verified for one MCP server proves nothing for another.
     const cacheKey =
-      this.cache === undefined ? "" : createHash("sha256").update(token).digest("base64url");
+      this.cache === undefined
+        ? ""
+        : `${createHash("sha256").update(token).digest("base64url")} ${audience ?? "*"}`;
     const cached = this.cache?.get(cacheKey);
     if (cached !== undefined) {
       if (cached.claims.exp > nowS - cached.issuer.clockToleranceS) return cached;
@@ -72,7 +80,7 @@ export class JwtTokenVerifier implements TokenVerifier {
     try {
       ({ payload: claims } = await jwtVerify(token, issuer.keys.getKey, {
         issuer: issuer.issuer,
-        audience: [...issuer.audiences],
+        audience: audience === undefined ? [...issuer.audiences] : [audience],
         algorithms: [...issuer.algorithms],
         clockTolerance: issuer.clockToleranceS,
         currentDate: new Date(nowMs),

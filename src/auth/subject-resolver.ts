@@ -55,12 +55,10 @@ export class SubjectResolver {
     const properties = request.subject.properties ?? {};
     const token = properties.token;
     if (typeof token === "string") {
-      let subject = verified.get(token);
-      if (subject === undefined) {
-        subject = this.verify(token, request.subject.type, nowMs);
-        verified.set(token, subject);
-      }
-      return { ...request, subject: await subject };
+      return {
+        ...request,
+        subject: await this.subjectForToken(token, request.subject.type, nowMs, { verified }),
+      };
     }
     if (caller.assertSubject) {
       const asserted: Record<string, unknown> = {};
@@ -87,7 +85,33 @@ export class SubjectResolver {
     };
   }
 
-  private async verify(token: string, type: string, nowMs: number): Promise<Entity> {
+  /**
+   * The subject of a bearer token, or an anonymous subject carrying why there
+   * is none (`token` may already be a TokenError, e.g. from a malformed
+   * Authorization header). `audience` pins the token to one protected resource.
+   */
+  subjectForToken(
+    token: string | TokenError,
+    type: string,
+    nowMs: number,
+    options: { audience?: string; verified?: Map<string, Promise<Entity>> } = {},
+  ): Promise<Entity> {
+    if (token instanceof TokenError) return Promise.resolve(this.fail(type, token));
+    const memo = options.verified;
+    let subject = memo?.get(token);
+    if (subject === undefined) {
+      subject = this.verify(token, type, nowMs, options.audience);
+      memo?.set(token, subject);
+    }
+    return subject;
+  }
+
+  private async verify(
+    token: string,
+    type: string,
+    nowMs: number,
+    audience: string | undefined,
+  ): Promise<Entity> {
     if (this.verifier === undefined) {
       return this.fail(
         type,
@@ -95,7 +119,7 @@ export class SubjectResolver {
       );
     }
     try {
-      return subjectFromToken(await this.verifier.verify(token, nowMs));
+      return subjectFromToken(await this.verifier.verify(token, nowMs, audience));
     } catch (error) {
       if (error instanceof TokenError) return this.fail(type, error);
       throw error;

@@ -21,6 +21,9 @@ export function serve(handler: ApiHandler): RequestHandler {
       headers: req.headers,
       body: Buffer.isBuffer(body) ? body : Buffer.alloc(0),
       ...(tlsClient === undefined ? {} : { tlsClient }),
+      ...(req.socket.remoteAddress === undefined
+        ? {}
+        : { remoteAddress: req.socket.remoteAddress }),
     });
     res.status(response.status);
     if (response.headers !== undefined) res.set(response.headers);

@@ -94,6 +94,9 @@ function serveLean(
           headers: req.headers,
           body,
           ...(tlsClient === undefined ? {} : { tlsClient }),
+          ...(req.socket.remoteAddress === undefined
+            ? {}
+            : { remoteAddress: req.socket.remoteAddress }),
         });
       })
       .then(

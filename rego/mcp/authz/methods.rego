@@ -7,22 +7,27 @@ import rego.v1
 # not apply to it.
 method := input.action.name
 
-method_rule := "tool" if method == "tools/call"
+# mcp/opaque is a POST whose method the PDP cannot see (a headers-only proxy
+# without Mcp-Method): it is judged as the riskiest thing it could be, a call
+# of an unseen tool.
+method_rule := "tool" if method in tool_methods
+
+tool_methods := {"tools/call", "mcp/opaque"}
 
 method_rule := data.methods[method] if {
-	method != "tools/call"
+	not method in tool_methods
 }
 
 # Without an exact entry, the most restrictive matching glob wins, so that
 # overlapping patterns can only make a method stricter.
 method_rule := most_restrictive(glob_rules) if {
-	method != "tools/call"
+	not method in tool_methods
 	not data.methods[method]
 	count(glob_rules) > 0
 }
 
 method_rule := data.unknown_method if {
-	method != "tools/call"
+	not method in tool_methods
 	not data.methods[method]
 	count(glob_rules) == 0
 }

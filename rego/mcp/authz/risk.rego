@@ -84,11 +84,17 @@ tool_unknown if {
 	data.unknown_tool == "deny"
 }
 
+# A tool the PDP cannot see is never the lowest risk: it is the highest.
+tool_risk := {"class": highest_class, "source": "hidden"} if tool_hidden
+
+tool_hidden if input.resource.properties.hidden == true
+
 tool_risk := raised if {
+	not tool_hidden
 	annotation_class
 	class_rank(annotation_class) > class_rank(base.class)
 	raised := {"class": annotation_class, "source": concat("+", [base.source, "annotations"])}
-} else := base
+} else := base if not tool_hidden
 
 highest_class := data.risk_order[count(data.risk_order) - 1]
 

@@ -1,0 +1,308 @@
+import type { ForwardAuthSettings } from "../auth/auth-config.js";
+import { parseBearer } from "../auth/bearer.js";
+import type { CallerAuthenticator } from "../auth/caller-authenticator.js";
+import type { SubjectResolver } from "../auth/subject-resolver.js";
+import { TokenError } from "../auth/token-error.js";
+import type { AccessRequest, Decision, Entity } from "../decision/decision.js";
+import type { Clock, DecisionEngine } from "../decision/decision-engine.js";
+import { ApiError } from "../errors.js";
+import type { McpOperation } from "../mcp/operation.js";
+import { McpRefusal, readMcpRequest } from "../mcp/streamable-http.js";
+import { TrustedProxies } from "../net/client-address.js";
+import { headerValue, type ApiRequest, type ApiResponse } from "./api-types.js";
+import type { JsonBodyLimits } from "./json-body.js";
+
+export const forwardAuthPrefix = "/forward-auth/";
+
+export interface ForwardAuthApiOptions {
+  engine: DecisionEngine;
+  callers: CallerAuthenticator;
+  subjects: SubjectResolver;
+  clock: Clock;
+  limits: JsonBodyLimits;
+  settings: ForwardAuthSettings;
+}
+
+/** JSON-RPC error code of an authorization refusal (implementation-defined range). */
+export const jsonRpcAccessDenied = -32003;
+/** JSON-RPC "Invalid Request". */
+const jsonRpcInvalidRequest = -32600;
+
+/**
+ * The forward-auth endpoint for proxies: `/forward-auth/<server>[/<original
+ * path>]`, any method. It serves the contracts of Envoy ext_authz (HTTP
+ * service: original method and path appended, body with
+ * `with_request_body`), NGINX auth_request (headers only, `X-Original-URI`,
+ * `X-Original-Method`), Traefik ForwardAuth and Caddy forward_auth
+ * (`X-Forwarded-Method/-Uri/-Host/-For`, body with Traefik's `forwardBody`).
+ *
+ * Every MCP operation in the request must be allowed. Answers: 200 with
+ * upstream headers; 401 with `WWW-Authenticate: Bearer resource_metadata=…`
+ * (RFC 9728) when the token is missing or invalid; 403 with
+ * `error="insufficient_scope"` when a step-up would help; 403 otherwise; 400
+ * when the request is not valid MCP. A JSON-RPC request gets a JSON-RPC error.
+ */
+export function createForwardAuthApi(
+  options: ForwardAuthApiOptions,
+): (request: ApiRequest) => Promise<ApiResponse> {
+  const { engine, callers, subjects, clock, limits, settings } = options;
+  const proxies = new TrustedProxies(settings.trustedProxies);
+
+  return async (request) => {
+    callers.authenticate(request, "forward_auth");
+    const { server, rest } = routeOf(request.path);
+    const serverSettings = settings.servers[server];
+    const header = (name: string) => headerValue(request, name);
+    const original = {
+      method: header("x-forwarded-method") ?? header("x-original-method") ?? request.method,
+      uri: header("x-forwarded-uri") ?? header("x-original-uri") ?? (rest || "/"),
+      host: header("x-forwarded-host") ?? header("host") ?? "",
+      proto: header("x-forwarded-proto") ?? "https",
+    };
+    const resourceMetadata =
+      serverSettings?.resourceMetadata ??
+      metadataUrlFor(
+        serverSettings?.resource ?? `${original.proto}://${original.host}${pathOnly(original.uri)}`,
+      );
+
+    // A body cut short by the proxy (Envoy's partial body) cannot be read: treat it as unseen.
+    const partial = header("x-envoy-auth-partial-body") === "true";
+    let reading;
+    try {
+      reading = readMcpRequest(
+        {
+          method: original.method,
+          mcpMethod: header("mcp-method"),
+          mcpName: header("mcp-name"),
+          body: partial || request.body.length === 0 ? undefined : request.body,
+        },
+        { batch: settings.batch, limits },
+      );
+    } catch (error) {
+      if (!(error instanceof McpRefusal)) throw error;
+      return refusal(error);
+    }
+
+    const nowMs = clock();
+    const token = bearerOf(header("authorization"));
+    const subject = await subjects.subjectForToken(token, "user", nowMs, {
+      ...(serverSettings === undefined ? {} : { audience: serverSettings.resource }),
+    });
+    const trusted = proxies.trusts(request.remoteAddress);
+    const context = contextOf(request, original, trusted, proxies, settings);
+
+    const decisions: { operation: McpOperation; decision: Decision }[] = [];
+    for (const operation of reading.operations) {
+      const access: AccessRequest = {
+        subject,
+        action: { name: operation.method },
+        resource: resourceOf(operation, server, settings.maxArgumentBytes),
+        context,
+      };
+      decisions.push({ operation, decision: engine.decide(access, nowMs) });
+    }
+
+    const denied = decisions.find((d) => !d.decision.allow);
+    const ids = decisions.map((d) => d.decision.id).join(",");
+    if (denied === undefined) {
+      return {
+        status: 200,
+        headers: {
+          "x-pdp-decision-id": ids,
+          "x-pdp-subject": subject.id,
+          "x-pdp-risk": highestRisk(decisions.map((d) => d.decision)),
+        },
+        body: { decision: true, decision_id: ids },
+      };
+    }
+    return denial(denied.decision, denied.operation, reading.jsonRpc, {
+      ids,
+      resourceMetadata,
+      tokenPresented: typeof token === "string",
+    });
+  };
+}
+
+function routeOf(path: string): { server: string; rest: string } {
+  const tail = path.slice(forwardAuthPrefix.length);
+  const slash = tail.indexOf("/");
+  const server = decodeURIComponent(slash === -1 ? tail : tail.slice(0, slash));
+  if (!/^[A-Za-z0-9._-]{1,128}$/.test(server)) {
+    throw new ApiError("not_found", "forward-auth paths are /forward-auth/<server>[/<path>]");
+  }
+  return { server, rest: slash === -1 ? "" : tail.slice(slash) };
+}
+
+function bearerOf(authorization: string | undefined): string | TokenError {
+  try {
+    return parseBearer(authorization);
+  } catch (error) {
+    if (error instanceof TokenError) return error;
+    throw error;
+  }
+}
+
+function pathOnly(uri: string): string {
+  const query = uri.indexOf("?");
+  return query === -1 ? uri : uri.slice(0, query);
+}
+
+/** RFC 9728 §3: the well-known path is inserted between the host and the resource's path. */
+export function metadataUrlFor(resource: string): string {
+  try {
+    const url = new URL(resource);
+    const path = url.pathname === "/" ? "" : url.pathname.replace(/\/+$/, "");
+    return `${url.origin}/.well-known/oauth-protected-resource${path}`;
+  } catch {
+    return "/.well-known/oauth-protected-resource";
+  }
+}
+
+function contextOf(
+  request: ApiRequest,
+  original: { method: string; uri: string; host: string },
+  trusted: boolean,
+  proxies: TrustedProxies,
+  settings: ForwardAuthSettings,
+): Record<string, unknown> {
+  const context: Record<string, unknown> = {
+    http: { method: original.method, path: pathOnly(original.uri), host: original.host },
+  };
+  const ip = proxies.clientAddress(request.remoteAddress, headerValue(request, "x-forwarded-for"));
+  if (ip !== undefined) context.ip = ip;
+  const session = headerValue(request, "mcp-session-id");
+  if (session !== undefined) context.session = { id: session };
+  // Only a trusted proxy's headers are believed: it sets or strips them for the client.
+  if (trusted) {
+    for (const [name, path] of Object.entries(settings.contextHeaders)) {
+      const value = headerValue(request, name);
+      if (value !== undefined) setPath(context, path.split("."), value);
+    }
+  }
+  return context;
+}
+
+function setPath(target: Record<string, unknown>, path: string[], value: string): void {
+  const [head, ...rest] = path;
+  if (head === undefined) return;
+  if (rest.length === 0) {
+    target[head] = value;
+    return;
+  }
+  const next = target[head];
+  const child: Record<string, unknown> =
+    typeof next === "object" && next !== null ? (next as Record<string, unknown>) : {};
+  target[head] = child;
+  setPath(child, rest, value);
+}
+
+function resourceOf(operation: McpOperation, server: string, maxArgumentBytes: number): Entity {
+  switch (operation.method) {
+    case "tools/call":
+    case "mcp/opaque": {
+      if (operation.name === undefined) {
+        // The tool is not visible (headers-only proxy, no Mcp-Name): the policy assumes the worst.
+        return { type: "tool", id: "", properties: { server, hidden: true } };
+      }
+      const properties: Record<string, unknown> = { server, tool: operation.name };
+      if (operation.arguments !== undefined) {
+        const size = JSON.stringify(operation.arguments).length;
+        if (size <= maxArgumentBytes) properties.arguments = operation.arguments;
+        else properties.arguments_omitted = true;
+      }
+      return { type: "tool", id: operation.name, properties };
+    }
+    case "resources/read":
+    case "resources/subscribe":
+    case "resources/unsubscribe":
+      return {
+        type: "resource",
+        id: operation.name ?? "",
+        properties: { server, uri: operation.name ?? null },
+      };
+    case "prompts/get":
+      return {
+        type: "prompt",
+        id: operation.name ?? "",
+        properties: { server, prompt: operation.name ?? null },
+      };
+    default:
+      return { type: "mcp_server", id: server, properties: { server } };
+  }
+}
+
+function highestRisk(decisions: Decision[]): string {
+  const classes = decisions
+    .map((d) => (d.risk as { class?: unknown } | null)?.class)
+    .filter((c): c is string => typeof c === "string");
+  return classes.length === 0 ? "none" : classes.join(",");
+}
+
+const tokenReason = (code: string) => code.startsWith("token_") || code === "jwks_unavailable";
+
+function quoted(value: string): string {
+  return `"${value.replace(/["\\]/g, "")}"`;
+}
+
+function denial(
+  decision: Decision,
+  operation: McpOperation,
+  jsonRpc: boolean,
+  details: { ids: string; resourceMetadata: string; tokenPresented: boolean },
+): ApiResponse {
+  const codes = decision.reasons.map((r) => r.code);
+  const headers: Record<string, string> = { "x-pdp-decision-id": details.ids };
+  let status = 403;
+  const metadata = `resource_metadata=${quoted(details.resourceMetadata)}`;
+  const stepUp = (
+    decision.obligations as {
+      step_up?: { scopes?: unknown; acr_values?: unknown; max_age?: unknown };
+    }
+  ).step_up;
+  if (codes.some(tokenReason)) {
+    status = 401;
+    headers["www-authenticate"] = details.tokenPresented
+      ? `Bearer error="invalid_token", ${metadata}`
+      : `Bearer ${metadata}`;
+  } else if (stepUp !== undefined) {
+    const scopes = Array.isArray(stepUp.scopes)
+      ? stepUp.scopes.filter((s) => typeof s === "string")
+      : [];
+    const acr = Array.isArray(stepUp.acr_values)
+      ? stepUp.acr_values.filter((s) => typeof s === "string")
+      : [];
+    const parts =
+      scopes.length > 0
+        ? [`error="insufficient_scope"`, `scope=${quoted(scopes.join(" "))}`]
+        : [`error="insufficient_user_authentication"`];
+    if (acr.length > 0) parts.push(`acr_values=${quoted(acr.join(" "))}`);
+    if (typeof stepUp.max_age === "number") parts.push(`max_age=${stepUp.max_age}`);
+    parts.push(metadata);
+    headers["www-authenticate"] = `Bearer ${parts.join(", ")}`;
+  }
+  const message = [...new Set(decision.reasons.map((r) => r.user))].join(" ") || "Access denied.";
+  const data = { decision_id: decision.id, reasons: codes };
+  const body =
+    jsonRpc && operation.id !== undefined
+      ? { jsonrpc: "2.0", id: operation.id, error: { code: jsonRpcAccessDenied, message, data } }
+      : { code: status === 401 ? "unauthenticated" : "access_denied", message, ...data };
+  return { status, headers, body };
+}
+
+function refusal(error: McpRefusal): ApiResponse {
+  return {
+    status: 400,
+    body:
+      error.id === undefined
+        ? { code: error.code, message: error.message }
+        : {
+            jsonrpc: "2.0",
+            id: error.id,
+            error: {
+              code: jsonRpcInvalidRequest,
+              message: error.message,
+              data: { reasons: [error.code] },
+            },
+          },
+  };
+}
