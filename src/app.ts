@@ -9,6 +9,8 @@ import {
 } from "./decision/decision-engine.js";
 import { errorHandler, notFound } from "./http/error-handler.js";
 import { authzenRouter } from "./http/authzen-router.js";
+import { forwardAuthRouter } from "./http/forward-auth-router.js";
+import { createForwardAuthApi, forwardAuthPrefix } from "./api/forward-auth-api.js";
 import { leanListener } from "./http/lean-listener.js";
 import { opsRouter } from "./http/ops-router.js";
 import { requestId } from "./http/request-id.js";
@@ -127,6 +129,15 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     publicUrl: config.publicUrl,
   });
 
+  const forwardAuth = createForwardAuthApi({
+    engine,
+    callers,
+    subjects,
+    clock: deps.clock ?? Date.now,
+    limits: { maxBytes: config.limits.maxBodyBytes, maxDepth: config.limits.maxDepth },
+    settings: auth.forwardAuth,
+  });
+
   let draining = false;
   const app = express();
   app.disable("x-powered-by");
@@ -139,6 +150,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     ),
   );
   app.use(authzenRouter(api, config.limits.maxBodyBytes));
+  app.use(forwardAuthRouter(forwardAuth, config.limits.maxBodyBytes));
   app.use(notFound);
   app.use(errorHandler(logger));
 
@@ -146,6 +158,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     routes: [
       { method: "POST", path: authzenPaths.evaluation, handler: api.evaluation },
       { method: "POST", path: authzenPaths.evaluations, handler: api.evaluations },
+      { method: "*", path: forwardAuthPrefix, prefix: true, handler: forwardAuth },
     ],
     maxBodyBytes: config.limits.maxBodyBytes,
     fallback: app,

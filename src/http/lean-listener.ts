@@ -9,8 +9,11 @@ import { tlsClientOf } from "./tls-client.js";
 export type ApiHandler = (request: ApiRequest) => ApiResponse | Promise<ApiResponse>;
 
 export interface LeanRoute {
+  /** An HTTP method, or "*" for any. */
   method: string;
   path: string;
+  /** Match every path that starts with `path`. */
+  prefix?: boolean;
   handler: ApiHandler;
 }
 
@@ -32,11 +35,19 @@ export interface LeanListenerOptions {
  * to express, which stays the reference behaviour.
  */
 export function leanListener(options: LeanListenerOptions): RequestListener {
-  const routes = new Map(
-    options.routes.map((route) => [`${route.method} ${route.path}`, route.handler]),
+  const exact = new Map(
+    options.routes
+      .filter((route) => route.prefix !== true)
+      .map((route) => [`${route.method} ${route.path}`, route.handler]),
   );
+  const prefixes = options.routes.filter((route) => route.prefix === true);
+  const find = (method: string, path: string): ApiHandler | undefined =>
+    exact.get(`${method} ${path}`) ??
+    prefixes.find(
+      (route) => (route.method === "*" || route.method === method) && path.startsWith(route.path),
+    )?.handler;
   return (req, res) => {
-    const handler = routes.get(`${req.method ?? ""} ${pathOf(req.url)}`);
+    const handler = find(req.method ?? "", pathOf(req.url));
     if (handler === undefined || req.headers["content-encoding"] !== undefined) {
       options.fallback(req, res);
       return;

@@ -21,7 +21,7 @@ export function classifyMessage(value: unknown): JsonRpcMessage {
   }
   if (method !== undefined) return { kind: "invalid", reason: "method must be a non-empty string" };
   if ("result" in message || "error" in message) {
-    return { kind: "response", id: validId ? (id) : null };
+    return { kind: "response", id: validId ? id : null };
   }
   return { kind: "invalid", reason: "neither a request, a notification nor a response" };
 }
