@@ -14,8 +14,14 @@ export function parseBearer(header: string | undefined): string {
   if (header === undefined || header === "") {
     throw new TokenError("token_missing", "no Authorization header");
   }
+  if (/^\s/.test(header)) {
+    throw new TokenError("token_malformed", "the Authorization header starts with whitespace");
+  }
   const space = header.indexOf(" ");
   const scheme = space === -1 ? header : header.slice(0, space);
+  if (space === -1 && scheme.toLowerCase() === "bearer") {
+    throw new TokenError("token_missing", "the Bearer credential is empty");
+  }
   if (scheme.toLowerCase() !== "bearer") {
     if (/^bearer/i.test(scheme)) {
       throw new TokenError(

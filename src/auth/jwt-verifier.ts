@@ -138,7 +138,8 @@ export class JwtTokenVerifier implements TokenVerifier {
     if (typeof header.alg !== "string" || !issuer.algorithms.includes(header.alg)) {
       throw new TokenError(
         "token_alg_not_allowed",
-        `alg ${String(header.alg)} is not allowed for this issuer`,
+        // The alg is attacker-controlled text: echo it only when it looks like an algorithm name.
+        `alg ${typeof header.alg === "string" && /^[A-Za-z0-9+_-]{1,16}$/.test(header.alg) ? header.alg : "(unrecognised)"} is not allowed for this issuer`,
       );
     }
     return issuer;

@@ -43,20 +43,28 @@ export class RemoteJwksKeySource implements KeySource {
   readonly getKey: JWTVerifyGetKey;
   private readonly jwks: ReturnType<typeof createRemoteJWKSet>;
   private lastFetchFailed = false;
+  private lastFailureAt = 0;
   private lastRefresh = Date.now();
   private readonly refreshMs: number;
 
   constructor(options: RemoteJwksOptions) {
     this.refreshMs = options.refreshMs;
     const fetchAndRecord = async (url: string, init: RequestInit): Promise<Response> => {
+      // jose starts its refetch cooldown only after a successful fetch; while the endpoint is
+      // failing, hold back here too, so unknown kids cannot hammer an issuer that is down.
+      if (this.lastFetchFailed && Date.now() - this.lastFailureAt < options.cooldownMs) {
+        throw new TypeError("JWKS endpoint failed recently; waiting out the cooldown");
+      }
       try {
         const response = await fetch(url, init);
         this.lastFetchFailed = response.status !== 200;
+        if (this.lastFetchFailed) this.lastFailureAt = Date.now();
         if (this.lastFetchFailed)
           options.onFetchFailure?.(new Error(`JWKS answered ${response.status}`));
         return response;
       } catch (error) {
         this.lastFetchFailed = true;
+        this.lastFailureAt = Date.now();
         options.onFetchFailure?.(error);
         throw error;
       }
