@@ -53,8 +53,10 @@ export function createForwardAuthApi(
     const { server, rest } = routeOf(request.path);
     const serverSettings = settings.servers[server];
     const header = (name: string) => headerValue(request, name);
+    const claimedMethod = originalMethodOf(request);
+    if (typeof claimedMethod !== "string") return refusal(claimedMethod);
     const original = {
-      method: header("x-forwarded-method") ?? header("x-original-method") ?? request.method,
+      method: claimedMethod,
       uri: header("x-forwarded-uri") ?? header("x-original-uri") ?? (rest || "/"),
       host: header("x-forwarded-host") ?? header("host") ?? "",
       proto: header("x-forwarded-proto") ?? "https",
@@ -121,6 +123,46 @@ export function createForwardAuthApi(
       tokenPresented: typeof token === "string",
     });
   };
+}
+
+/**
+ * The client's HTTP method, as the proxy reports it. Envoy calls with the
+ * original method itself; NGINX, Caddy and Traefik call with GET and report it
+ * in X-Original-Method or X-Forwarded-Method, which the proxy must set itself
+ * (overwriting anything the client sent). Disagreeing reports are refused,
+ * and so is NGINX's X-Original-URI without X-Original-Method: without it the
+ * PDP would take the subrequest's GET for the client's method.
+ */
+function originalMethodOf(request: ApiRequest): string | McpRefusal {
+  const reported = [
+    headerValue(request, "x-forwarded-method"),
+    headerValue(request, "x-original-method"),
+  ]
+    .filter((value): value is string => value !== undefined)
+    .map((value) => value.trim().toUpperCase());
+  if (new Set(reported).size > 1) {
+    return new McpRefusal("mcp_invalid", "X-Forwarded-Method and X-Original-Method disagree");
+  }
+  if (
+    headerValue(request, "x-original-uri") !== undefined &&
+    headerValue(request, "x-original-method") === undefined
+  ) {
+    return new McpRefusal(
+      "mcp_invalid",
+      "X-Original-URI without X-Original-Method: configure the proxy to send the client's method",
+    );
+  }
+  const method = request.method.toUpperCase();
+  const [claimed] = reported;
+  if (claimed === undefined) return method;
+  // A proxy that calls with a method other than GET (Envoy, Traefik's preserveRequestMethod) calls with the client's own.
+  if (method !== "GET" && claimed !== method) {
+    return new McpRefusal(
+      "mcp_invalid",
+      `the reported method ${claimed} is not the request's ${method}`,
+    );
+  }
+  return claimed;
 }
 
 function routeOf(path: string): { server: string; rest: string } {

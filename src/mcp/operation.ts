@@ -20,14 +20,16 @@ export interface McpOperation {
   id: string | number | null | undefined;
 }
 
-/** Where a method keeps the name of its target. */
-const nameParameter: Readonly<Record<string, string>> = {
-  "tools/call": "name",
-  "prompts/get": "name",
-  "resources/read": "uri",
-  "resources/subscribe": "uri",
-  "resources/unsubscribe": "uri",
-};
+/** Where a method keeps the name of its target (a Map: no inherited keys like "constructor"). */
+const nameParameter: ReadonlyMap<string, string> = new Map(
+  Object.entries({
+    "tools/call": "name",
+    "prompts/get": "name",
+    "resources/read": "uri",
+    "resources/subscribe": "uri",
+    "resources/unsubscribe": "uri",
+  }),
+);
 
 export function operationOf(message: Exclude<JsonRpcMessage, { kind: "invalid" }>): McpOperation {
   if (message.kind === "response") {
@@ -37,7 +39,7 @@ export function operationOf(message: Exclude<JsonRpcMessage, { kind: "invalid" }
     typeof message.params === "object" && message.params !== null
       ? (message.params as Record<string, unknown>)
       : {};
-  const key = nameParameter[message.method];
+  const key = nameParameter.get(message.method);
   const name = key === undefined ? undefined : params[key];
   return {
     method: message.method,
@@ -49,5 +51,5 @@ export function operationOf(message: Exclude<JsonRpcMessage, { kind: "invalid" }
 
 /** The methods whose target `Mcp-Name` carries (SEP-2243). */
 export function hasNamedTarget(method: string): boolean {
-  return nameParameter[method] !== undefined;
+  return nameParameter.has(method);
 }

@@ -54,8 +54,20 @@ export function readMcpRequest(
   options: { batch: BatchPolicy; limits: JsonBodyLimits },
 ): McpReading {
   const method = original.method.toUpperCase();
-  if (method === "GET") return single("mcp/stream");
-  if (method === "DELETE") return single("mcp/session_end");
+  if (method === "GET" || method === "DELETE") {
+    // MCP's GET (the SSE stream) and DELETE (session end) carry no JSON-RPC: a request claiming
+    // one of them while carrying a call is relabelled, not confused.
+    if (
+      (original.body !== undefined && original.body.length > 0) ||
+      original.mcpMethod !== undefined
+    ) {
+      throw new McpRefusal(
+        "mcp_invalid",
+        `an HTTP ${method} carries no JSON-RPC body or Mcp-Method in MCP`,
+      );
+    }
+    return single(method === "GET" ? "mcp/stream" : "mcp/session_end");
+  }
   if (method !== "POST") {
     throw new McpRefusal("mcp_http_method_unsupported", `MCP does not use HTTP ${method}`);
   }

@@ -1,0 +1,598 @@
+/**
+ * How a Streamable HTTP request becomes the MCP operations the PDP authorizes:
+ * classifyMessage (JSON-RPC 2.0 as MCP uses it), operationOf (what a message
+ * targets) and readMcpRequest (HTTP method, body, `Mcp-Method`/`Mcp-Name`,
+ * batches, body limits). Pure functions: no server, no policy.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import type { JsonBodyLimits } from "../../src/api/json-body.js";
+import { classifyMessage, type JsonRpcMessage } from "../../src/mcp/jsonrpc.js";
+import { hasNamedTarget, operationOf, type McpOperation } from "../../src/mcp/operation.js";
+import {
+  McpRefusal,
+  readMcpRequest,
+  type BatchPolicy,
+  type McpReading,
+  type McpRefusalCode,
+  type OriginalRequest,
+} from "../../src/mcp/streamable-http.js";
+
+type Json = Record<string, unknown>;
+
+const limits: JsonBodyLimits = { maxBytes: 4096, maxDepth: 8 };
+
+function request(id: string | number, method: string, params?: unknown): Json {
+  return params === undefined
+    ? { jsonrpc: "2.0", id, method }
+    : { jsonrpc: "2.0", id, method, params };
+}
+
+function toolCall(id: string | number, name: string, args: unknown = {}): Json {
+  return request(id, "tools/call", { name, arguments: args });
+}
+
+interface Original {
+  method?: string;
+  mcpMethod?: string;
+  mcpName?: string;
+  /** A JSON value (serialized), raw text, raw bytes, or undefined for no body. */
+  body?: unknown;
+}
+
+function bodyOf(body: unknown): Buffer | undefined {
+  if (body === undefined) return undefined;
+  if (Buffer.isBuffer(body)) return body;
+  return Buffer.from(typeof body === "string" ? body : JSON.stringify(body), "utf8");
+}
+
+function original(input: Original): OriginalRequest {
+  return {
+    method: input.method ?? "POST",
+    mcpMethod: input.mcpMethod,
+    mcpName: input.mcpName,
+    body: bodyOf(input.body),
+  };
+}
+
+function read(
+  input: Original,
+  options: { batch?: BatchPolicy; limits?: JsonBodyLimits } = {},
+): McpReading {
+  return readMcpRequest(original(input), {
+    batch: options.batch ?? "reject",
+    limits: options.limits ?? limits,
+  });
+}
+
+/** Asserts that reading `input` is refused with `code` (and with this JSON-RPC id, when given). */
+function assertRefused(
+  input: Original,
+  code: McpRefusalCode,
+  options: {
+    batch?: BatchPolicy;
+    limits?: JsonBodyLimits;
+    id?: string | number | null | undefined;
+  } = {},
+): void {
+  assert.throws(
+    () => read(input, options),
+    (error: unknown) => {
+      assert.ok(error instanceof McpRefusal, `expected an McpRefusal, got ${String(error)}`);
+      assert.equal(error.code, code);
+      if ("id" in options) assert.equal(error.id, options.id);
+      return true;
+    },
+  );
+}
+
+function only(reading: McpReading): McpOperation {
+  assert.equal(reading.operations.length, 1);
+  const [operation] = reading.operations;
+  assert.ok(operation !== undefined);
+  return operation;
+}
+
+function pseudo(method: string): McpOperation {
+  return { method, name: undefined, arguments: undefined, id: undefined };
+}
+
+/** Classifies a value that must be valid, and returns its operation. */
+function operationOfValue(value: unknown): McpOperation {
+  const message = classifyMessage(value);
+  assert.notEqual(message.kind, "invalid", JSON.stringify(message));
+  return operationOf(message as Exclude<JsonRpcMessage, { kind: "invalid" }>);
+}
+
+// ---------------------------------------------------------------- classifyMessage
+
+describe("classifyMessage", () => {
+  test("a request: jsonrpc 2.0, a string or number id and a method", () => {
+    assert.deepEqual(classifyMessage(request(7, "tools/list")), {
+      kind: "request",
+      id: 7,
+      method: "tools/list",
+      params: undefined,
+    });
+    assert.deepEqual(classifyMessage(request("a-1", "ping", { x: 1 })), {
+      kind: "request",
+      id: "a-1",
+      method: "ping",
+      params: { x: 1 },
+    });
+    assert.deepEqual(classifyMessage(request(0, "ping")), {
+      kind: "request",
+      id: 0,
+      method: "ping",
+      params: undefined,
+    });
+  });
+
+  test("a notification: a method and no id", () => {
+    assert.deepEqual(
+      classifyMessage({ jsonrpc: "2.0", method: "notifications/initialized", params: {} }),
+      { kind: "notification", method: "notifications/initialized", params: {} },
+    );
+  });
+
+  test("a response: result or error, with its id (null when the id is not valid)", () => {
+    assert.deepEqual(classifyMessage({ jsonrpc: "2.0", id: 3, result: {} }), {
+      kind: "response",
+      id: 3,
+    });
+    assert.deepEqual(
+      classifyMessage({ jsonrpc: "2.0", id: "s-9", error: { code: -1, message: "no" } }),
+      { kind: "response", id: "s-9" },
+    );
+    assert.deepEqual(
+      classifyMessage({ jsonrpc: "2.0", id: null, error: { code: -32700, message: "parse" } }),
+      { kind: "response", id: null },
+    );
+    assert.deepEqual(classifyMessage({ jsonrpc: "2.0", id: { x: 1 }, result: 1 }), {
+      kind: "response",
+      id: null,
+    });
+  });
+
+  test("jsonrpc must be exactly the string 2.0", () => {
+    for (const jsonrpc of [undefined, "1.0", 2, 2.0, "2", " 2.0"]) {
+      const value: Json = { id: 1, method: "ping" };
+      if (jsonrpc !== undefined) value.jsonrpc = jsonrpc;
+      assert.equal(classifyMessage(value).kind, "invalid", `jsonrpc ${JSON.stringify(jsonrpc)}`);
+    }
+  });
+
+  test("a request id must be a string or a finite number (MCP: never null)", () => {
+    const ids: unknown[] = [null, true, false, {}, [], [1], Infinity, NaN];
+    for (const [index, id] of ids.entries()) {
+      const message = classifyMessage({ jsonrpc: "2.0", id, method: "tools/call" });
+      assert.equal(message.kind, "invalid", `ids[${index}]`);
+    }
+  });
+
+  test("method must be a non-empty string", () => {
+    for (const method of ["", 42, null, {}, ["tools/call"], true]) {
+      const message = classifyMessage({ jsonrpc: "2.0", id: 1, method });
+      assert.equal(message.kind, "invalid", `method ${JSON.stringify(method)}`);
+    }
+    // Even with a result beside it: an invalid method is not a response.
+    assert.equal(
+      classifyMessage({ jsonrpc: "2.0", id: 1, method: "", result: {} }).kind,
+      "invalid",
+    );
+  });
+
+  test("anything that is not one JSON object is invalid", () => {
+    for (const value of [null, undefined, 1, "tools/call", true, [], [request(1, "ping")]]) {
+      assert.equal(classifyMessage(value).kind, "invalid", JSON.stringify(value));
+    }
+  });
+
+  test("an object with neither method nor result nor error is invalid", () => {
+    assert.equal(classifyMessage({ jsonrpc: "2.0", id: 1 }).kind, "invalid");
+    assert.equal(classifyMessage({ jsonrpc: "2.0" }).kind, "invalid");
+  });
+});
+
+// ---------------------------------------------------------------- operationOf
+
+describe("operationOf", () => {
+  test("tools/call: the tool name, its arguments and the request id", () => {
+    const args = { path: "/tmp/x", options: { recursive: true } };
+    assert.deepEqual(operationOfValue(toolCall(12, "read_file", args)), {
+      method: "tools/call",
+      name: "read_file",
+      arguments: args,
+      id: 12,
+    });
+  });
+
+  test("tools/call without a string name: the tool is not visible", () => {
+    for (const params of [{}, { name: 7 }, { name: null }, [], "read_file", null]) {
+      const operation = operationOfValue(request(1, "tools/call", params));
+      assert.equal(operation.name, undefined, JSON.stringify(params));
+      assert.equal(operation.method, "tools/call");
+    }
+  });
+
+  test("resources/read, subscribe and unsubscribe: the resource URI", () => {
+    for (const method of ["resources/read", "resources/subscribe", "resources/unsubscribe"]) {
+      const operation = operationOfValue(request("r", method, { uri: "file:///etc/hosts" }));
+      assert.deepEqual(operation, {
+        method,
+        name: "file:///etc/hosts",
+        arguments: undefined,
+        id: "r",
+      });
+    }
+  });
+
+  test("prompts/get: the prompt name; its arguments are not tool arguments", () => {
+    const operation = operationOfValue(
+      request(2, "prompts/get", { name: "summarize", arguments: { text: "x" } }),
+    );
+    assert.deepEqual(operation, {
+      method: "prompts/get",
+      name: "summarize",
+      arguments: undefined,
+      id: 2,
+    });
+  });
+
+  test("methods without a target carry no name, even if params has one", () => {
+    assert.deepEqual(operationOfValue(request(3, "tools/list", { name: "x", cursor: "c" })), {
+      method: "tools/list",
+      name: undefined,
+      arguments: undefined,
+      id: 3,
+    });
+  });
+
+  test("a notification has no id", () => {
+    assert.deepEqual(
+      operationOfValue({ jsonrpc: "2.0", method: "notifications/cancelled", params: {} }),
+      { method: "notifications/cancelled", name: undefined, arguments: undefined, id: undefined },
+    );
+  });
+
+  test("a response is mcp/response, addressed by its id", () => {
+    assert.deepEqual(operationOfValue({ jsonrpc: "2.0", id: "srv-1", result: { ok: 1 } }), {
+      method: "mcp/response",
+      name: undefined,
+      arguments: undefined,
+      id: "srv-1",
+    });
+  });
+
+  test("hasNamedTarget names exactly the methods whose target Mcp-Name carries", () => {
+    for (const method of [
+      "tools/call",
+      "prompts/get",
+      "resources/read",
+      "resources/subscribe",
+      "resources/unsubscribe",
+    ]) {
+      assert.equal(hasNamedTarget(method), true, method);
+    }
+    for (const method of ["tools/list", "initialize", "ping", "mcp/opaque", ""]) {
+      assert.equal(hasNamedTarget(method), false, method);
+    }
+  });
+
+  test("method names that are Object.prototype keys have no named target", () => {
+    // The lookup table must not answer for inherited keys: "constructor" would
+    // otherwise read params["function Object() { [native code] }"].
+    const params = {
+      "[object Object]": "read_file",
+      "function Object() { [native code] }": "read_file",
+    };
+    for (const method of ["__proto__", "constructor", "toString", "hasOwnProperty", "valueOf"]) {
+      assert.equal(hasNamedTarget(method), false, method);
+      assert.equal(operationOfValue(request(1, method, params)).name, undefined, method);
+      // ...so Mcp-Name is not compared for them either.
+      assert.equal(
+        only(read({ mcpMethod: method, mcpName: "read_file", body: request(1, method) })).method,
+        method,
+      );
+    }
+  });
+});
+
+// ---------------------------------------------------------------- readMcpRequest
+
+describe("readMcpRequest: HTTP methods", () => {
+  test("GET opens the SSE stream: mcp/stream", () => {
+    assert.deepEqual(read({ method: "GET" }), {
+      operations: [pseudo("mcp/stream")],
+      jsonRpc: false,
+    });
+  });
+
+  test("DELETE ends the session: mcp/session_end", () => {
+    assert.deepEqual(read({ method: "DELETE" }), {
+      operations: [pseudo("mcp/session_end")],
+      jsonRpc: false,
+    });
+  });
+
+  test("methods are matched case-insensitively", () => {
+    assert.equal(only(read({ method: "get" })).method, "mcp/stream");
+    assert.equal(only(read({ method: "Delete" })).method, "mcp/session_end");
+    assert.equal(only(read({ method: "post", body: toolCall(1, "read_file") })).name, "read_file");
+  });
+
+  test("every other method is refused: MCP does not use it", () => {
+    for (const method of ["PUT", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE", "PROPFIND", ""]) {
+      assertRefused({ method, body: toolCall(1, "read_file") }, "mcp_http_method_unsupported", {
+        id: undefined,
+      });
+    }
+  });
+});
+
+describe("readMcpRequest: one JSON-RPC message in the body", () => {
+  test("a tools/call request", () => {
+    const reading = read({ body: toolCall(5, "delete_x", { path: "/" }) });
+    assert.deepEqual(reading, {
+      operations: [{ method: "tools/call", name: "delete_x", arguments: { path: "/" }, id: 5 }],
+      jsonRpc: true,
+    });
+  });
+
+  test("a resources/read request: the URI is the target", () => {
+    assert.deepEqual(only(read({ body: request("q", "resources/read", { uri: "mem://a" }) })), {
+      method: "resources/read",
+      name: "mem://a",
+      arguments: undefined,
+      id: "q",
+    });
+  });
+
+  test("a prompts/get request", () => {
+    assert.deepEqual(only(read({ body: request(9, "prompts/get", { name: "greet" }) })), {
+      method: "prompts/get",
+      name: "greet",
+      arguments: undefined,
+      id: 9,
+    });
+  });
+
+  test("a notification", () => {
+    const reading = read({ body: { jsonrpc: "2.0", method: "notifications/initialized" } });
+    assert.equal(reading.jsonRpc, true);
+    assert.deepEqual(only(reading), pseudo("notifications/initialized"));
+  });
+
+  test("a JSON-RPC response from the client: mcp/response", () => {
+    const reading = read({ body: { jsonrpc: "2.0", id: 4, result: { content: [] } } });
+    assert.equal(reading.jsonRpc, true);
+    assert.deepEqual(only(reading), {
+      method: "mcp/response",
+      name: undefined,
+      arguments: undefined,
+      id: 4,
+    });
+  });
+
+  test("an invalid message is mcp_invalid, addressed to id null", () => {
+    assertRefused({ body: { id: 1, method: "tools/call" } }, "mcp_invalid", { id: null });
+    assertRefused({ body: { jsonrpc: "2.0", id: true, method: "tools/call" } }, "mcp_invalid", {
+      id: null,
+    });
+    assertRefused({ body: { jsonrpc: "2.0", id: null, method: "tools/call" } }, "mcp_invalid", {
+      id: null,
+    });
+    assertRefused({ body: { jsonrpc: "2.0", id: 1, method: "" } }, "mcp_invalid", { id: null });
+    assertRefused({ body: { jsonrpc: "2.0", id: 1 } }, "mcp_invalid", { id: null });
+    assertRefused({ body: "null" }, "mcp_invalid", { id: null });
+    assertRefused({ body: '"tools/call"' }, "mcp_invalid", { id: null });
+    assertRefused({ body: "42" }, "mcp_invalid", { id: null });
+  });
+
+  test("a body that is not JSON is mcp_invalid", () => {
+    assertRefused({ body: '{"jsonrpc":"2.0",' }, "mcp_invalid", { id: null });
+    assertRefused({ body: "jsonrpc=2.0&method=tools/call" }, "mcp_invalid", { id: null });
+    assertRefused({ body: "   \n" }, "mcp_invalid", { id: null });
+  });
+});
+
+describe("readMcpRequest: batches", () => {
+  const calls = [
+    toolCall(1, "read_file"),
+    { jsonrpc: "2.0", method: "notifications/progress", params: {} },
+    { jsonrpc: "2.0", id: "s", result: {} },
+  ];
+
+  test('under "reject" any batch is refused, even of one message', () => {
+    assertRefused({ body: calls }, "mcp_batch_rejected", { id: null });
+    assertRefused({ body: [toolCall(1, "read_file")] }, "mcp_batch_rejected", { id: null });
+    assertRefused({ body: [] }, "mcp_batch_rejected", { id: null });
+  });
+
+  test('under "authorize_each" every element becomes an operation, in order', () => {
+    const reading = read({ body: calls }, { batch: "authorize_each" });
+    assert.equal(reading.jsonRpc, true);
+    assert.deepEqual(reading.operations, [
+      { method: "tools/call", name: "read_file", arguments: {}, id: 1 },
+      pseudo("notifications/progress"),
+      { method: "mcp/response", name: undefined, arguments: undefined, id: "s" },
+    ]);
+  });
+
+  test('an empty batch is mcp_invalid under "authorize_each"', () => {
+    assertRefused({ body: [] }, "mcp_invalid", { batch: "authorize_each", id: null });
+  });
+
+  test("one invalid element refuses the whole batch", () => {
+    assertRefused(
+      { body: [toolCall(1, "read_file"), { jsonrpc: "1.0", id: 2, method: "ping" }] },
+      "mcp_invalid",
+      { batch: "authorize_each", id: null },
+    );
+    assertRefused({ body: [toolCall(1, "read_file"), 7] }, "mcp_invalid", {
+      batch: "authorize_each",
+    });
+  });
+
+  test("a nested batch is not a message", () => {
+    assertRefused({ body: [[toolCall(1, "read_file")]] }, "mcp_invalid", {
+      batch: "authorize_each",
+    });
+  });
+});
+
+describe("readMcpRequest: Mcp-Method and Mcp-Name against the body", () => {
+  test("headers that agree with the body are accepted", () => {
+    const operation = only(
+      read({ mcpMethod: "tools/call", mcpName: "read_file", body: toolCall(1, "read_file") }),
+    );
+    assert.equal(operation.name, "read_file");
+    assert.equal(
+      only(
+        read({
+          mcpMethod: "resources/read",
+          mcpName: "mem://a",
+          body: request(2, "resources/read", { uri: "mem://a" }),
+        }),
+      ).name,
+      "mem://a",
+    );
+    assert.equal(
+      only(read({ mcpMethod: "tools/list", body: request(3, "tools/list") })).method,
+      "tools/list",
+    );
+  });
+
+  test("Mcp-Method disagreeing with the body: mcp_header_mismatch, addressed to the request", () => {
+    assertRefused(
+      { mcpMethod: "tools/list", body: toolCall(11, "delete_x") },
+      "mcp_header_mismatch",
+      { id: 11 },
+    );
+    assertRefused(
+      { mcpMethod: "tools/call", body: request("x", "resources/read", { uri: "mem://a" }) },
+      "mcp_header_mismatch",
+      { id: "x" },
+    );
+    // Exact match: method names are case-sensitive.
+    assertRefused(
+      { mcpMethod: "Tools/Call", body: toolCall(12, "read_file") },
+      "mcp_header_mismatch",
+      { id: 12 },
+    );
+  });
+
+  test("Mcp-Name disagreeing with the body's target: mcp_header_mismatch", () => {
+    assertRefused(
+      { mcpMethod: "tools/call", mcpName: "read_file", body: toolCall(13, "delete_x") },
+      "mcp_header_mismatch",
+      { id: 13 },
+    );
+    // Mcp-Name alone (no Mcp-Method) is checked too.
+    assertRefused({ mcpName: "read_file", body: toolCall(14, "delete_x") }, "mcp_header_mismatch", {
+      id: 14,
+    });
+    assertRefused(
+      { mcpName: "mem://a", body: request(15, "resources/read", { uri: "mem://b" }) },
+      "mcp_header_mismatch",
+      { id: 15 },
+    );
+    // A named header for a call whose body names nothing does not match.
+    assertRefused(
+      { mcpName: "read_file", body: request(16, "tools/call", { arguments: {} }) },
+      "mcp_header_mismatch",
+      { id: 16 },
+    );
+  });
+
+  test("a notification with a disagreeing Mcp-Method is refused, with no id", () => {
+    assertRefused(
+      { mcpMethod: "tools/call", body: { jsonrpc: "2.0", method: "notifications/initialized" } },
+      "mcp_header_mismatch",
+      { id: undefined },
+    );
+  });
+
+  test("Mcp-Name is not compared for methods without a named target", () => {
+    assert.equal(
+      only(read({ mcpName: "whatever", body: request(1, "tools/list") })).method,
+      "tools/list",
+    );
+  });
+});
+
+describe("readMcpRequest: a POST without a visible body", () => {
+  test("Mcp-Method and Mcp-Name are used when the body is not visible", () => {
+    const reading = read({ mcpMethod: "tools/call", mcpName: "read_file" });
+    assert.deepEqual(reading, {
+      operations: [
+        { method: "tools/call", name: "read_file", arguments: undefined, id: undefined },
+      ],
+      jsonRpc: false,
+    });
+    // An empty body is no body.
+    assert.deepEqual(read({ mcpMethod: "tools/list", body: Buffer.alloc(0) }), {
+      operations: [pseudo("tools/list")],
+      jsonRpc: false,
+    });
+  });
+
+  test("Mcp-Method tools/call without Mcp-Name: the tool is not visible", () => {
+    assert.deepEqual(only(read({ mcpMethod: "tools/call" })), pseudo("tools/call"));
+  });
+
+  test("no body and no Mcp-Method: mcp/opaque (Mcp-Name alone says nothing)", () => {
+    assert.deepEqual(read({}), { operations: [pseudo("mcp/opaque")], jsonRpc: false });
+    assert.deepEqual(read({ body: Buffer.alloc(0) }), {
+      operations: [pseudo("mcp/opaque")],
+      jsonRpc: false,
+    });
+    assert.deepEqual(only(read({ mcpName: "read_file" })), pseudo("mcp/opaque"));
+  });
+});
+
+describe("readMcpRequest: body limits", () => {
+  test("a body larger than maxBytes is mcp_invalid", () => {
+    const small: JsonBodyLimits = { maxBytes: 64, maxDepth: 8 };
+    const body = toolCall(1, "read_file", { text: "x".repeat(100) });
+    assertRefused({ body }, "mcp_invalid", { limits: small, id: null });
+    // The limit is in bytes, inclusive.
+    const exact = Buffer.from(JSON.stringify(toolCall(1, "r")), "utf8");
+    assert.equal(
+      only(read({ body: exact }, { limits: { maxBytes: exact.length, maxDepth: 8 } })).name,
+      "r",
+    );
+    assertRefused({ body: exact }, "mcp_invalid", {
+      limits: { maxBytes: exact.length - 1, maxDepth: 8 },
+    });
+  });
+
+  test("a body nested deeper than maxDepth is mcp_invalid (arguments included)", () => {
+    // message(1) > params(2) > arguments(3) > a(4) > b(5)
+    const deep = toolCall(1, "read_file", { a: { b: {} } });
+    assert.equal(only(read({ body: deep }, { limits: { maxBytes: 4096, maxDepth: 5 } })).id, 1);
+    assertRefused({ body: deep }, "mcp_invalid", {
+      limits: { maxBytes: 4096, maxDepth: 4 },
+      id: null,
+    });
+    // A batch adds a level.
+    assertRefused({ body: [deep] }, "mcp_invalid", {
+      batch: "authorize_each",
+      limits: { maxBytes: 4096, maxDepth: 5 },
+    });
+  });
+
+  test("invalid UTF-8 and hostile keys are mcp_invalid", () => {
+    const text = JSON.stringify(toolCall(1, "read_file", { p: "AB" }));
+    const bytes = Buffer.from(text, "utf8");
+    const at = bytes.indexOf("AB");
+    bytes[at] = 0xc3;
+    bytes[at + 1] = 0x28;
+    assertRefused({ body: bytes }, "mcp_invalid", { id: null });
+    assertRefused(
+      { body: '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"__proto__":{"x":1}}}' },
+      "mcp_invalid",
+      { id: null },
+    );
+  });
+});
