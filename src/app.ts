@@ -11,7 +11,9 @@ import { errorHandler, notFound } from "./http/error-handler.js";
 import { authzenRouter } from "./http/authzen-router.js";
 import { forwardAuthRouter } from "./http/forward-auth-router.js";
 import { createForwardAuthApi, forwardAuthPrefix } from "./api/forward-auth-api.js";
+import { createOpaDataApi, opaDataPath, opaError } from "./api/opa-data-api.js";
 import { leanListener } from "./http/lean-listener.js";
+import { opaDataRouter } from "./http/opa-data-router.js";
 import { opsRouter } from "./http/ops-router.js";
 import { requestId } from "./http/request-id.js";
 import type { Logger } from "./observability/logger.js";
@@ -138,6 +140,20 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     settings: auth.forwardAuth,
   });
 
+  const opaData = createOpaDataApi({
+    policy: active.policy,
+    callers,
+    limits: { maxBytes: config.limits.maxBodyBytes, maxDepth: config.limits.maxDepth },
+    onFailure: (failure) => {
+      logger.warn("OPA data API evaluation failed closed", {
+        decision_id: failure.decisionId,
+        entrypoint: failure.entrypoint,
+        error: failure.message,
+        revision: active.revision,
+      });
+    },
+  });
+
   let draining = false;
   const app = express();
   app.disable("x-powered-by");
@@ -151,6 +167,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   );
   app.use(authzenRouter(api, config.limits.maxBodyBytes));
   app.use(forwardAuthRouter(forwardAuth, config.limits.maxBodyBytes));
+  app.use(opaDataRouter(opaData, config.limits.maxBodyBytes));
   app.use(notFound);
   app.use(errorHandler(logger));
 
@@ -159,6 +176,13 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
       { method: "POST", path: authzenPaths.evaluation, handler: api.evaluation },
       { method: "POST", path: authzenPaths.evaluations, handler: api.evaluations },
       { method: "*", path: forwardAuthPrefix, prefix: true, handler: forwardAuth },
+      ...(["GET", "POST"] as const).map((method) => ({
+        method,
+        path: `${opaDataPath}/`,
+        prefix: true,
+        handler: opaData,
+        renderError: opaError,
+      })),
     ],
     maxBodyBytes: config.limits.maxBodyBytes,
     fallback: app,

@@ -5,8 +5,14 @@ import { ApiError } from "../errors.js";
 import { acceptableRequestId } from "./request-id.js";
 import { tlsClientOf } from "./tls-client.js";
 
-/** A transport-neutral handler for one hot route. */
-export type ApiHandler = (request: ApiRequest) => ApiResponse | Promise<ApiResponse>;
+/**
+ * A transport-neutral handler for one hot route. `query` is the raw query
+ * string (after `?`, undecoded), for the few handlers that read one.
+ */
+export type ApiHandler = (
+  request: ApiRequest,
+  query?: string,
+) => ApiResponse | Promise<ApiResponse>;
 
 export interface LeanRoute {
   /** An HTTP method, or "*" for any. */
@@ -15,6 +21,12 @@ export interface LeanRoute {
   /** Match every path that starts with `path`. */
   prefix?: boolean;
   handler: ApiHandler;
+  /**
+   * Renders the client errors of this route (a body over the limit, an
+   * ApiError thrown by the handler) when its API has its own error shape;
+   * by default, the PDP's `{code, message, field?}`.
+   */
+  renderError?: (error: ApiError) => ApiResponse;
 }
 
 export interface LeanListenerOptions {
@@ -38,21 +50,21 @@ export function leanListener(options: LeanListenerOptions): RequestListener {
   const exact = new Map(
     options.routes
       .filter((route) => route.prefix !== true)
-      .map((route) => [`${route.method} ${route.path}`, route.handler]),
+      .map((route) => [`${route.method} ${route.path}`, route]),
   );
   const prefixes = options.routes.filter((route) => route.prefix === true);
-  const find = (method: string, path: string): ApiHandler | undefined =>
+  const find = (method: string, path: string): LeanRoute | undefined =>
     exact.get(`${method} ${path}`) ??
     prefixes.find(
       (route) => (route.method === "*" || route.method === method) && path.startsWith(route.path),
-    )?.handler;
+    );
   return (req, res) => {
-    const handler = find(req.method ?? "", pathOf(req.url));
-    if (handler === undefined || req.headers["content-encoding"] !== undefined) {
+    const route = find(req.method ?? "", pathOf(req.url));
+    if (route === undefined || req.headers["content-encoding"] !== undefined) {
       options.fallback(req, res);
       return;
     }
-    serveLean(req, res, handler, options);
+    serveLean(req, res, route, options);
   };
 }
 
@@ -62,12 +74,20 @@ function pathOf(url: string | undefined): string {
   return query === -1 ? url : url.slice(0, query);
 }
 
+function queryOf(url: string | undefined): string | undefined {
+  if (url === undefined) return undefined;
+  const query = url.indexOf("?");
+  return query === -1 ? undefined : url.slice(query + 1);
+}
+
 function serveLean(
   req: IncomingMessage,
   res: ServerResponse,
-  handler: ApiHandler,
+  route: LeanRoute,
   options: LeanListenerOptions,
 ): void {
+  const { handler } = route;
+  const renderError = route.renderError ?? pdpError;
   const incomingId = req.headers["x-request-id"];
   const requestId =
     typeof incomingId === "string" && acceptableRequestId(incomingId) ? incomingId : randomUUID();
@@ -76,7 +96,7 @@ function serveLean(
 
   const declared = req.headers["content-length"];
   if (declared !== undefined && Number(declared) > options.maxBodyBytes) {
-    refuseBody(req, res, tooLarge());
+    refuseBody(req, res, renderError(tooLarge()));
     return;
   }
 
@@ -88,7 +108,7 @@ function serveLean(
     received += chunk.length;
     if (received > options.maxBodyBytes) {
       refused = true;
-      refuseBody(req, res, tooLarge());
+      refuseBody(req, res, renderError(tooLarge()));
       return;
     }
     chunks.push(chunk);
@@ -99,16 +119,19 @@ function serveLean(
     Promise.resolve()
       .then(() => {
         const tlsClient = tlsClientOf(req.socket);
-        return handler({
-          method: req.method ?? "",
-          path,
-          headers: req.headers,
-          body,
-          ...(tlsClient === undefined ? {} : { tlsClient }),
-          ...(req.socket.remoteAddress === undefined
-            ? {}
-            : { remoteAddress: req.socket.remoteAddress }),
-        });
+        return handler(
+          {
+            method: req.method ?? "",
+            path,
+            headers: req.headers,
+            body,
+            ...(tlsClient === undefined ? {} : { tlsClient }),
+            ...(req.socket.remoteAddress === undefined
+              ? {}
+              : { remoteAddress: req.socket.remoteAddress }),
+          },
+          queryOf(req.url),
+        );
       })
       .then(
         (response) => {
@@ -116,7 +139,8 @@ function serveLean(
         },
         (error: unknown) => {
           if (error instanceof ApiError) {
-            writeJson(res, error.status, error.toBody(), error.headers);
+            const rendered = renderError(error);
+            writeJson(res, rendered.status, rendered.body, rendered.headers);
             return;
           }
           options.onError(error, { requestId, method: req.method ?? "", path });
@@ -131,13 +155,18 @@ function serveLean(
   });
 }
 
+/** The PDP's own error shape: `{code, message, field?}` with the error's status and headers. */
+function pdpError(error: ApiError): ApiResponse {
+  return { status: error.status, headers: { ...error.headers }, body: error.toBody() };
+}
+
 function tooLarge(): ApiError {
   return new ApiError("body_too_large", "body exceeds the configured limit (PDP_MAX_BODY_BYTES)");
 }
 
 /** Answers before the body is read, then drains it so the connection stays usable. */
-function refuseBody(req: IncomingMessage, res: ServerResponse, error: ApiError): void {
-  writeJson(res, error.status, error.toBody());
+function refuseBody(req: IncomingMessage, res: ServerResponse, response: ApiResponse): void {
+  writeJson(res, response.status, response.body, response.headers);
   req.resume();
 }
 

@@ -4,6 +4,9 @@ import { loadPolicy, type LoadedPolicy } from "@open-policy-agent/opa-wasm";
 import { EvaluationError, StartupError, describeThrown } from "../errors.js";
 import type { DataDocument } from "./data-overlay.js";
 
+/** Pass as the input to evaluate an entrypoint without any input (OPA's "no input"). */
+export const noInput: unique symbol = Symbol("no input");
+
 /** What one evaluation of an entrypoint produced. Undefined is not a deny: callers decide. */
 export type EvaluationOutcome = { defined: true; value: unknown } | { defined: false };
 
@@ -92,18 +95,21 @@ export class WasmPolicy {
   }
 
   /**
-   * Evaluates one entrypoint. `input` must be a non-null JSON object: the SDK
-   * treats a falsy input as "no input" and only a real ArrayBuffer as raw JSON,
-   * so both pitfalls are closed here. Every failure surfaces as EvaluationError.
+   * Evaluates one entrypoint with `input` (any JSON value, `false`, `0`, `""`
+   * and `null` included) or, given `noInput`, with no input at all. The input
+   * is handed to the SDK as the bytes of its JSON text: the SDK treats a falsy
+   * value as "no input" and only a real ArrayBuffer as raw JSON, so passing
+   * bytes closes both pitfalls. Every failure surfaces as EvaluationError.
    */
-  evaluate(entrypoint: string, input: object): EvaluationOutcome {
+  evaluate(entrypoint: string, input: unknown): EvaluationOutcome {
     const id = this.entrypointIds.get(entrypoint);
     if (id === undefined) {
       throw new EvaluationError("evaluation_error", `entrypoint ${entrypoint} is not loaded`);
     }
+    const inputBytes = input === noInput ? undefined : jsonBytes(input);
     let resultSet: unknown;
     try {
-      resultSet = this.policy.evaluate(input, id);
+      resultSet = this.policy.evaluate(inputBytes, id);
     } catch (thrown) {
       throw new EvaluationError("evaluation_error", describeThrown(thrown));
     }
@@ -124,6 +130,31 @@ export class WasmPolicy {
     }
     return { defined: true, value: first.result };
   }
+}
+
+const encoder = new TextEncoder();
+/** JSON.stringify as it behaves: undefined for what JSON cannot represent. */
+const stringify = JSON.stringify as (value: unknown) => string | undefined;
+
+/**
+ * The JSON text of an input as a standalone ArrayBuffer (never a view into a
+ * shared pool: the SDK copies the whole buffer). Refuses what JSON cannot
+ * represent (undefined, functions, symbols, cycles, BigInt).
+ */
+function jsonBytes(input: unknown): ArrayBuffer {
+  let text: string | undefined;
+  try {
+    text = stringify(input);
+  } catch (thrown) {
+    throw new EvaluationError("input_invalid", `input is not JSON: ${describeThrown(thrown)}`);
+  }
+  if (text === undefined) {
+    throw new EvaluationError("input_invalid", `input is not JSON: ${typeof input}`);
+  }
+  const bytes = encoder.encode(text);
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+    ? bytes.buffer
+    : bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
 }
 
 function readEntrypoints(policy: LoadedPolicy): Map<string, number> {

@@ -356,7 +356,7 @@ describe("PDP_CONFIG problems name their key", () => {
         name: "pep",
         apiKeySha256: [key.toUpperCase()],
         mtlsSubjects: [],
-        permissions: ["authzen", "forward_auth"],
+        permissions: ["authzen", "forward_auth", "opa_data"],
         assertSubject: false,
       },
       {

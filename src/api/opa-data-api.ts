@@ -1,0 +1,236 @@
+import { randomUUID } from "node:crypto";
+import type { CallerAuthenticator } from "../auth/caller-authenticator.js";
+import { ApiError, describeThrown } from "../errors.js";
+import { noInput, type EvaluationOutcome, type WasmPolicy } from "../policy/wasm-policy.js";
+import type { ApiRequest, ApiResponse } from "./api-types.js";
+import { parseJsonDocument, parseJsonObject, type JsonBodyLimits } from "./json-body.js";
+
+/** Where OPA's Data API lives: `/v1/data/{path}`. */
+export const opaDataPath = "/v1/data";
+
+/** Told about every evaluation that failed: answered 500, which OPA clients take as a deny. */
+export type OpaDataFailureListener = (failure: {
+  decisionId: string;
+  entrypoint: string;
+  message: string;
+}) => void;
+
+export interface OpaDataApiOptions {
+  /** The policy whose compiled entrypoints the API evaluates. */
+  policy: Pick<WasmPolicy, "hasEntrypoint" | "evaluate">;
+  callers: CallerAuthenticator;
+  limits: JsonBodyLimits;
+  newId?: () => string;
+  onFailure?: OpaDataFailureListener;
+}
+
+/** `GET|POST /v1/data/{path}`, given the request and its raw query string. */
+export type OpaDataApi = (request: ApiRequest, query?: string) => ApiResponse;
+
+/** The input of one evaluation: a JSON value, or none at all (OPA's "no input"). */
+type Input = { present: true; value: unknown } | { present: false };
+
+const allowedMethods = ["GET", "POST"] as const;
+
+/** What OPA adds to an answer to a POST without an `input` key. */
+const missingInputWarning = {
+  code: "api_usage_warning",
+  message: "'input' key missing from the request",
+} as const;
+
+/**
+ * OPA's Data API (v1), so PEPs and SDKs written for OPA can ask this PDP
+ * unchanged: `POST /v1/data/{path}` with `{"input": …}` (or no body) and
+ * `GET /v1/data/{path}` (no input, or OPA's `?input=<JSON>`). `{path}` must
+ * name a compiled entrypoint of the bundle, or a key inside its result (e.g.
+ * `mcp/authz/decision/allow`); anything else (a package, a rule that is not
+ * an entrypoint) is undefined.
+ *
+ * Answers as OPA does: `{"result", "decision_id"}`, or `{"decision_id"}` alone
+ * when the document is undefined (status 200 either way); errors as
+ * `{"code", "message"}` with OPA's codes: `invalid_parameter` (400) for a
+ * body or input the PDP refuses (its size, depth, UTF-8 and hostile-key
+ * limits apply; the PDP's own code is in `errors[0].code`), `internal_error`
+ * (500) when evaluation fails. Other query parameters (`pretty`, `metrics`,
+ * `provenance`, `explain`, …) are accepted and ignored.
+ *
+ * The input reaches the policy exactly as sent: no AuthZEN processing, no
+ * token verification, no PDP clock. The caller vouches for every fact in it,
+ * so only callers that may assert subjects (and hold `opa_data`) may use it;
+ * the PDP's `caller_unauthenticated` (401) and `caller_forbidden` (403) keep
+ * their codes.
+ */
+export function createOpaDataApi(options: OpaDataApiOptions): OpaDataApi {
+  const { policy, callers, limits } = options;
+  const newId = options.newId ?? randomUUID;
+  const onFailure = options.onFailure ?? (() => undefined);
+
+  function answer(request: ApiRequest, query: string | undefined): ApiResponse {
+    const method = request.method === "HEAD" ? "GET" : request.method;
+    if (method !== "GET" && method !== "POST") {
+      return {
+        status: 405,
+        headers: { allow: allowedMethods.join(", ") },
+        body: {
+          code: "method_not_allowed",
+          message: `${request.method} is not allowed here; use ${allowedMethods.join(" or ")}`,
+        },
+      };
+    }
+    const caller = callers.authenticate(request, "opa_data");
+    if (!caller.assertSubject) {
+      throw new ApiError(
+        "caller_forbidden",
+        `caller ${caller.name} may not use the OPA Data API: its input reaches the policy unverified, so the caller needs assert_subject`,
+      );
+    }
+
+    let input: Input;
+    try {
+      input = method === "POST" ? postedInput(request.body, limits) : queriedInput(query, limits);
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      return invalidParameter(error, method === "POST" ? "body" : "parameter");
+    }
+
+    const decisionId = newId();
+    const headers = { "x-decision-id": decisionId };
+    const body: Record<string, unknown> = {};
+    const target = targetOf(request.path, policy);
+    if (target !== undefined) {
+      let outcome: EvaluationOutcome;
+      try {
+        outcome = policy.evaluate(target.entrypoint, input.present ? input.value : noInput);
+      } catch (error) {
+        onFailure({ decisionId, entrypoint: target.entrypoint, message: describeThrown(error) });
+        return {
+          status: 500,
+          headers,
+          body: {
+            code: "internal_error",
+            message: "error(s) occurred while evaluating query; see the PDP log",
+            decision_id: decisionId,
+          },
+        };
+      }
+      if (outcome.defined) {
+        const selected = select(outcome.value, target.within);
+        if (selected.defined) body.result = selected.value;
+      }
+    }
+    body.decision_id = decisionId;
+    if (method === "POST" && !input.present) body.warning = missingInputWarning;
+    return { status: 200, headers, body };
+  }
+
+  return (request, query) => {
+    try {
+      return answer(request, query);
+    } catch (error) {
+      if (error instanceof ApiError) return opaError(error);
+      throw error;
+    }
+  };
+}
+
+/**
+ * Renders a PDP error in OPA's shape, `{code, message}`: body problems become
+ * OPA's `invalid_parameter` (400); caller authentication keeps the PDP's codes
+ * and statuses (and its WWW-Authenticate challenge).
+ */
+export function opaError(error: ApiError): ApiResponse {
+  if (error.status === 400 || error.status === 413 || error.status === 415) {
+    return invalidParameter(error, "body");
+  }
+  return {
+    status: error.status,
+    headers: { ...error.headers },
+    body: { code: error.code, message: error.message },
+  };
+}
+
+function invalidParameter(error: ApiError, source: "body" | "parameter"): ApiResponse {
+  const detail =
+    error.field === undefined || error.field === ""
+      ? error.message
+      : `${error.message} at ${error.field}`;
+  return {
+    status: 400,
+    body: {
+      code: "invalid_parameter",
+      message: `${source} contains malformed input document: ${detail}`,
+      errors: [{ code: error.code, message: detail }],
+    },
+  };
+}
+
+/** The input of a POST: the body's `input`; none for an empty body or a missing (or null) `input`, as OPA. */
+function postedInput(body: Buffer, limits: JsonBodyLimits): Input {
+  if (isBlank(body)) return { present: false };
+  const document = parseJsonObject(body, limits);
+  const value = Object.hasOwn(document, "input") ? document.input : undefined;
+  return value === undefined || value === null ? { present: false } : { present: true, value };
+}
+
+/** The input of a GET: OPA's `?input=<JSON>` (the last one), else none. */
+function queriedInput(query: string | undefined, limits: JsonBodyLimits): Input {
+  if (query === undefined || query === "") return { present: false };
+  const value = new URLSearchParams(query).getAll("input").at(-1);
+  if (value === undefined) return { present: false };
+  return { present: true, value: parseJsonDocument(Buffer.from(value, "utf8"), limits) };
+}
+
+/** Whether a body holds nothing but JSON whitespace (OPA reads it as no input). */
+function isBlank(body: Buffer): boolean {
+  return body.every((byte) => byte === 0x20 || byte === 0x09 || byte === 0x0a || byte === 0x0d);
+}
+
+/**
+ * What a request path names: the longest compiled entrypoint its segments
+ * start with, and the keys to follow inside that entrypoint's result (so
+ * `mcp/authz/decision/allow` is the `allow` of `mcp/authz/decision`, as in
+ * OPA). Segments come after `/v1/data`, percent-decoded, empty ones skipped
+ * (as OPA does). Undefined when no entrypoint matches.
+ */
+function targetOf(
+  path: string,
+  policy: Pick<WasmPolicy, "hasEntrypoint">,
+): { entrypoint: string; within: string[] } | undefined {
+  if (path !== opaDataPath && !path.startsWith(`${opaDataPath}/`)) return undefined;
+  const segments: string[] = [];
+  for (const raw of path.slice(opaDataPath.length).split("/")) {
+    if (raw === "") continue;
+    let segment = raw;
+    try {
+      segment = decodeURIComponent(raw);
+    } catch {
+      // OPA keeps a segment it cannot unescape as it is.
+    }
+    segments.push(segment);
+  }
+  // An entrypoint's name joins keys with "/", so a key holding a "/" can only follow one.
+  const named = segments.findIndex((segment) => segment.includes("/"));
+  for (let length = named === -1 ? segments.length : named; length > 0; length--) {
+    const entrypoint = segments.slice(0, length).join("/");
+    if (policy.hasEntrypoint(entrypoint)) return { entrypoint, within: segments.slice(length) };
+  }
+  return undefined;
+}
+
+/** The value at `keys` inside a result: object keys (own ones only), array indices. */
+function select(value: unknown, keys: readonly string[]): EvaluationOutcome {
+  let current = value;
+  for (const key of keys) {
+    if (Array.isArray(current)) {
+      if (!/^(0|[1-9][0-9]*)$/.test(key) || Number(key) >= current.length) {
+        return { defined: false };
+      }
+      current = current[Number(key)] as unknown;
+    } else if (typeof current === "object" && current !== null && Object.hasOwn(current, key)) {
+      current = (current as Record<string, unknown>)[key];
+    } else {
+      return { defined: false };
+    }
+  }
+  return { defined: true, value: current };
+}

@@ -1,0 +1,556 @@
+/**
+ * OPA's Data API over real HTTP: `POST|GET /v1/data/{path}` answers like OPA
+ * (result or the undefined shape, OPA's error codes), keeps the PDP's limits,
+ * is open only to callers that may assert subjects, answers the same on the
+ * lean path and through express, and works with the official OPA client.
+ */
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { OPAClient } from "@styra/opa";
+import { SDKError, ServerError } from "@styra/opa/sdk/models/errors";
+import { buildWasmBundle, repoRoot, scratchDir } from "../support/opa.js";
+import { startPdp, type RunningPdp } from "../support/pdp.js";
+
+type Json = Record<string, unknown>;
+
+interface Reply {
+  status: number;
+  headers: Headers;
+  body: Json;
+}
+
+interface PolicyCase {
+  note: string;
+  input: Json;
+  expect: { allow: boolean; risk?: unknown };
+}
+
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const decisionPath = "/v1/data/mcp/authz/decision";
+const missingInputWarning = {
+  code: "api_usage_warning",
+  message: "'input' key missing from the request",
+};
+
+/** A case of the default policy that allows: an AuthZEN-shaped input as the PDP would build it. */
+const allowing: PolicyCase = (() => {
+  const file = join(repoRoot, "rego", "mcp", "authz", "cases", "defaults.json");
+  const cases = (JSON.parse(readFileSync(file, "utf8")) as { defaults: { cases: PolicyCase[] } })
+    .defaults.cases;
+  const found = cases.find((c) => c.expect.allow);
+  assert.ok(found, "defaults.json has an allowing case");
+  assert.equal(
+    (found.input.subject as { properties: Json }).properties.authenticated,
+    true,
+    "the case's subject is authenticated",
+  );
+  return found;
+})();
+
+async function call(
+  base: string,
+  method: string,
+  path: string,
+  body?: string | Uint8Array,
+  headers: Record<string, string> = {},
+): Promise<Reply> {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: {
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+      ...headers,
+    },
+    ...(body === undefined ? {} : { body }),
+  });
+  const text = await response.text();
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: (text === "" ? {} : JSON.parse(text)) as Json,
+  };
+}
+
+const post = (base: string, path: string, body?: unknown, headers?: Record<string, string>) =>
+  call(
+    base,
+    "POST",
+    path,
+    body === undefined || typeof body === "string" || body instanceof Uint8Array
+      ? body
+      : JSON.stringify(body),
+    headers,
+  );
+
+/** The undefined answer: 200 and a decision id, no result. */
+function assertUndefined(reply: Reply, label: string): void {
+  assert.equal(reply.status, 200, label);
+  assert.deepEqual(Object.keys(reply.body), ["decision_id"], label);
+  assert.match(reply.body.decision_id as string, uuid, label);
+}
+
+/** An OPA `invalid_parameter` refusal naming the PDP's own code. */
+function assertInvalid(reply: Reply, pdpCode: string, label: string): void {
+  assert.equal(reply.status, 400, `${label}: ${JSON.stringify(reply.body)}`);
+  assert.equal(reply.body.code, "invalid_parameter", label);
+  assert.equal(typeof reply.body.message, "string", label);
+  assert.equal((reply.body.errors as { code: string }[])[0]?.code, pdpCode, label);
+  assert.ok(!("result" in reply.body), label);
+}
+
+function nested(depth: number): unknown {
+  let value: unknown = 1;
+  for (let i = 0; i < depth; i++) value = { a: value };
+  return value;
+}
+
+describe("OPA Data API", () => {
+  const env = { PDP_MAX_BODY_BYTES: "8192" };
+  let pdp: RunningPdp;
+  let reference: RunningPdp;
+  before(async () => {
+    pdp = await startPdp({ env });
+    reference = await startPdp({ env, expressOnly: true });
+  });
+  after(async () => {
+    await Promise.all([pdp.close(), reference.close()]);
+  });
+
+  test("the decision entrypoint answers its document as the result, with a decision id", async () => {
+    const reply = await post(pdp.url, decisionPath, { input: allowing.input });
+    assert.equal(reply.status, 200, JSON.stringify(reply.body));
+    assert.deepEqual(Object.keys(reply.body), ["result", "decision_id"]);
+    const result = reply.body.result as { allow: boolean; risk: unknown; reasons: unknown[] };
+    assert.equal(result.allow, true);
+    if (allowing.expect.risk !== undefined) assert.deepEqual(result.risk, allowing.expect.risk);
+    assert.match(reply.body.decision_id as string, uuid);
+    assert.equal(reply.headers.get("x-decision-id"), reply.body.decision_id);
+    const again = await post(pdp.url, decisionPath, { input: allowing.input });
+    assert.notEqual(again.body.decision_id, reply.body.decision_id, "one id per request");
+  });
+
+  test("a key inside an entrypoint's result is selected, as in OPA", async () => {
+    const allow = await post(pdp.url, `${decisionPath}/allow`, { input: allowing.input });
+    assert.equal(allow.status, 200);
+    assert.equal(allow.body.result, true);
+    const code = await post(pdp.url, `${decisionPath}/reasons/0/code`, { input: {} });
+    assert.equal(code.body.result, "token_missing");
+    assertUndefined(await post(pdp.url, `${decisionPath}/nope`, { input: {} }), "missing key");
+    assertUndefined(await post(pdp.url, `${decisionPath}/reasons/9`, { input: {} }), "index");
+    assertUndefined(await post(pdp.url, `${decisionPath}/__proto__`, { input: {} }), "proto");
+  });
+
+  test("a path that names no entrypoint is undefined: 200, a decision id, no result", async () => {
+    for (const path of [
+      "/v1/data/mcp/authz/allow",
+      "/v1/data/mcp/authz",
+      "/v1/data/mcp",
+      "/v1/data/nope/at/all",
+      "/v1/data/mcp%2Fauthz/decision",
+      "/v1/data/",
+      "/v1/data",
+    ]) {
+      assertUndefined(await post(pdp.url, path, { input: allowing.input }), `POST ${path}`);
+      assertUndefined(await call(pdp.url, "GET", path), `GET ${path}`);
+    }
+  });
+
+  test("GET evaluates without input", async () => {
+    const errors = await call(pdp.url, "GET", "/v1/data/mcp/authz/config_errors");
+    assert.equal(errors.status, 200);
+    assert.deepEqual(errors.body.result, []);
+    assert.ok(!("warning" in errors.body));
+    // Without input the decision is a deny, never an error.
+    const decision = await call(pdp.url, "GET", decisionPath);
+    assert.equal(decision.status, 200);
+    assert.equal((decision.body.result as { allow: boolean }).allow, false);
+  });
+
+  test("GET takes OPA's ?input=; pretty, metrics and provenance are accepted and ignored", async () => {
+    const query = new URLSearchParams({
+      input: JSON.stringify(allowing.input),
+      pretty: "true",
+      metrics: "true",
+      provenance: "true",
+    });
+    const reply = await call(pdp.url, "GET", `${decisionPath}?${query.toString()}`);
+    assert.equal(reply.status, 200);
+    assert.deepEqual(Object.keys(reply.body), ["result", "decision_id"]);
+    assert.equal((reply.body.result as { allow: boolean }).allow, true);
+    const flags = await post(pdp.url, `${decisionPath}?pretty&metrics&provenance&explain=full`, {
+      input: allowing.input,
+    });
+    assert.deepEqual(Object.keys(flags.body), ["result", "decision_id"]);
+    assertInvalid(
+      await call(pdp.url, "GET", `${decisionPath}?input=%7B`),
+      "invalid_json",
+      "?input={",
+    );
+  });
+
+  test("a POST without input (no body, blank, {}, null input) evaluates without input and warns, as OPA", async () => {
+    for (const body of [undefined, "", " \n", "{}", '{"input": null}', '{"other": 1}']) {
+      const reply = await post(pdp.url, "/v1/data/mcp/authz/config_errors", body);
+      const label = JSON.stringify(body);
+      assert.equal(reply.status, 200, label);
+      assert.deepEqual(reply.body.result, [], label);
+      assert.deepEqual(reply.body.warning, missingInputWarning, label);
+    }
+  });
+
+  test("any JSON value is a valid input: a number reaches the policy, which denies", async () => {
+    for (const input of [5, "x", false, [], true]) {
+      const reply = await post(pdp.url, decisionPath, { input });
+      assert.equal(reply.status, 200, JSON.stringify(input));
+      const result = reply.body.result as { allow: boolean };
+      assert.equal(result.allow, false, JSON.stringify(input));
+      assert.ok(!("warning" in reply.body));
+    }
+  });
+
+  test("a body that is not JSON, or not an object, is 400 invalid_parameter", async () => {
+    const cases: [string, string][] = [
+      ['{"input": @}', "invalid_json"],
+      ['{"input": {"a": 1}', "invalid_json"],
+      ["input=1", "invalid_json"],
+      ["[1]", "invalid_request"],
+      ["5", "invalid_request"],
+      ["null", "invalid_request"],
+      ['"input"', "invalid_request"],
+    ];
+    for (const [body, code] of cases) {
+      assertInvalid(await post(pdp.url, decisionPath, body), code, body);
+    }
+  });
+
+  test("the PDP's limits hold: size, depth, UTF-8", async () => {
+    const large = JSON.stringify({ input: { pad: "x".repeat(9000) } });
+    assertInvalid(await post(pdp.url, decisionPath, large), "body_too_large", "declared length");
+    const chunked = await fetch(`${pdp.url}${decisionPath}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: new ReadableStream({
+        start(controller) {
+          for (let i = 0; i < 10; i++)
+            controller.enqueue(new TextEncoder().encode(" ".repeat(1000)));
+          controller.close();
+        },
+      }),
+      duplex: "half",
+    });
+    assertInvalid(
+      { status: chunked.status, headers: chunked.headers, body: (await chunked.json()) as Json },
+      "body_too_large",
+      "chunked",
+    );
+    assertInvalid(
+      await post(pdp.url, decisionPath, { input: nested(40) }),
+      "body_too_deep",
+      "deep body",
+    );
+    const deepQuery = encodeURIComponent(JSON.stringify(nested(40)));
+    assertInvalid(
+      await call(pdp.url, "GET", `${decisionPath}?input=${deepQuery}`),
+      "body_too_deep",
+      "deep ?input=",
+    );
+    const notUtf8 = Buffer.concat([
+      Buffer.from('{"input": "'),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from('"}'),
+    ]);
+    assertInvalid(await post(pdp.url, decisionPath, notUtf8), "invalid_utf8", "invalid UTF-8");
+  });
+
+  test("hostile keys anywhere are refused, with the pointer in the message", async () => {
+    for (const [body, pointer] of [
+      ['{"input": {"__proto__": {"allow": true}}}', "/input/__proto__"],
+      ['{"input": {"subject": {"constructor": {}}}}', "/input/subject/constructor"],
+      ['{"input": [{"prototype": 1}]}', "/input/0/prototype"],
+      ['{"__proto__": {"input": 1}}', "/__proto__"],
+    ] as const) {
+      const reply = await post(pdp.url, decisionPath, body);
+      assertInvalid(reply, "forbidden_key", body);
+      assert.ok((reply.body.message as string).endsWith(pointer), String(reply.body.message));
+    }
+  });
+
+  test("other methods are 405 with Allow: GET, POST", async () => {
+    for (const method of ["PUT", "PATCH", "DELETE"]) {
+      for (const path of [decisionPath, "/v1/data"]) {
+        const reply = await call(pdp.url, method, path, "{}");
+        assert.equal(reply.status, 405, `${method} ${path}`);
+        assert.equal(reply.headers.get("allow"), "GET, POST");
+        assert.equal(reply.body.code, "method_not_allowed");
+      }
+    }
+  });
+
+  describe("the lean path and express answer alike", () => {
+    interface Probe {
+      name: string;
+      method?: string;
+      path?: string;
+      body?: string | Uint8Array;
+    }
+    const probes: Probe[] = [
+      { name: "allowing input", body: JSON.stringify({ input: allowing.input }) },
+      { name: "sub-document", path: `${decisionPath}/allow`, body: JSON.stringify({ input: 1 }) },
+      { name: "no entrypoint", path: "/v1/data/x/y", body: '{"input": {}}' },
+      { name: "GET", method: "GET" },
+      { name: "GET with input", method: "GET", path: `${decisionPath}?input=false&pretty` },
+      { name: "empty body" },
+      { name: "malformed", body: '{"input": @}' },
+      { name: "not an object", body: "[]" },
+      { name: "too large", body: JSON.stringify({ input: "x".repeat(9000) }) },
+      { name: "too deep", body: JSON.stringify({ input: nested(40) }) },
+      { name: "hostile key", body: '{"input": {"a": {"__proto__": 1}}}' },
+      { name: "bad UTF-8", body: new Uint8Array([0x7b, 0xff, 0x7d]) },
+      { name: "405", method: "DELETE" },
+    ];
+
+    async function observe(base: string, probe: Probe) {
+      const response = await fetch(`${base}${probe.path ?? decisionPath}`, {
+        method: probe.method ?? "POST",
+        ...(probe.body === undefined ? {} : { body: probe.body }),
+      });
+      return {
+        status: response.status,
+        body: (await response.text()).replace(
+          /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g,
+          "<uuid>",
+        ),
+        contentType: response.headers.get("content-type"),
+        allow: response.headers.get("allow"),
+        decisionId: response.headers.get("x-decision-id") === null ? "absent" : "present",
+      };
+    }
+
+    for (const probe of probes) {
+      test(probe.name, async () => {
+        assert.deepEqual(await observe(pdp.url, probe), await observe(reference.url, probe));
+      });
+    }
+  });
+
+  describe("the official OPA client (@styra/opa)", () => {
+    test("evaluate(path, input) returns the decision document", async () => {
+      const opa = new OPAClient(pdp.url);
+      const decision = await opa.evaluate<Json, { allow: boolean }>(
+        "mcp/authz/decision",
+        allowing.input,
+      );
+      assert.equal(decision.allow, true);
+      assert.equal(await opa.evaluate("mcp/authz/decision/allow", allowing.input), true);
+    });
+
+    test("evaluate(path) without input is a GET and evaluates without input", async () => {
+      const opa = new OPAClient(pdp.url);
+      assert.deepEqual(await opa.evaluate("mcp/authz/config_errors"), []);
+      const decision = await opa.evaluate<never, { allow: boolean }>("mcp/authz/decision");
+      assert.equal(decision.allow, false);
+    });
+
+    test("an undefined path resolves to undefined (the result key is omitted), as documented", async () => {
+      const opa = new OPAClient(pdp.url);
+      assert.equal(await opa.evaluate("mcp/authz/nope", allowing.input), undefined);
+      assert.equal(await opa.evaluate("mcp/authz/nope"), undefined);
+      // The documented idiom for a boolean with a default: fromResult sees undefined.
+      const allowed = await opa.evaluate<Json, boolean>("mcp/authz/allow", allowing.input, {
+        fromResult: (result) => result === true,
+      });
+      assert.equal(allowed, false);
+    });
+  });
+});
+
+describe("OPA Data API: who may call it", () => {
+  const scratch = scratchDir();
+  const newKey = () => randomBytes(24).toString("base64url");
+  const sha256Hex = (key: string) => createHash("sha256").update(key, "utf8").digest("hex");
+  const keys = {
+    gateway: newKey(),
+    pep: newKey(),
+    assertingPep: newKey(),
+    defaultPermissions: newKey(),
+    unknown: newKey(),
+  };
+  const config = join(scratch.dir, "callers.json");
+  writeFileSync(
+    config,
+    JSON.stringify({
+      callers: [
+        { name: "gateway", api_key_sha256: [sha256Hex(keys.gateway)], assert_subject: true },
+        { name: "pep", api_key_sha256: [sha256Hex(keys.pep)], permissions: ["authzen"] },
+        {
+          name: "asserting-pep",
+          api_key_sha256: [sha256Hex(keys.assertingPep)],
+          permissions: ["authzen", "forward_auth"],
+          assert_subject: true,
+        },
+        { name: "plain", api_key_sha256: [sha256Hex(keys.defaultPermissions)] },
+      ],
+    }),
+  );
+  const servers: RunningPdp[] = [];
+  before(async () => {
+    servers.push(await startPdp({ env: { PDP_CONFIG: config } }));
+    servers.push(await startPdp({ env: { PDP_CONFIG: config }, expressOnly: true }));
+  });
+  after(async () => {
+    await Promise.all(servers.map((server) => server.close()));
+    scratch.remove();
+  });
+
+  const body = JSON.stringify({ input: allowing.input });
+
+  test("a caller that may assert subjects (opa_data by default) gets decisions", async () => {
+    for (const server of servers) {
+      const reply = await post(server.url, decisionPath, body, { "x-api-key": keys.gateway });
+      assert.equal(reply.status, 200);
+      assert.equal((reply.body.result as { allow: boolean }).allow, true);
+      const get = await call(server.url, "GET", decisionPath, undefined, {
+        "x-api-key": keys.gateway,
+      });
+      assert.equal(get.status, 200);
+    }
+  });
+
+  test("a caller without assert_subject, or without opa_data, is 403 caller_forbidden", async () => {
+    for (const server of servers) {
+      for (const key of [keys.pep, keys.defaultPermissions, keys.assertingPep]) {
+        for (const method of ["POST", "GET"]) {
+          const reply = await call(
+            server.url,
+            method,
+            decisionPath,
+            method === "POST" ? body : undefined,
+            {
+              "x-api-key": key,
+            },
+          );
+          assert.equal(reply.status, 403, `${method} ${JSON.stringify(reply.body)}`);
+          assert.equal(reply.body.code, "caller_forbidden");
+          assert.ok(!("result" in reply.body));
+        }
+      }
+    }
+  });
+
+  test("no or unknown credentials are 401 caller_unauthenticated with a challenge", async () => {
+    for (const server of servers) {
+      for (const headers of [{}, { "x-api-key": keys.unknown }]) {
+        const reply = await post(server.url, decisionPath, body, headers);
+        assert.equal(reply.status, 401);
+        assert.equal(reply.body.code, "caller_unauthenticated");
+        assert.match(reply.headers.get("www-authenticate") ?? "", /^ApiKey /);
+      }
+    }
+  });
+
+  test("credentials are checked before the body is parsed", async () => {
+    const reply = await post(servers[0]?.url ?? "", decisionPath, "{not json", {
+      "x-api-key": keys.pep,
+    });
+    assert.equal(reply.status, 403);
+  });
+
+  test("the OPA client passes the API key with its headers option", async () => {
+    const url = servers[0]?.url ?? "";
+    const gateway = new OPAClient(url, { headers: { "x-api-key": keys.gateway } });
+    assert.equal(await gateway.evaluate("mcp/authz/decision/allow", allowing.input), true);
+    const pep = new OPAClient(url, { headers: { "x-api-key": keys.pep } });
+    await assert.rejects(pep.evaluate("mcp/authz/decision", allowing.input), (error: unknown) => {
+      assert.ok(error instanceof SDKError, String(error));
+      assert.equal(error.httpMeta.response.status, 403);
+      return true;
+    });
+  });
+});
+
+describe("OPA Data API: inputs and failures, with a custom bundle", () => {
+  const scratch = scratchDir();
+  let pdp: RunningPdp;
+  before(async () => {
+    const bundle = buildWasmBundle(
+      scratch.dir,
+      {
+        "probe.rego": `package probe
+
+echo := input
+
+conflict := x if x := input.a
+
+conflict := y if y := input.b
+`,
+      },
+      ["probe/echo", "probe/conflict"],
+    );
+    pdp = await startPdp({ env: { PDP_BUNDLE: bundle, PDP_ENTRYPOINT: "probe/echo" } });
+  });
+  after(async () => {
+    await pdp.close();
+    scratch.remove();
+  });
+
+  test("the input reaches the policy exactly as sent: no PDP clock, no token check", async () => {
+    const input = {
+      subject: { type: "user", id: "alice", properties: { token: "not.a.jwt", auth_time: 1 } },
+      action: { name: "tools/call" },
+      resource: { type: "tool", id: "files/read_file" },
+    };
+    const reply = await post(pdp.url, "/v1/data/probe/echo", { input });
+    assert.equal(reply.status, 200);
+    assert.deepEqual(reply.body.result, input);
+  });
+
+  test("falsy inputs reach the policy as input, never as 'no input'", async () => {
+    for (const input of [false, 0, "", [], {}, { a: null }]) {
+      const reply = await post(pdp.url, "/v1/data/probe/echo", { input });
+      assert.equal(reply.status, 200, JSON.stringify(input));
+      assert.ok("result" in reply.body, `result for ${JSON.stringify(input)}`);
+      assert.deepEqual(reply.body.result, input);
+    }
+    const get = await call(pdp.url, "GET", "/v1/data/probe/echo?input=false");
+    assert.equal(get.body.result, false);
+    // OPA reads ?input=null as the null document (only a POSTed null means "no input").
+    const getNull = await call(pdp.url, "GET", "/v1/data/probe/echo?input=null");
+    assert.ok("result" in getNull.body);
+    assert.equal(getNull.body.result, null);
+  });
+
+  test("no input leaves input undefined", async () => {
+    assertUndefined(await call(pdp.url, "GET", "/v1/data/probe/echo"), "GET");
+    const posted = await post(pdp.url, "/v1/data/probe/echo", '{"input": null}');
+    assert.deepEqual(Object.keys(posted.body).sort(), ["decision_id", "warning"]);
+  });
+
+  test("an evaluation failure is 500 internal_error with the decision id, and a log line", async () => {
+    const reply = await post(pdp.url, "/v1/data/probe/conflict", { input: { a: 1, b: 2 } });
+    assert.equal(reply.status, 500);
+    assert.equal(reply.body.code, "internal_error");
+    assert.ok(!("result" in reply.body));
+    const id = reply.body.decision_id;
+    assert.match(id as string, uuid);
+    const line = pdp.logs.find((l) => l.decision_id === id);
+    assert.ok(line, "the failure is logged");
+    assert.equal(line.level, "warn");
+    assert.equal(line.entrypoint, "probe/conflict");
+    assert.match(String(line.error), /conflict/);
+    // Agreeing rules are no conflict.
+    const agreed = await post(pdp.url, "/v1/data/probe/conflict", { input: { a: 1, b: 1 } });
+    assert.equal(agreed.body.result, 1);
+  });
+
+  test("the OPA client raises its ServerError for the 500, with OPA's code", async () => {
+    const opa = new OPAClient(pdp.url);
+    await assert.rejects(opa.evaluate("probe/conflict", { a: 1, b: 2 }), (error: unknown) => {
+      assert.ok(error instanceof ServerError, String(error));
+      assert.equal(error.code, "internal_error");
+      return true;
+    });
+    assert.equal(await opa.evaluate("probe/echo", false), false);
+  });
+});
