@@ -17,6 +17,11 @@ import { opaDataRouter } from "./http/opa-data-router.js";
 import { opsRouter } from "./http/ops-router.js";
 import { requestId } from "./http/request-id.js";
 import type { Logger } from "./observability/logger.js";
+import type { DecisionLog } from "./observability/decision-log.js";
+import type { Metrics } from "./observability/metrics.js";
+import { createObservability } from "./observability/observability.js";
+import { instrument } from "./http/instrument.js";
+import { metricsRouter } from "./http/metrics-router.js";
 import { loadActivePolicy } from "./policy/policy-loader.js";
 import { CallerAuthenticator } from "./auth/caller-authenticator.js";
 import { buildIssuerPolicies, callerCredentials } from "./auth/issuer-policies.js";
@@ -29,6 +34,10 @@ export interface AppDependencies {
   logger: Logger;
   /** Frozen in tests; the system clock otherwise. */
   clock?: Clock;
+  /** Replaces the configured decision log (tests capture records). */
+  decisionLog?: DecisionLog;
+  /** Node process metrics; on unless a test turns them off. */
+  processMetrics?: boolean;
 }
 
 /** The assembled service. It never listens: main.ts (or a test) does. */
@@ -38,6 +47,9 @@ export interface App {
   /** The express app alone (every route, no lean path). */
   express: Express;
   engine: DecisionEngine;
+  metrics: Metrics;
+  /** Serves /metrics alone, for PDP_METRICS_PORT; undefined when /metrics is on the main listener. */
+  metricsListener: RequestListener | undefined;
   /** Marks the service as draining: /ready answers 503 from then on. */
   drain: () => void;
 }
@@ -70,6 +82,11 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     entrypoints: active.policy.entrypoints,
   });
 
+  const { metrics, observer } = createObservability(config.observability, active, {
+    ...(deps.decisionLog === undefined ? {} : { decisionLog: deps.decisionLog }),
+    ...(deps.processMetrics === undefined ? {} : { processMetrics: deps.processMetrics }),
+  });
+
   const engine = new PolicyDecisionEngine(active, {
     onFailure: (failure) => {
       logger.warn("decision failed closed", {
@@ -82,7 +99,10 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   });
 
   const auth = config.auth;
+  for (const issuer of auth.issuers) metrics.registerIssuer(issuer.issuer);
   const issuers = await buildIssuerPolicies(auth.issuers, (issuer, error) => {
+    metrics.recordJwksFetch(issuer, error === undefined);
+    if (error === undefined) return;
     logger.warn("JWKS fetch failed", {
       issuer,
       error: error instanceof Error ? error.message : String(error),
@@ -90,13 +110,19 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   });
   const verifier =
     issuers.length === 0 ? undefined : new JwtTokenVerifier(issuers, auth.tokenCacheEntries);
-  const subjects = new SubjectResolver(verifier, (failure) => {
-    logger.debug("token rejected", { reason: failure.code, detail: failure.message });
+  const subjects = new SubjectResolver(verifier, (result) => {
+    metrics.recordTokenVerification(result === "valid" ? result : result.code);
+    if (result !== "valid") {
+      logger.debug("token rejected", { reason: result.code, detail: result.message });
+    }
   });
   const callers = new CallerAuthenticator({
     callers: callerCredentials(auth),
     opsKeyDigests: auth.ops.apiKeySha256.map((hex) => Buffer.from(hex, "hex")),
     opsOpen: auth.ops.open,
+    onFailure: (reason) => {
+      metrics.recordCallerAuthFailure(reason);
+    },
   });
   if (!callers.enabled) {
     logger.warn(
@@ -129,6 +155,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     limits: { maxBytes: config.limits.maxBodyBytes, maxDepth: config.limits.maxDepth },
     maxEvaluations: config.limits.maxEvaluations,
     publicUrl: config.publicUrl,
+    observer,
   });
 
   const forwardAuth = createForwardAuthApi({
@@ -138,6 +165,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     clock: deps.clock ?? Date.now,
     limits: { maxBytes: config.limits.maxBodyBytes, maxDepth: config.limits.maxDepth },
     settings: auth.forwardAuth,
+    observer,
   });
 
   const opaData = createOpaDataApi({
@@ -160,18 +188,28 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   app.set("etag", false);
   app.set("query parser", false);
   app.use(requestId);
-  app.use(
-    opsRouter({ ready: () => !draining, revision: () => engine.revision }, (request) =>
-      callers.authenticate(request, "ops"),
-    ),
-  );
+  const opsGuard = (request: Parameters<typeof callers.authenticate>[0]) =>
+    callers.authenticate(request, "ops");
+  app.use(opsRouter({ ready: () => !draining, revision: () => engine.revision }, opsGuard));
+  let metricsListener: RequestListener | undefined;
+  if (config.observability.metricsPort === undefined) {
+    app.use(metricsRouter(metrics.registry, opsGuard));
+  } else {
+    const metricsApp = express();
+    metricsApp.disable("x-powered-by");
+    metricsApp.use(requestId);
+    metricsApp.use(metricsRouter(metrics.registry, opsGuard));
+    metricsApp.use(notFound);
+    metricsApp.use(errorHandler(logger));
+    metricsListener = metricsApp;
+  }
   app.use(authzenRouter(api, config.limits.maxBodyBytes));
   app.use(forwardAuthRouter(forwardAuth, config.limits.maxBodyBytes));
   app.use(opaDataRouter(opaData, config.limits.maxBodyBytes));
   app.use(notFound);
   app.use(errorHandler(logger));
 
-  const listener = leanListener({
+  const lean = leanListener({
     routes: [
       { method: "POST", path: authzenPaths.evaluation, handler: api.evaluation },
       { method: "POST", path: authzenPaths.evaluations, handler: api.evaluations },
@@ -197,9 +235,11 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   });
 
   return {
-    listener,
+    listener: instrument(lean, metrics),
     express: app,
     engine,
+    metrics,
+    metricsListener,
     drain: () => {
       draining = true;
     },

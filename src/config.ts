@@ -27,7 +27,31 @@ export interface Config {
   auth: AuthSettings;
   /** Serve a non-loopback address without caller authentication (PDP_ALLOW_UNAUTHENTICATED_CALLERS). */
   allowUnauthenticatedCallers: boolean;
+  observability: ObservabilityConfig;
 }
+
+/** Where a log goes: a standard stream, a file, or nowhere. */
+export type LogDestination = { stream: "stdout" | "stderr" } | { file: string } | "off";
+
+export interface ObservabilityConfig {
+  /** Serve /metrics on this separate port (same host) instead of the main listener. */
+  metricsPort: number | undefined;
+  /** `<server>/<tool>` names allowed as metric labels. */
+  toolLabels: string[];
+  /** OAuth client ids allowed as metric labels. */
+  clientLabels: string[];
+  decisionLog: LogDestination;
+  diagnosticLog: Exclude<LogDestination, "off">;
+  /** `context` keys copied into decision records. */
+  decisionLogContext: string[];
+  /** Put the whole (masked) policy input into decision records. */
+  decisionLogInput: boolean;
+  /** JSON pointers removed from decision records (defaults included). */
+  decisionLogErase: string[];
+}
+
+/** Tool arguments can hold anything a user typed: never logged unless the operator asks. */
+export const defaultErasePointers = ["/input/resource/properties/arguments"];
 
 /** Whether a listen address is reachable only from this machine. */
 export function isLoopback(host: string): boolean {
@@ -120,6 +144,52 @@ export function loadConfig(env: Environment): Config {
     problems.push(`PDP_PUBLIC_URL=${publicUrl}: must be an absolute http(s) URL`);
   }
 
+  const destination = (name: string, fallback: string, allowOff: boolean): LogDestination => {
+    const value = text(name, fallback);
+    if (value === "stdout" || value === "stderr") return { stream: value };
+    if (value === "off") {
+      if (allowOff) return "off";
+      problems.push(
+        `${name}=off: the diagnostics log cannot be switched off; use stdout, stderr or a file path`,
+      );
+      return { stream: "stdout" };
+    }
+    return { file: value };
+  };
+  const list = (name: string, fallback: string[]): string[] => {
+    const raw = env[name];
+    if (raw === undefined) return fallback;
+    return raw
+      .split(",")
+      .map((item) => item.trim())
+      .filter((item) => item !== "");
+  };
+  const booleanFlag = (name: string): boolean => {
+    const value = text(name, "false");
+    if (value !== "true" && value !== "false")
+      problems.push(`${name}=${value}: must be true or false`);
+    return value === "true";
+  };
+  const metricsPortRaw = optionalText("PDP_METRICS_PORT");
+  const metricsPort =
+    metricsPortRaw === undefined ? undefined : integer("PDP_METRICS_PORT", 0, 0, 65535);
+  const erase = list("PDP_DECISION_LOG_ERASE", []);
+  for (const pointer of erase) {
+    if (!pointer.startsWith("/"))
+      problems.push(`PDP_DECISION_LOG_ERASE: ${pointer} is not a JSON pointer (/a/b)`);
+  }
+  const diagnosticLog = destination("PDP_DIAGNOSTIC_LOG", "stdout", false);
+  const observability: ObservabilityConfig = {
+    metricsPort,
+    toolLabels: list("PDP_METRICS_TOOL_LABELS", []),
+    clientLabels: list("PDP_METRICS_CLIENT_LABELS", []),
+    decisionLog: destination("PDP_DECISION_LOG", "stdout", true),
+    diagnosticLog: diagnosticLog === "off" ? { stream: "stdout" } : diagnosticLog,
+    decisionLogContext: list("PDP_DECISION_LOG_CONTEXT", ["ip", "device", "location", "session"]),
+    decisionLogInput: booleanFlag("PDP_DECISION_LOG_INPUT"),
+    decisionLogErase: [...new Set([...defaultErasePointers, ...erase])],
+  };
+
   const config: Config = {
     host,
     port,
@@ -139,6 +209,7 @@ export function loadConfig(env: Environment): Config {
     logLevel: logLevel as Config["logLevel"],
     auth,
     allowUnauthenticatedCallers,
+    observability,
   };
   if (problems.length > 0) throw new StartupError("config_invalid", problems);
   return Object.freeze(config);

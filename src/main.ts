@@ -19,7 +19,13 @@ async function main(): Promise<void> {
     reportStartupFailure(bootLogger, error);
     return;
   }
-  const logger = createLogger({ level: config.logLevel });
+  const diagnostics = config.observability.diagnosticLog;
+  const logger = createLogger({
+    level: config.logLevel,
+    ...("file" in diagnostics
+      ? { file: diagnostics.file }
+      : { stream: diagnostics.stream === "stderr" ? process.stderr : process.stdout }),
+  });
 
   let app;
   try {
@@ -41,6 +47,20 @@ async function main(): Promise<void> {
     const port = typeof address === "object" && address !== null ? address.port : config.port;
     logger.info("listening", { host: config.host, port, public_url: config.publicUrl });
   });
+  const metricsPort = config.observability.metricsPort;
+  const metricsServer =
+    app.metricsListener === undefined || metricsPort === undefined
+      ? undefined
+      : createServer(app.metricsListener);
+  metricsServer?.listen(metricsPort, config.host, () => {
+    const address = metricsServer.address();
+    const port = typeof address === "object" && address !== null ? address.port : metricsPort;
+    logger.info("metrics listening", { host: config.host, port, path: "/metrics" });
+  });
+  metricsServer?.on("error", (error) => {
+    logger.error("cannot listen for metrics", { port: metricsPort, error: error.message });
+    process.exitCode = 1;
+  });
   server.on("error", (error) => {
     logger.error("cannot listen", { host: config.host, port: config.port, error: error.message });
     process.exitCode = 1;
@@ -52,6 +72,8 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info("draining", { signal, timeout_ms: config.shutdownTimeoutMs });
     app.drain();
+    metricsServer?.close();
+    metricsServer?.closeAllConnections();
     shutdown(server, config.shutdownTimeoutMs, () => {
       logger.info("stopped");
     });

@@ -9,6 +9,8 @@ export interface ApiRequest {
   /** Header names in lower case, as node:http delivers them. */
   headers: Record<string, string | string[] | undefined>;
   body: Buffer;
+  /** The X-Request-ID echoed on the response (the client's, or one the PDP assigned). */
+  requestId?: string;
   /** The TCP peer's address (a proxy, for forward-auth). */
   remoteAddress?: string;
   /** The verified client certificate of an mTLS connection: its subject CN and DNS SANs. */

@@ -4,6 +4,8 @@ import type { SubjectResolver } from "../auth/subject-resolver.js";
 import type { AccessRequest, Decision, Entity } from "../decision/decision.js";
 import type { Clock, DecisionEngine } from "../decision/decision-engine.js";
 import { ApiError } from "../errors.js";
+import type { DecisionEndpoint, DecisionObserver } from "../observability/decision-observer.js";
+import { traceIdOf } from "../observability/trace-context.js";
 import { headerValue, type ApiRequest, type ApiResponse } from "./api-types.js";
 import {
   parseAccessRequest,
@@ -24,6 +26,8 @@ export interface AuthzenApiOptions {
   maxEvaluations: number;
   /** Base URL the PDP is reached at, for metadata discovery. */
   publicUrl: string;
+  /** Told about every decision (metrics, decision log). */
+  observer: DecisionObserver;
 }
 
 /** The AuthZEN Authorization API 1.0 endpoints, independent of any HTTP framework. */
@@ -90,11 +94,37 @@ function stopsAfter(semantic: EvaluationsSemantic, allowed: boolean): boolean {
 }
 
 export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
-  const { engine, callers, subjects, clock, limits, maxEvaluations, publicUrl } = options;
+  const { engine, callers, subjects, clock, limits, maxEvaluations, publicUrl, observer } = options;
 
-  async function decide(request: AccessRequest, caller: Caller): Promise<ApiResponse> {
+  /** Decides and tells the observer, with the correlation ids of the HTTP request. */
+  function decideObserved(
+    request: AccessRequest,
+    nowMs: number,
+    caller: Caller,
+    http: ApiRequest,
+    endpoint: DecisionEndpoint,
+  ): Decision {
+    const decision = engine.decide(request, nowMs);
+    observer.decided({
+      decision,
+      request,
+      endpoint,
+      caller: caller.name,
+      requestId: http.requestId,
+      traceId: traceIdOf(headerValue(http, "traceparent")),
+    });
+    return decision;
+  }
+
+  async function decide(
+    request: AccessRequest,
+    caller: Caller,
+    http: ApiRequest,
+    endpoint: DecisionEndpoint,
+  ): Promise<ApiResponse> {
     const nowMs = clock();
-    const decision = engine.decide(await subjects.resolve(request, caller, nowMs), nowMs);
+    const resolved = await subjects.resolve(request, caller, nowMs);
+    const decision = decideObserved(resolved, nowMs, caller, http, endpoint);
     return {
       status: 200,
       headers: { "x-decision-id": decision.id },
@@ -106,7 +136,7 @@ export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
     async evaluation(request) {
       const caller = callers.authenticate(request, "authzen");
       const body = readBody(request, limits);
-      return decide(parseAccessRequest(body), caller);
+      return decide(parseAccessRequest(body), caller, request, "evaluation");
     },
 
     async evaluations(request) {
@@ -114,7 +144,9 @@ export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
       const envelope = parseEvaluationsRequest(readBody(request, limits));
       const items = envelope.evaluations ?? [];
       // Without items the request is a single evaluation and answers like one (AuthZEN §7.1).
-      if (items.length === 0) return decide(parseAccessRequest(envelope), caller);
+      if (items.length === 0) {
+        return decide(parseAccessRequest(envelope), caller, request, "evaluations");
+      }
       if (items.length > maxEvaluations) {
         throw new ApiError(
           "too_many_evaluations",
@@ -129,11 +161,11 @@ export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
       const verified = new Map<string, Promise<Entity>>();
       const results: unknown[] = [];
       for (const [index, item] of items.entries()) {
-        let request: AccessRequest;
+        let access: AccessRequest;
         const pointer = `/evaluations/${index}`;
         try {
-          request = parseAccessRequest(withDefaults(envelope, item), pointer);
-          request = await subjects.resolve(request, caller, nowMs, verified);
+          access = parseAccessRequest(withDefaults(envelope, item), pointer);
+          access = await subjects.resolve(access, caller, nowMs, verified);
         } catch (error) {
           if (!(error instanceof ApiError)) throw error;
           // A bad item fails alone: decision false with the error, the batch goes on (AuthZEN §7.2).
@@ -145,7 +177,7 @@ export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
           if (stopsAfter(semantic, false)) break;
           continue;
         }
-        const decision = engine.decide(request, nowMs);
+        const decision = decideObserved(access, nowMs, caller, request, "evaluations");
         results.push(
           full
             ? decisionBody(decision)

@@ -6,6 +6,8 @@ import { TokenError } from "../auth/token-error.js";
 import type { AccessRequest, Decision, Entity } from "../decision/decision.js";
 import type { Clock, DecisionEngine } from "../decision/decision-engine.js";
 import { ApiError } from "../errors.js";
+import type { DecisionObserver } from "../observability/decision-observer.js";
+import { traceIdOf } from "../observability/trace-context.js";
 import type { McpOperation } from "../mcp/operation.js";
 import { McpRefusal, readMcpRequest } from "../mcp/streamable-http.js";
 import { TrustedProxies } from "../net/client-address.js";
@@ -21,6 +23,8 @@ export interface ForwardAuthApiOptions {
   clock: Clock;
   limits: JsonBodyLimits;
   settings: ForwardAuthSettings;
+  /** Told about every decision (metrics, decision log). */
+  observer: DecisionObserver;
 }
 
 /** JSON-RPC error code of an authorization refusal (implementation-defined range). */
@@ -45,11 +49,12 @@ const jsonRpcInvalidRequest = -32600;
 export function createForwardAuthApi(
   options: ForwardAuthApiOptions,
 ): (request: ApiRequest) => Promise<ApiResponse> {
-  const { engine, callers, subjects, clock, limits, settings } = options;
+  const { engine, callers, subjects, clock, limits, settings, observer } = options;
   const proxies = new TrustedProxies(settings.trustedProxies);
 
   return async (request) => {
-    callers.authenticate(request, "forward_auth");
+    const caller = callers.authenticate(request, "forward_auth");
+    const traceId = traceIdOf(headerValue(request, "traceparent"));
     const { server, rest } = routeOf(request.path);
     const serverSettings = settings.servers[server];
     const header = (name: string) => headerValue(request, name);
@@ -101,7 +106,16 @@ export function createForwardAuthApi(
         resource: resourceOf(operation, server, settings.maxArgumentBytes),
         context,
       };
-      decisions.push({ operation, decision: engine.decide(access, nowMs) });
+      const decision = engine.decide(access, nowMs);
+      observer.decided({
+        decision,
+        request: access,
+        endpoint: "forward_auth",
+        caller: caller.name,
+        requestId: request.requestId,
+        traceId,
+      });
+      decisions.push({ operation, decision });
     }
 
     const denied = decisions.find((d) => !d.decision.allow);

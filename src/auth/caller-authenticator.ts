@@ -21,6 +21,8 @@ export interface CallerAuthenticatorOptions {
   opsKeyDigests: readonly Buffer[];
   /** Whether /health, /ready (and /metrics) need no credentials. */
   opsOpen: boolean;
+  /** Told about every refusal: `unauthenticated` (401) or `forbidden` (403). */
+  onFailure?: (reason: "unauthenticated" | "forbidden", permission: ApiPermission) => void;
 }
 
 /** The header carrying an API key. Not Authorization: that belongs to the end user's token. */
@@ -57,6 +59,7 @@ export class CallerAuthenticator {
   private readonly callers: readonly (CallerCredentials & { caller: Caller })[] | undefined;
   private readonly opsKeyDigests: readonly Buffer[];
   private readonly opsOpen: boolean;
+  private readonly onFailure: NonNullable<CallerAuthenticatorOptions["onFailure"]>;
 
   constructor(options: CallerAuthenticatorOptions) {
     this.callers = options.callers?.map((credentials) => ({
@@ -69,6 +72,7 @@ export class CallerAuthenticator {
     }));
     this.opsKeyDigests = options.opsKeyDigests;
     this.opsOpen = options.opsOpen;
+    this.onFailure = options.onFailure ?? (() => undefined);
   }
 
   /** Whether callers must authenticate at all. */
@@ -81,6 +85,7 @@ export class CallerAuthenticator {
     if (this.callers === undefined && permission !== "ops") return anonymousCaller;
     const caller = this.identify(request, permission);
     if (caller === undefined) {
+      this.onFailure("unauthenticated", permission);
       throw new ApiError(
         "caller_unauthenticated",
         "the PDP's API needs caller credentials (X-Api-Key or a client certificate)",
@@ -89,6 +94,7 @@ export class CallerAuthenticator {
       );
     }
     if (!caller.permissions.has(permission)) {
+      this.onFailure("forbidden", permission);
       throw new ApiError(
         "caller_forbidden",
         `caller ${caller.name} may not use the ${permission} endpoints`,

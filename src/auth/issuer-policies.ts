@@ -13,10 +13,11 @@ import {
 /**
  * Builds each configured issuer's verification policy and key source. Local
  * key files are read now, so a missing or unreadable file stops the start.
+ * `onJwksFetch` hears of every remote JWKS fetch: the error, or undefined.
  */
 export async function buildIssuerPolicies(
   issuers: readonly IssuerSettings[],
-  onJwksFailure: (issuer: string, error: unknown) => void,
+  onJwksFetch: (issuer: string, error: unknown) => void,
 ): Promise<IssuerPolicy[]> {
   const problems: string[] = [];
   const policies: IssuerPolicy[] = [];
@@ -30,7 +31,7 @@ export async function buildIssuerPolicies(
         clockToleranceS: settings.clockToleranceS,
         maxTokenBytes: settings.maxTokenBytes,
         subjectType: settings.subjectType,
-        keys: await keySource(settings, onJwksFailure),
+        keys: await keySource(settings, onJwksFetch),
       });
     } catch (error) {
       problems.push(
@@ -44,7 +45,7 @@ export async function buildIssuerPolicies(
 
 async function keySource(
   settings: IssuerSettings,
-  onJwksFailure: (issuer: string, error: unknown) => void,
+  onJwksFetch: (issuer: string, error: unknown) => void,
 ): Promise<KeySource> {
   const keys = settings.keys;
   if ("jwksUri" in keys) {
@@ -53,8 +54,8 @@ async function keySource(
       timeoutMs: settings.jwksTimeoutMs,
       cooldownMs: settings.jwksCooldownS * 1000,
       refreshMs: settings.jwksRefreshS * 1000,
-      onFetchFailure: (error) => {
-        onJwksFailure(settings.issuer, error);
+      onFetch: (error) => {
+        onJwksFetch(settings.issuer, error);
       },
     });
   }

@@ -27,8 +27,8 @@ export interface RemoteJwksOptions {
   cooldownMs: number;
   /** Refetch in the background this often, so removed keys stop verifying. */
   refreshMs: number;
-  /** Told about every failed fetch (for logs and metrics). */
-  onFetchFailure?: (error: unknown) => void;
+  /** Told about every fetch: undefined when it succeeded, else the error (for logs and metrics). */
+  onFetch?: (error: unknown) => void;
 }
 
 /**
@@ -59,13 +59,14 @@ export class RemoteJwksKeySource implements KeySource {
         const response = await fetch(url, init);
         this.lastFetchFailed = response.status !== 200;
         if (this.lastFetchFailed) this.lastFailureAt = Date.now();
-        if (this.lastFetchFailed)
-          options.onFetchFailure?.(new Error(`JWKS answered ${response.status}`));
+        options.onFetch?.(
+          this.lastFetchFailed ? new Error(`JWKS answered ${response.status}`) : undefined,
+        );
         return response;
       } catch (error) {
         this.lastFetchFailed = true;
         this.lastFailureAt = Date.now();
-        options.onFetchFailure?.(error);
+        options.onFetch?.(error);
         throw error;
       }
     };

@@ -14,8 +14,8 @@ const pdpOwnedProperties = [
   "token",
 ];
 
-/** Told about every token that failed verification (never the token itself). */
-export type TokenFailureListener = (failure: { code: string; message: string }) => void;
+/** Told about every token verification: "valid", or the failure (never the token itself). */
+export type TokenOutcomeListener = (result: "valid" | { code: string; message: string }) => void;
 
 /**
  * Decides who the subject of a request is, before any policy sees it:
@@ -32,14 +32,14 @@ export type TokenFailureListener = (failure: { code: string; message: string }) 
  */
 export class SubjectResolver {
   private readonly verifier: TokenVerifier | undefined;
-  private readonly onTokenFailure: TokenFailureListener;
+  private readonly onToken: TokenOutcomeListener;
 
   constructor(
     verifier: TokenVerifier | undefined,
-    onTokenFailure: TokenFailureListener = () => undefined,
+    onToken: TokenOutcomeListener = () => undefined,
   ) {
     this.verifier = verifier;
-    this.onTokenFailure = onTokenFailure;
+    this.onToken = onToken;
   }
 
   /**
@@ -119,7 +119,9 @@ export class SubjectResolver {
       );
     }
     try {
-      return subjectFromToken(await this.verifier.verify(token, nowMs, audience));
+      const subject = subjectFromToken(await this.verifier.verify(token, nowMs, audience));
+      this.onToken("valid");
+      return subject;
     } catch (error) {
       if (error instanceof TokenError) return this.fail(type, error);
       throw error;
@@ -127,7 +129,7 @@ export class SubjectResolver {
   }
 
   private fail(type: string, error: TokenError): Entity {
-    this.onTokenFailure({ code: error.code, message: error.message });
+    this.onToken({ code: error.code, message: error.message });
     return anonymous(type, error);
   }
 }

@@ -48,8 +48,11 @@ export class PolicyDecisionEngine implements DecisionEngine {
 
   decide(request: AccessRequest, nowMs: number): Decision {
     const id = this.newId();
+    const started = process.hrtime.bigint();
+    const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
+    let input: Record<string, unknown> | undefined;
     try {
-      const input = buildPolicyInput(request, nowMs);
+      input = buildPolicyInput(request, nowMs);
       const outcome = this.active.policy.evaluate(this.active.entrypoint, input);
       if (!outcome.defined) {
         throw new EvaluationError(
@@ -57,7 +60,8 @@ export class PolicyDecisionEngine implements DecisionEngine {
           `${this.active.entrypoint} is undefined for this input`,
         );
       }
-      return { id, revision: this.active.revision, ...readPolicyAnswer(outcome.value) };
+      const answer = readPolicyAnswer(outcome.value);
+      return { id, revision: this.active.revision, ...answer, evaluationSeconds: elapsed(), input };
     } catch (error) {
       const failure =
         error instanceof EvaluationError
@@ -74,6 +78,8 @@ export class PolicyDecisionEngine implements DecisionEngine {
         reasons: [{ code: failure.code, admin: failure.message, user: userFailureMessage }],
         risk: null,
         obligations: {},
+        evaluationSeconds: elapsed(),
+        ...(input === undefined ? {} : { input }),
       };
     }
   }

@@ -35,4 +35,8 @@ export interface Decision {
   obligations: Record<string, unknown>;
   /** Revision of the bundle that decided. */
   revision: string;
+  /** Input building, evaluation and result reading, in seconds. */
+  evaluationSeconds: number;
+  /** The policy input, when it could be built (for decision records; never sent to clients). */
+  input?: Record<string, unknown>;
 }

@@ -20,6 +20,7 @@ export function serve(handler: ApiHandler): RequestHandler {
       path: req.path,
       headers: req.headers,
       body: Buffer.isBuffer(body) ? body : Buffer.alloc(0),
+      requestId: req.requestId,
       ...(tlsClient === undefined ? {} : { tlsClient }),
       ...(req.socket.remoteAddress === undefined
         ? {}

@@ -125,6 +125,7 @@ function serveLean(
             path,
             headers: req.headers,
             body,
+            requestId,
             ...(tlsClient === undefined ? {} : { tlsClient }),
             ...(req.socket.remoteAddress === undefined
               ? {}

@@ -12,10 +12,9 @@ export interface ServiceState {
 /** Checks the credentials of an ops request; throws an ApiError (401/403) to refuse. */
 export type OpsGuard = (request: ApiRequest) => unknown;
 
-/** Liveness and readiness, behind the ops guard (open unless ops credentials are configured). */
-export function opsRouter(state: ServiceState, guard: OpsGuard): Router {
-  const router = Router();
-  const authorize: RequestHandler = (req, _res, next) => {
+/** Express middleware running the ops guard; a refusal goes to the error handler. */
+export function opsGuardMiddleware(guard: OpsGuard): RequestHandler {
+  return (req, _res, next) => {
     const tlsClient = tlsClientOf(req.socket);
     guard({
       method: req.method,
@@ -26,6 +25,12 @@ export function opsRouter(state: ServiceState, guard: OpsGuard): Router {
     });
     next();
   };
+}
+
+/** Liveness and readiness, behind the ops guard (open unless ops credentials are configured). */
+export function opsRouter(state: ServiceState, guard: OpsGuard): Router {
+  const router = Router();
+  const authorize = opsGuardMiddleware(guard);
   router
     .route("/health")
     .get(authorize, (_req, res) => {

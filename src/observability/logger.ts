@@ -7,6 +7,8 @@ export interface LoggerOptions {
   level: string;
   /** Where lines go; stdout by default. Tests pass a stream they can read. */
   stream?: NodeJS.WritableStream;
+  /** A file to append to instead of a stream. */
+  file?: string;
   silent?: boolean;
 }
 
@@ -17,9 +19,22 @@ export function createLogger(options: LoggerOptions): Logger {
     format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
     defaultMeta: { log: "diagnostic" },
     transports: [
-      // winston's typings describe its transports as interfaces; the instance is a real TransportStream.
-      // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
-      new winston.transports.Stream({ stream: options.stream ?? process.stdout }),
+      transportFor(
+        options.file !== undefined
+          ? { file: options.file }
+          : { stream: options.stream ?? process.stdout },
+      ),
     ],
   });
+}
+
+/** A winston transport writing to a stream or appending to a file. */
+export function transportFor(
+  destination: { stream: NodeJS.WritableStream } | { file: string },
+): winston.transport {
+  // winston's typings describe its transports as interfaces; the instances are real TransportStreams.
+  /* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment */
+  if ("file" in destination) return new winston.transports.File({ filename: destination.file });
+  return new winston.transports.Stream({ stream: destination.stream });
+  /* eslint-enable @typescript-eslint/no-unsafe-class-instance-assignment */
 }

@@ -22,6 +22,8 @@ export interface PolicySource {
 /** A loaded, checked policy ready to evaluate. */
 export interface ActivePolicy {
   policy: WasmPolicy;
+  /** The bundle's data with the operator data merged over it (what the policy sees as data). */
+  data: Readonly<Record<string, unknown>>;
   entrypoint: string;
   revision: string;
   bundlePath: string;
@@ -62,6 +64,7 @@ export async function loadActivePolicy(source: PolicySource): Promise<ActivePoli
 
   return {
     policy,
+    data,
     entrypoint: source.entrypoint,
     revision: bundle.manifest.revision,
     bundlePath: source.bundlePath,

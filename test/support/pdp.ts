@@ -12,6 +12,8 @@ export interface RunningPdp {
   app: App;
   /** Every diagnostic log line written so far, parsed. */
   logs: Record<string, unknown>[];
+  /** Every decision record written so far. */
+  decisions: Record<string, unknown>[];
   close: () => Promise<void>;
 }
 
@@ -36,9 +38,15 @@ export async function startPdp(options: StartOptions = {}): Promise<RunningPdp> 
     },
   });
   const logger = createLogger({ level: "debug", stream });
+  const decisions: Record<string, unknown>[] = [];
   const app = await buildApp({
     config,
     logger,
+    // Records are captured in memory (as JSON text and back, as a log line would be written).
+    decisionLog: {
+      record: (entry) =>
+        decisions.push(JSON.parse(JSON.stringify(entry)) as Record<string, unknown>),
+    },
     ...(options.clock ? { clock: options.clock } : {}),
   });
   const server: Server = createServer(options.expressOnly === true ? app.express : app.listener);
@@ -50,6 +58,7 @@ export async function startPdp(options: StartOptions = {}): Promise<RunningPdp> 
     url: `http://127.0.0.1:${port}`,
     app,
     logs,
+    decisions,
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.closeAllConnections();

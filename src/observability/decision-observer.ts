@@ -1,0 +1,120 @@
+import type { AccessRequest, Decision } from "../decision/decision.js";
+import type { DecisionLog } from "./decision-log.js";
+import { maskRecord } from "./masking.js";
+import type { Metrics } from "./metrics.js";
+
+/** The API that produced a decision. */
+export type DecisionEndpoint = "evaluation" | "evaluations" | "forward_auth" | "opa_data";
+
+/** Everything known about one decision once it is made. */
+export interface DecisionEvent {
+  decision: Decision;
+  /** The request as the policy saw it, subject already verified. */
+  request: AccessRequest;
+  endpoint: DecisionEndpoint;
+  /** The PDP caller's configured name (`anonymous` without caller authentication). */
+  caller: string;
+  requestId: string | undefined;
+  traceId: string | undefined;
+}
+
+/** Told about every decision; the API layer calls it, the core never does. */
+export interface DecisionObserver {
+  decided(event: DecisionEvent): void;
+}
+
+export interface DecisionRecordOptions {
+  /** The decision entrypoint, recorded as OPA's `path`. */
+  entrypoint: string;
+  /** Top-level `context` keys copied into the record (e.g. ip, device, location, session). */
+  contextKeys: readonly string[];
+  /** Whether the whole policy input goes into the record (as `input`, masked). */
+  includeInput: boolean;
+  /** JSON pointers removed from every record, e.g. `/input/resource/properties/arguments`. */
+  erase: readonly string[];
+}
+
+/**
+ * Counts every decision in the metrics and writes one masked decision record.
+ * Records are shaped like OPA decision logs where the two overlap
+ * (`decision_id`, `path`, `input`, `result`, `timestamp`, `bundles`,
+ * `metrics`, `req_id`, `erased`), plus MCP fields at the top level.
+ */
+export class RecordingDecisionObserver implements DecisionObserver {
+  private readonly metrics: Metrics;
+  private readonly log: DecisionLog;
+  private readonly options: DecisionRecordOptions;
+
+  constructor(metrics: Metrics, log: DecisionLog, options: DecisionRecordOptions) {
+    this.metrics = metrics;
+    this.log = log;
+    this.options = options;
+  }
+
+  decided(event: DecisionEvent): void {
+    const { decision, request } = event;
+    const subjectProperties = request.subject.properties ?? {};
+    const resourceProperties = request.resource.properties ?? {};
+    const risk = decision.risk as { class?: unknown; source?: unknown } | null;
+    const riskClass = typeof risk?.class === "string" ? risk.class : undefined;
+    const server =
+      typeof resourceProperties.server === "string" ? resourceProperties.server : undefined;
+    const tool =
+      request.resource.type === "tool" && request.resource.id !== ""
+        ? `${server ?? ""}/${request.resource.id}`
+        : undefined;
+    const clientId =
+      typeof subjectProperties.client_id === "string" ? subjectProperties.client_id : undefined;
+    const reasons = decision.reasons.map((r) => r.code);
+
+    this.metrics.recordDecision({
+      allow: decision.allow,
+      action: request.action.name,
+      risk: riskClass,
+      reasons: decision.allow ? [] : reasons,
+      tool,
+      clientId,
+      evaluationSeconds: decision.evaluationSeconds,
+    });
+
+    const context: Record<string, unknown> = {};
+    for (const key of this.options.contextKeys) {
+      const value = request.context?.[key];
+      if (value !== undefined) context[key] = value;
+    }
+    const record: Record<string, unknown> = {
+      log: "decision",
+      decision_id: decision.id,
+      timestamp: new Date().toISOString(),
+      req_id: event.requestId ?? null,
+      trace_id: event.traceId ?? null,
+      path: this.options.entrypoint,
+      endpoint: event.endpoint,
+      caller: event.caller,
+      subject: {
+        type: request.subject.type,
+        id: request.subject.id,
+        authenticated: subjectProperties.authenticated === true,
+        authentication: subjectProperties.authentication ?? null,
+        issuer: subjectProperties.issuer ?? null,
+        client_id: clientId ?? null,
+        token_error: subjectProperties.token_error ?? null,
+      },
+      action: request.action.name,
+      resource: { type: request.resource.type, id: request.resource.id, server: server ?? null },
+      risk: decision.risk,
+      outcome: decision.allow ? "allow" : "deny",
+      reasons,
+      obligations: decision.obligations,
+      result: { allow: decision.allow, reasons, obligations: decision.obligations },
+      revision: decision.revision,
+      bundles: { default: { revision: decision.revision } },
+      metrics: { timer_eval_ns: Math.round(decision.evaluationSeconds * 1e9) },
+      context,
+    };
+    if (this.options.includeInput && decision.input !== undefined) record.input = decision.input;
+    const masked = maskRecord(record, this.options.erase);
+    if (masked.erased.length > 0) masked.record.erased = masked.erased;
+    this.log.record(masked.record);
+  }
+}

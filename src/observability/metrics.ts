@@ -1,0 +1,247 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/** Every metric the PDP exports is declared here, under this prefix. */
+export const metricsPrefix = "mcp_pdp_";
+
+/** Seconds, resolving microsecond evaluations through multi-second stalls. */
+const latencyBuckets = [
+  0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+  0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+];
+
+/** MCP methods that may appear as an `action` label; anything else is `other`. */
+const knownActions = new Set([
+  "initialize",
+  "ping",
+  "tools/call",
+  "tools/list",
+  "resources/list",
+  "resources/templates/list",
+  "resources/read",
+  "resources/subscribe",
+  "resources/unsubscribe",
+  "prompts/list",
+  "prompts/get",
+  "completion/complete",
+  "logging/setLevel",
+  "notifications/initialized",
+  "notifications/cancelled",
+  "notifications/progress",
+  "notifications/roots/list_changed",
+  "mcp/stream",
+  "mcp/session_end",
+  "mcp/response",
+  "mcp/opaque",
+]);
+
+/** Routes that may appear as a `route` label. */
+export type RouteLabel =
+  | "evaluation"
+  | "evaluations"
+  | "forward_auth"
+  | "opa_data"
+  | "metadata"
+  | "health"
+  | "ready"
+  | "metrics"
+  | "other";
+
+export interface MetricsOptions {
+  /** Values allowed as labels, beyond which everything folds into `other`. */
+  riskClasses: readonly string[];
+  reasonCodes: readonly string[];
+  /** `<server>/<tool>` names the operator wants as labels (default: none). */
+  toolLabels: readonly string[];
+  /** Client ids the operator wants as labels (default: none). */
+  clientLabels: readonly string[];
+  /** Collect Node process and event-loop metrics (off in tests that count series). */
+  processMetrics?: boolean;
+}
+
+/** What one decision contributes to the metrics. */
+export interface DecisionSample {
+  allow: boolean;
+  action: string;
+  risk: string | undefined;
+  reasons: readonly string[];
+  tool: string | undefined;
+  clientId: string | undefined;
+  /** Policy evaluation alone, in seconds. */
+  evaluationSeconds: number;
+}
+
+/**
+ * The PDP's Prometheus metrics. Label values are bounded: anything not on an
+ * allow-list (risk classes, reason codes, known MCP methods, operator-chosen
+ * tools and clients) is counted as `other`, so hostile or merely numerous
+ * tool names cannot grow the series count.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly risks: ReadonlySet<string>;
+  private readonly reasons: ReadonlySet<string>;
+  private readonly tools: ReadonlySet<string>;
+  private readonly clients: ReadonlySet<string>;
+
+  private readonly decisions: Counter<"outcome" | "risk" | "action">;
+  private readonly decisionReasons: Counter<"reason">;
+  private readonly toolDecisions: Counter<"tool" | "outcome">;
+  private readonly clientDecisions: Counter<"client" | "outcome">;
+  private readonly evaluationSeconds: Histogram;
+  private readonly requestSeconds: Histogram<"route">;
+  private readonly httpRequests: Counter<"route" | "method" | "status">;
+  private readonly bundleInfo: Gauge<"revision" | "entrypoint">;
+  private readonly bundleLoadedAt: Gauge;
+  readonly bundleLoadFailures: Counter;
+  private readonly tokenVerifications: Counter<"result">;
+  private readonly jwksFetches: Counter<"issuer" | "outcome">;
+  private readonly callerAuthFailures: Counter<"reason">;
+  private readonly issuers = new Set<string>();
+
+  constructor(options: MetricsOptions) {
+    this.risks = new Set([...options.riskClasses, "none"]);
+    this.reasons = new Set(options.reasonCodes);
+    this.tools = new Set(options.toolLabels);
+    this.clients = new Set(options.clientLabels);
+    const registers = [this.registry];
+    const name = (suffix: string) => `${metricsPrefix}${suffix}`;
+
+    this.decisions = new Counter({
+      name: name("decisions_total"),
+      help: "Decisions by outcome (allow or deny), resolved risk class and MCP method.",
+      labelNames: ["outcome", "risk", "action"],
+      registers,
+    });
+    this.decisionReasons = new Counter({
+      name: name("decision_reasons_total"),
+      help: "Reason codes of denied decisions (a decision with several reasons counts each).",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.toolDecisions = new Counter({
+      name: name("tool_decisions_total"),
+      help: "Decisions per <server>/<tool>, for the tools the operator allow-lists; others are 'other'.",
+      labelNames: ["tool", "outcome"],
+      registers,
+    });
+    this.clientDecisions = new Counter({
+      name: name("client_decisions_total"),
+      help: "Decisions per OAuth client id, for the clients the operator allow-lists; others are 'other'.",
+      labelNames: ["client", "outcome"],
+      registers,
+    });
+    this.evaluationSeconds = new Histogram({
+      name: name("evaluation_duration_seconds"),
+      help: "Time of one policy evaluation (input building, wasm evaluation, result reading).",
+      buckets: latencyBuckets,
+      registers,
+    });
+    this.requestSeconds = new Histogram({
+      name: name("http_request_duration_seconds"),
+      help: "Time of a whole HTTP request, from the first byte read to the answer written.",
+      labelNames: ["route"],
+      buckets: latencyBuckets,
+      registers,
+    });
+    this.httpRequests = new Counter({
+      name: name("http_requests_total"),
+      help: "HTTP requests by route, method and status.",
+      labelNames: ["route", "method", "status"],
+      registers,
+    });
+    this.bundleInfo = new Gauge({
+      name: name("bundle_info"),
+      help: "The active policy bundle (value 1): its revision and decision entrypoint.",
+      labelNames: ["revision", "entrypoint"],
+      registers,
+    });
+    this.bundleLoadedAt = new Gauge({
+      name: name("bundle_loaded_timestamp_seconds"),
+      help: "When the active bundle was loaded (Unix time).",
+      registers,
+    });
+    this.bundleLoadFailures = new Counter({
+      name: name("bundle_load_failures_total"),
+      help: "Bundle or data loads that were refused.",
+      registers,
+    });
+    this.tokenVerifications = new Counter({
+      name: name("token_verifications_total"),
+      help: "Bearer token verifications by result: valid, or the token_* / jwks_unavailable reason.",
+      labelNames: ["result"],
+      registers,
+    });
+    this.jwksFetches = new Counter({
+      name: name("jwks_fetches_total"),
+      help: "JWKS fetches by issuer and outcome (success or failure).",
+      labelNames: ["issuer", "outcome"],
+      registers,
+    });
+    this.callerAuthFailures = new Counter({
+      name: name("caller_auth_failures_total"),
+      help: "Requests refused because the PDP's caller was not authenticated or not permitted.",
+      labelNames: ["reason"],
+      registers,
+    });
+    if (options.processMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry, prefix: metricsPrefix });
+    }
+  }
+
+  recordDecision(sample: DecisionSample): void {
+    const outcome = sample.allow ? "allow" : "deny";
+    const risk = sample.risk === undefined ? "none" : this.fold(this.risks, sample.risk);
+    const action = knownActions.has(sample.action) ? sample.action : "other";
+    this.decisions.inc({ outcome, risk, action });
+    for (const reason of sample.reasons)
+      this.decisionReasons.inc({ reason: this.fold(this.reasons, reason) });
+    if (sample.tool !== undefined)
+      this.toolDecisions.inc({ tool: this.fold(this.tools, sample.tool), outcome });
+    if (sample.clientId !== undefined) {
+      this.clientDecisions.inc({ client: this.fold(this.clients, sample.clientId), outcome });
+    }
+    this.evaluationSeconds.observe(sample.evaluationSeconds);
+  }
+
+  recordHttp(route: RouteLabel, method: string, status: number, seconds: number): void {
+    const knownMethod = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"].includes(
+      method,
+    )
+      ? method
+      : "other";
+    this.httpRequests.inc({ route, method: knownMethod, status: String(status) });
+    this.requestSeconds.observe({ route }, seconds);
+  }
+
+  setBundle(revision: string, entrypoint: string, loadedAt: Date): void {
+    this.bundleInfo.reset();
+    this.bundleInfo.set({ revision, entrypoint }, 1);
+    this.bundleLoadedAt.set(loadedAt.getTime() / 1000);
+  }
+
+  recordTokenVerification(result: string): void {
+    this.tokenVerifications.inc({
+      result: result === "valid" ? result : this.fold(this.reasons, result),
+    });
+  }
+
+  /** Issuers are configured, so bounded; they are registered before use. */
+  registerIssuer(issuer: string): void {
+    this.issuers.add(issuer);
+  }
+
+  recordJwksFetch(issuer: string, ok: boolean): void {
+    this.jwksFetches.inc({
+      issuer: this.fold(this.issuers, issuer),
+      outcome: ok ? "success" : "failure",
+    });
+  }
+
+  recordCallerAuthFailure(reason: string): void {
+    this.callerAuthFailures.inc({ reason });
+  }
+
+  private fold(allowed: ReadonlySet<string>, value: string): string {
+    return allowed.has(value) ? value : "other";
+  }
+}

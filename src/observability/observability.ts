@@ -1,0 +1,65 @@
+import { tokenErrorCodes } from "../auth/token-error.js";
+import type { ObservabilityConfig } from "../config.js";
+import type { ActivePolicy } from "../policy/policy-loader.js";
+import { noDecisionLog, WinstonDecisionLog, type DecisionLog } from "./decision-log.js";
+import { RecordingDecisionObserver, type DecisionObserver } from "./decision-observer.js";
+import { Metrics } from "./metrics.js";
+
+/** Reason codes the PDP and the default policy produce: the allowed `reason` label values. */
+const knownReasonCodes = [
+  "method_unknown",
+  "method_denied",
+  "tool_unknown",
+  "risk_class_undefined",
+  "scope_missing",
+  "device_untrusted",
+  "auth_too_old",
+  "acr_insufficient",
+  "network_denied",
+  "location_denied",
+  "outside_hours",
+  "policy_denied",
+  "policy_undefined",
+  "policy_result_invalid",
+  "evaluation_error",
+  "input_invalid",
+  ...tokenErrorCodes,
+];
+
+export interface Observability {
+  metrics: Metrics;
+  observer: DecisionObserver;
+}
+
+/** Builds the metrics registry and the decision observer from configuration and the active policy. */
+export function createObservability(
+  config: ObservabilityConfig,
+  active: ActivePolicy,
+  options: { processMetrics?: boolean; decisionLog?: DecisionLog } = {},
+): Observability {
+  const riskOrder = active.data.risk_order;
+  const metrics = new Metrics({
+    riskClasses: Array.isArray(riskOrder) ? riskOrder.filter((c) => typeof c === "string") : [],
+    reasonCodes: knownReasonCodes,
+    toolLabels: config.toolLabels,
+    clientLabels: config.clientLabels,
+    ...(options.processMetrics === undefined ? {} : { processMetrics: options.processMetrics }),
+  });
+  metrics.setBundle(active.revision, active.entrypoint, active.loadedAt);
+  const log = options.decisionLog ?? decisionLogFor(config.decisionLog);
+  const observer = new RecordingDecisionObserver(metrics, log, {
+    entrypoint: active.entrypoint,
+    contextKeys: config.decisionLogContext,
+    includeInput: config.decisionLogInput,
+    erase: config.decisionLogErase,
+  });
+  return { metrics, observer };
+}
+
+function decisionLogFor(destination: ObservabilityConfig["decisionLog"]): DecisionLog {
+  if (destination === "off") return noDecisionLog;
+  if ("file" in destination) return new WinstonDecisionLog({ file: destination.file });
+  return new WinstonDecisionLog({
+    stream: destination.stream === "stderr" ? process.stderr : process.stdout,
+  });
+}

@@ -1,0 +1,8 @@
+/**
+ * mcp-pdp/pep: enforcement of mcp-pdp decisions inside an MCP server built on
+ * the official TypeScript SDK (express + Streamable HTTP). A client of the
+ * PDP's AuthZEN API; it imports neither express nor the SDK at run time.
+ */
+export { createMcpAuthorization, type McpAuthorizationMiddleware } from "./middleware.js";
+export type { McpAuthorizationOptions, ToolAnnotations } from "./options.js";
+export { jsonRpcAccessDenied } from "./responses.js";
