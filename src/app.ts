@@ -105,7 +105,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     if (error === undefined) return;
     logger.warn("JWKS fetch failed", {
       issuer,
-      error: error instanceof Error ? error.message : String(error),
+      error: error instanceof Error ? error.message : "unknown error",
     });
   });
   const verifier =
