@@ -20,7 +20,9 @@ const subject = {
     properties: {
       type: "object",
       properties: {
-        token: { type: "string", minLength: 1, maxLength: 65536 },
+        // null: the user presented no token (a PEP says so explicitly, so that its
+        // request is never read as an asserted subject).
+        token: { type: ["string", "null"], minLength: 1, maxLength: 65536 },
         scopes: textList,
         scope: { type: "string", maxLength: 16384 },
         acr: shortText,
@@ -139,7 +141,7 @@ const validateEvaluations = ajv.compile<EvaluationsRequest>(evaluationsRequestSc
 export function parseAccessRequest(value: unknown, pointerPrefix = ""): AccessRequest {
   const request = check(validateAccess, value, pointerPrefix);
   const subject = request.subject as Partial<AccessRequest["subject"]>;
-  if (subject.id === undefined && typeof subject.properties?.token !== "string") {
+  if (subject.id === undefined && subject.properties?.token === undefined) {
     const field = `${pointerPrefix}/subject/id`;
     throw new ApiError(
       "invalid_request",

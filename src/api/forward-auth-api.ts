@@ -83,7 +83,7 @@ export function createForwardAuthApi(
           mcpName: header("mcp-name"),
           body: partial || request.body.length === 0 ? undefined : request.body,
         },
-        { batch: settings.batch, limits },
+        { batch: settings.batch, limits, headersWithoutBody: settings.mcpHeadersWithoutBody },
       );
     } catch (error) {
       if (!(error instanceof McpRefusal)) throw error;

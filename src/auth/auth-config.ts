@@ -62,6 +62,12 @@ export interface ForwardAuthSettings {
   maxArgumentBytes: number;
   /** Request header (lower case) → context path, e.g. `x-device-trust` → `device.trust`. */
   contextHeaders: Record<string, string>;
+  /**
+   * Whether `Mcp-Method`/`Mcp-Name` are believed when the proxy shows no body.
+   * They are the client's word then; only an MCP server that refuses requests
+   * whose headers and body disagree (SEP-2243) makes them trustworthy.
+   */
+  mcpHeadersWithoutBody: "ignore" | "trust";
   /** Per MCP server: its canonical resource URI (the required token audience) and metadata URL. */
   servers: Record<string, { resource: string; resourceMetadata: string | undefined }>;
 }
@@ -75,6 +81,7 @@ export const defaultAuthSettings: AuthSettings = {
   forwardAuth: {
     trustedProxies: [],
     batch: "reject",
+    mcpHeadersWithoutBody: "ignore",
     maxArgumentBytes: 4096,
     contextHeaders: {},
     servers: {},
@@ -150,6 +157,7 @@ const fileSchema = {
       properties: {
         trusted_proxies: texts,
         batch: { enum: ["reject", "authorize_each"] },
+        mcp_headers_without_body: { enum: ["ignore", "trust"] },
         max_argument_bytes: { type: "integer", minimum: 0, maximum: 1048576 },
         context_headers: {
           type: "object",
@@ -211,6 +219,7 @@ interface RawFile {
   forward_auth?: {
     trusted_proxies?: string[];
     batch?: "reject" | "authorize_each";
+    mcp_headers_without_body?: "ignore" | "trust";
     max_argument_bytes?: number;
     context_headers?: Record<string, string>;
     servers?: Record<string, { resource: string; resource_metadata?: string }>;
@@ -352,6 +361,7 @@ function toForwardAuth(
   return {
     trustedProxies,
     batch: raw.batch ?? defaults.batch,
+    mcpHeadersWithoutBody: raw.mcp_headers_without_body ?? defaults.mcpHeadersWithoutBody,
     maxArgumentBytes: raw.max_argument_bytes ?? defaults.maxArgumentBytes,
     contextHeaders,
     servers,

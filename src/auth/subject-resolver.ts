@@ -54,6 +54,15 @@ export class SubjectResolver {
   ): Promise<AccessRequest> {
     const properties = request.subject.properties ?? {};
     const token = properties.token;
+    if (token === null) {
+      return {
+        ...request,
+        subject: anonymous(
+          request.subject.type,
+          new TokenError("token_missing", "the enforcement point reports no token"),
+        ),
+      };
+    }
     if (typeof token === "string") {
       return {
         ...request,

@@ -45,13 +45,14 @@ export interface McpReading {
  * GET opens the SSE stream (`mcp/stream`), DELETE ends the session
  * (`mcp/session_end`). A POST is read from its body when visible; the
  * `Mcp-Method`/`Mcp-Name` headers must then agree with it. Without a body the
- * headers are used; without both the request is `mcp/opaque`, which the
- * policy treats as the highest risk. A batch is refused or split into its
+ * headers are used only if `headersWithoutBody` is "trust" (default: ignored);
+ * otherwise the request is `mcp/opaque`, which the policy treats as the
+ * highest risk. A batch is refused or split into its
  * elements, per `batch`.
  */
 export function readMcpRequest(
   original: OriginalRequest,
-  options: { batch: BatchPolicy; limits: JsonBodyLimits },
+  options: { batch: BatchPolicy; limits: JsonBodyLimits; headersWithoutBody?: "ignore" | "trust" },
 ): McpReading {
   const method = original.method.toUpperCase();
   if (method === "GET" || method === "DELETE") {
@@ -73,7 +74,11 @@ export function readMcpRequest(
   }
 
   if (original.body === undefined || original.body.length === 0) {
-    if (original.mcpMethod === undefined) return single("mcp/opaque");
+    // Without a body the headers are the client's word: believed only when the operator says
+    // the MCP server refuses requests whose headers and body disagree (SEP-2243).
+    if (original.mcpMethod === undefined || options.headersWithoutBody !== "trust") {
+      return single("mcp/opaque");
+    }
     return {
       operations: [
         { method: original.mcpMethod, name: original.mcpName, arguments: undefined, id: undefined },

@@ -106,12 +106,12 @@ async function authorize<Req extends IncomingMessage>(
     return;
   }
   // No token still goes to the PDP, which answers token_missing (or allows one of its
-  // anonymous_methods). AuthZEN wants an id then; the PDP drops it for an anonymous subject.
-  // (A caller allowed to assert subjects would have it believed: hence no assert_subject.)
-  const subject: AuthzenEntity =
-    typeof bearer === "string"
-      ? { type: "user", properties: { token: bearer } }
-      : { type: "user", id: "anonymous" };
+  // anonymous_methods): `token: null` says "the user presented none", which the PDP never
+  // reads as an asserted subject, whatever the caller's rights.
+  const subject: AuthzenEntity = {
+    type: "user",
+    properties: { token: typeof bearer === "string" ? bearer : null },
+  };
 
   let defaults: EvaluationDefaults;
   let decisions;

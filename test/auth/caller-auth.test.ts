@@ -475,7 +475,11 @@ describe("metadata and ops endpoints", () => {
       callers: [{ name: "pep", api_key_sha256: [sha256Hex(newKey())] }],
     });
     const config = loadConfig({ PDP_CONFIG: file });
-    assert.deepEqual(config.auth.callers?.[0]?.permissions, ["authzen", "forward_auth", "opa_data"]);
+    assert.deepEqual(config.auth.callers?.[0]?.permissions, [
+      "authzen",
+      "forward_auth",
+      "opa_data",
+    ]);
   });
 
   test("an unknown permission is refused, naming its key", () => {

@@ -88,6 +88,8 @@ function pdpConfig(jwksUrl: string, forwardAuth: Json = {}): Json {
       trusted_proxies: ["127.0.0.1/32", "::1/128"],
       context_headers: { "x-device-trust": "device.trust" },
       servers: { files: { resource: filesResource } },
+      // These tests model an MCP server that enforces SEP-2243's header/body check.
+      mcp_headers_without_body: "trust",
       ...forwardAuth,
     },
   };
@@ -129,9 +131,12 @@ function claims(sub: string, scope: string, overrides: Json = {}): Json {
   };
 }
 
+let jwksUrl = "";
+
 before(async () => {
   key = await generateTestKey("ES256");
   const jwks = await JwksServer.start([key.publicJwk]);
+  jwksUrl = jwks.url;
   closers.push(() => jwks.close());
   tokens.reader = await mint(key, claims("alice", "mcp:read"));
   tokens.writer = await mint(key, claims("bob", "mcp:read mcp:write"));
@@ -846,6 +851,36 @@ describe("NGINX: headers only, so Mcp-Method/Mcp-Name are all the PDP sees", () 
       }),
     );
     assertAllowed(answer, "alice", "read");
+  });
+
+  test("by default (mcp_headers_without_body: ignore) the same headers are not believed", async () => {
+    const cautious = await startTrackedPdp(
+      pdpConfig(jwksUrl, { mcp_headers_without_body: "ignore" }),
+    );
+    const answer = await send(
+      cautious,
+      nginx({
+        method: "POST",
+        token: tokens.reader,
+        mcpMethod: "tools/call",
+        mcpName: "read_file",
+      }),
+    );
+    assertDenied(answer, 403, ["scope_missing"], undefined);
+    assertStepUp(answer, "mcp:admin");
+    const unset = await startTrackedPdp({
+      ...pdpConfig(jwksUrl),
+      forward_auth: {
+        trusted_proxies: ["127.0.0.1/32"],
+        context_headers: { "x-device-trust": "device.trust" },
+        servers: { files: { resource: filesResource } },
+      },
+    });
+    const lied = await send(
+      unset,
+      nginx({ method: "POST", token: tokens.reader, mcpMethod: "ping" }),
+    );
+    assertDenied(lied, 403, ["scope_missing"], undefined);
   });
 
   test("Mcp-Method tools/call without Mcp-Name: a hidden tool, judged destructive", async () => {

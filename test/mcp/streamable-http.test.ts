@@ -57,11 +57,16 @@ function original(input: Original): OriginalRequest {
 
 function read(
   input: Original,
-  options: { batch?: BatchPolicy; limits?: JsonBodyLimits } = {},
+  options: {
+    batch?: BatchPolicy;
+    limits?: JsonBodyLimits;
+    headersWithoutBody?: "ignore" | "trust";
+  } = {},
 ): McpReading {
   return readMcpRequest(original(input), {
     batch: options.batch ?? "reject",
     limits: options.limits ?? limits,
+    headersWithoutBody: options.headersWithoutBody ?? "trust",
   });
 }
 
@@ -522,6 +527,17 @@ describe("readMcpRequest: Mcp-Method and Mcp-Name against the body", () => {
 });
 
 describe("readMcpRequest: a POST without a visible body", () => {
+  test("by default Mcp-Method/Mcp-Name without a body are the client's word: ignored, opaque", () => {
+    for (const headersWithoutBody of ["ignore", undefined] as const) {
+      const reading = readMcpRequest(original({ mcpMethod: "tools/call", mcpName: "read_file" }), {
+        batch: "reject",
+        limits,
+        ...(headersWithoutBody === undefined ? {} : { headersWithoutBody }),
+      });
+      assert.deepEqual(reading, { operations: [pseudo("mcp/opaque")], jsonRpc: false });
+    }
+  });
+
   test("Mcp-Method and Mcp-Name are used when the body is not visible", () => {
     const reading = read({ mcpMethod: "tools/call", mcpName: "read_file" });
     assert.deepEqual(reading, {

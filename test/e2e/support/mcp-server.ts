@@ -1,0 +1,216 @@
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import express, { type NextFunction, type Request, type Response } from "express";
+import * as z from "zod";
+
+/** One tool call the server executed, with the headers the proxy added. */
+export interface Execution {
+  tool: string;
+  subject: string | undefined;
+  risk: string | undefined;
+  decisionId: string | undefined;
+  path: string;
+}
+
+/**
+ * The tools, one per risk situation. The PDP's catalog (examples/operator-data.yaml):
+ * `files/read_*` read, `files/write_file` write, `files/delete_*` destructive.
+ */
+export const tools = {
+  /** Catalogued read, honest annotations. */
+  read: "read_file",
+  /** Catalogued write, honest annotations. */
+  write: "write_file",
+  /** Catalogued destructive, honest annotations. */
+  destructive: "delete_repo",
+  /** Not in the catalog, honest read-only annotations. */
+  uncatalogued: "summarize_repo",
+  /** Lies: readOnlyHint true, but catalogued destructive (files/delete_*). */
+  lying: "delete_cache",
+} as const;
+
+/**
+ * A real MCP server: the official SDK's McpServer behind its
+ * StreamableHTTPServerTransport (stateless, JSON responses) on Express.
+ * It counts what it executes, so a test can prove a denied tool never ran.
+ *
+ * `/mcp` is the SDK as is (1.32.2 neither reads nor checks Mcp-Method /
+ * Mcp-Name). `/mcp-sep2243` first checks those headers against the body, as
+ * SEP-2243 requires of servers that read the body. `/healthz` is for proxy
+ * readiness checks.
+ */
+export class FilesMcpServer {
+  private constructor(
+    private readonly server: Server,
+    readonly port: number,
+    readonly executions: Execution[],
+    /** POSTs that reached the server: JSON-RPC method(s) per request. */
+    readonly requests: { path: string; methods: string[] }[],
+  ) {}
+
+  static async start(): Promise<FilesMcpServer> {
+    const app = express();
+    const executions: Execution[] = [];
+    const requests: { path: string; methods: string[] }[] = [];
+    const record = (execution: Execution) => executions.push(execution);
+    app.get("/healthz", (_request, response) => {
+      response.json({ status: "ok" });
+    });
+    app.use(express.json({ limit: "1mb" }));
+    app.use((request, _response, next) => {
+      if (request.method === "POST") {
+        const body: unknown = request.body;
+        const messages: unknown[] = Array.isArray(body) ? body : [body];
+        requests.push({
+          path: request.path,
+          methods: messages.map((m) =>
+            typeof m === "object" && m !== null && "method" in m ? String(m.method) : "?",
+          ),
+        });
+      }
+      next();
+    });
+    const serve = async (request: Request, response: Response) => {
+      const server = buildServer(record);
+      // No sessionIdGenerator: stateless, every POST stands alone.
+      const transport = new StreamableHTTPServerTransport({ enableJsonResponse: true });
+      response.on("close", () => {
+        void transport.close();
+        void server.close();
+      });
+      await server.connect(transport);
+      await transport.handleRequest(request, response, request.body);
+    };
+    app.post("/mcp", serve);
+    app.post("/mcp-sep2243", checkSep2243Headers, serve);
+    app.all(["/mcp", "/mcp-sep2243"], (_request, response) => {
+      // Stateless: no standalone SSE stream, no session to end.
+      response
+        .status(405)
+        .set("allow", "POST")
+        .json({
+          jsonrpc: "2.0",
+          id: null,
+          error: { code: -32000, message: "Method not allowed." },
+        });
+    });
+    const server = app.listen(0, "127.0.0.1");
+    await new Promise<void>((resolve, reject) => {
+      server.once("listening", resolve);
+      server.once("error", reject);
+    });
+    const { port } = server.address() as AddressInfo;
+    return new FilesMcpServer(server, port, executions, requests);
+  }
+
+  get origin(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** How often `tool` was executed. */
+  count(tool: string): number {
+    return this.executions.filter((e) => e.tool === tool).length;
+  }
+
+  /** The last execution of `tool`. */
+  last(tool: string): Execution | undefined {
+    return this.executions.filter((e) => e.tool === tool).at(-1);
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve, reject) => {
+      this.server.close((error) => {
+        if (error) reject(error);
+        else resolve();
+      });
+    });
+  }
+}
+
+function buildServer(record: (execution: Execution) => void): McpServer {
+  const server = new McpServer({ name: "files", version: "1.0.0" });
+  const register = (
+    name: string,
+    annotations: {
+      readOnlyHint?: boolean;
+      destructiveHint?: boolean;
+      idempotentHint?: boolean;
+    },
+    inputSchema: Record<string, z.ZodType<string>>,
+  ) => {
+    server.registerTool(
+      name,
+      { description: `${name} (e2e)`, inputSchema, annotations },
+      (_args, extra) => {
+        const headers = extra.requestInfo?.headers ?? {};
+        const header = (key: string) => {
+          const value = headers[key];
+          return Array.isArray(value) ? value.join(",") : value;
+        };
+        record({
+          tool: name,
+          subject: header("x-pdp-subject"),
+          risk: header("x-pdp-risk"),
+          decisionId: header("x-pdp-decision-id"),
+          path: extra.requestInfo?.url?.pathname ?? "",
+        });
+        return { content: [{ type: "text", text: `${name} done` }] };
+      },
+    );
+  };
+  register(tools.read, { readOnlyHint: true }, { path: z.string() });
+  register(
+    tools.write,
+    { readOnlyHint: false, destructiveHint: false },
+    {
+      path: z.string(),
+      content: z.string(),
+    },
+  );
+  register(tools.destructive, { readOnlyHint: false, destructiveHint: true }, { repo: z.string() });
+  register(tools.uncatalogued, { readOnlyHint: true }, { repo: z.string() });
+  register(tools.lying, { readOnlyHint: true, destructiveHint: false }, {});
+  return server;
+}
+
+/** Methods whose Mcp-Name mirrors `params.name` / `params.uri` (SEP-2243). */
+const namedBy: Record<string, "name" | "uri"> = {
+  "tools/call": "name",
+  "prompts/get": "name",
+  "resources/read": "uri",
+  "resources/subscribe": "uri",
+  "resources/unsubscribe": "uri",
+};
+
+/**
+ * SEP-2243's server rule: headers that disagree with the body are refused
+ * (400, JSON-RPC error), so an intermediary that routed or authorized on the
+ * headers cannot be made to approve one thing while another runs.
+ */
+function checkSep2243Headers(request: Request, response: Response, next: NextFunction): void {
+  const method = request.get("mcp-method");
+  const name = request.get("mcp-name");
+  const body: unknown = request.body;
+  const single = typeof body === "object" && body !== null && !Array.isArray(body);
+  const message = single ? (body as { method?: unknown; params?: Record<string, unknown> }) : {};
+  const mismatch =
+    (method !== undefined && (!single || message.method !== method)) ||
+    (name !== undefined &&
+      (!single ||
+        typeof message.method !== "string" ||
+        namedBy[message.method] === undefined ||
+        message.params?.[namedBy[message.method] ?? "name"] !== name));
+  if (!mismatch) {
+    next();
+    return;
+  }
+  const id = single ? ((body as { id?: unknown }).id ?? null) : null;
+  response.status(400).json({
+    jsonrpc: "2.0",
+    id,
+    error: { code: -32001, message: "Mcp-Method / Mcp-Name do not match the request body" },
+  });
+}

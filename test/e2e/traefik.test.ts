@@ -1,0 +1,38 @@
+/**
+ * mcp-pdp behind a real Traefik (v3.7) with ForwardAuth and forwardBody: the
+ * PDP reads the JSON-RPC body. A real MCP server (the official SDK) behind it,
+ * the official SDK client in front.
+ */
+import { after, before, describe, test } from "node:test";
+import { E2eEnvironment } from "./support/environment.js";
+import { startTraefik, type RunningProxy } from "./support/proxies.js";
+import { assertReadmeShows } from "./support/readme.js";
+import { defineProxyScenarios } from "./support/scenarios.js";
+
+const env = new E2eEnvironment();
+let traefik: RunningProxy | undefined;
+
+before(async () => {
+  await env.start();
+  traefik = await startTraefik(env.dir("traefik"), env.ports);
+  env.own(traefik.process);
+});
+
+after(async () => {
+  await env.stop();
+});
+
+describe("traefik forwardAuth + forwardBody: the body goes to the PDP", () => {
+  defineProxyScenarios(
+    { seesBody: true, relaysBody: true },
+    () => {
+      if (traefik === undefined) throw new Error(`traefik did not start:\n${env.diagnostics()}`);
+      return traefik.origin;
+    },
+    () => env,
+  );
+});
+
+test("the README shows the configuration these tests run", () => {
+  assertReadmeShows("traefik");
+});

@@ -1,0 +1,610 @@
+/**
+ * The PEP end to end, every component real and on 127.0.0.1: a JWKS server,
+ * the PDP (in process, example operator data, clock frozen at 10:00 UTC,
+ * caller authentication by API key), an MCP server built with the official
+ * SDK (McpServer + StreamableHTTPServerTransport, stateless, SSE and JSON
+ * response modes) protected by createMcpAuthorization, and the official SDK
+ * Client + StreamableHTTPClientTransport as the caller.
+ */
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import type { IncomingMessage } from "node:http";
+import {
+  UnauthorizedError,
+  extractWWWAuthenticateParams,
+} from "@modelcontextprotocol/sdk/client/auth.js";
+import type { OAuthClientProvider } from "@modelcontextprotocol/sdk/client/auth.js";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import {
+  StreamableHTTPClientTransport,
+  StreamableHTTPError,
+} from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { createMcpAuthorization } from "../../src/pep/index.js";
+import { JwksServer } from "../support/jwks-server.js";
+import { scratchDir } from "../support/opa.js";
+import { startPdp, type RunningPdp } from "../support/pdp.js";
+import { generateTestKey, mint, type TestKey } from "../support/tokens.js";
+import { annotationsOf, startMcpServer, toolNames, type RunningMcpServer } from "./mcp-fixture.js";
+
+const operatorData = fileURLToPath(new URL("../../examples/operator-data.yaml", import.meta.url));
+/** Inside the example data's destructive hours (07–19 UTC). */
+const nowMs = Date.UTC(2025, 10, 26, 10, 0, 0);
+const nowS = nowMs / 1000;
+const issuer = "https://idp.pep.test";
+const apiKey = randomBytes(24).toString("base64url");
+
+let key: TestKey;
+let jwks: JwksServer;
+let mcp: RunningMcpServer;
+let pdp: RunningPdp;
+let resource: string;
+let resourceMetadataUrl: string;
+const scratch = scratchDir();
+/** Everything the PEPs reported when failing closed. */
+const pepErrors: Error[] = [];
+
+/** Device trust and client address as a trusted front proxy would set them. */
+function proxyContext(req: IncomingMessage): Record<string, unknown> {
+  const context: Record<string, unknown> = {};
+  const trust = req.headers["x-device-trust"];
+  if (typeof trust === "string") context.device = { trust };
+  const ip = req.headers["x-client-ip"];
+  if (typeof ip === "string") context.ip = ip;
+  return context;
+}
+
+before(async () => {
+  key = await generateTestKey("ES256");
+  jwks = await JwksServer.start([key.publicJwk]);
+  mcp = await startMcpServer();
+  resource = `${mcp.origin}/mcp`;
+  resourceMetadataUrl = `${mcp.origin}/.well-known/oauth-protected-resource/mcp`;
+
+  const configFile = join(scratch.dir, "pdp-config.json");
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      issuers: [{ issuer, jwks_uri: jwks.url, audiences: [resource], algorithms: ["ES256"] }],
+      callers: [
+        {
+          name: "files-mcp",
+          api_key_sha256: [createHash("sha256").update(apiKey).digest("hex")],
+          permissions: ["authzen"],
+        },
+      ],
+    }),
+  );
+  pdp = await startPdp({
+    env: { PDP_CONFIG: configFile, PDP_DATA: operatorData },
+    clock: () => nowMs,
+  });
+
+  // A port nobody listens on: the PDP is down.
+  const probe = createServer();
+  await new Promise<void>((resolve) => {
+    probe.listen(0, "127.0.0.1", resolve);
+  });
+  const deadPort = (probe.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => {
+    probe.close(() => {
+      resolve();
+    });
+  });
+
+  const common = {
+    server: "files",
+    apiKey,
+    resourceMetadataUrl,
+    context: proxyContext,
+    toolAnnotations: annotationsOf,
+    onError: (error: Error) => {
+      pepErrors.push(error);
+    },
+  };
+  mcp.mount([
+    { path: "/mcp", json: false, pep: createMcpAuthorization({ ...common, pdpUrl: pdp.url }) },
+    {
+      path: "/mcp-json",
+      json: true,
+      pep: createMcpAuthorization({ ...common, pdpUrl: pdp.url }),
+    },
+    {
+      path: "/mcp-pdp-down",
+      json: false,
+      pep: createMcpAuthorization({
+        ...common,
+        pdpUrl: `http://127.0.0.1:${deadPort}`,
+        timeoutMs: 500,
+      }),
+    },
+  ]);
+});
+
+after(async () => {
+  await Promise.all([mcp.close(), pdp.close(), jwks.close()]);
+  scratch.remove();
+});
+
+// ------------------------------------------------------------------ callers
+
+interface Claims {
+  scope: string;
+  acr?: string;
+  auth_time?: number;
+  aud?: string;
+}
+
+function token(claims: Claims): Promise<string> {
+  return mint(key, {
+    iss: issuer,
+    sub: "alice",
+    aud: resource,
+    client_id: "pep-e2e",
+    iat: nowS - 60,
+    exp: nowS + 3600,
+    auth_time: nowS - 600,
+    acr: "pwd",
+    ...claims,
+  });
+}
+
+const reader = () => token({ scope: "mcp:read" });
+const writer = () => token({ scope: "mcp:read mcp:write" });
+const admin = () =>
+  token({ scope: "mcp:read mcp:write mcp:admin", acr: "mfa", auth_time: nowS - 300 });
+const staleAdmin = () =>
+  token({ scope: "mcp:read mcp:write mcp:admin", acr: "mfa", auth_time: nowS - 1000 });
+
+/** Where the caller sits, as the front proxy reports it. */
+const compliantOffice = { "x-device-trust": "compliant", "x-client-ip": "10.1.2.3" };
+const managedOffice = { "x-device-trust": "managed", "x-client-ip": "10.1.2.3" };
+const unmanagedOffice = { "x-device-trust": "unmanaged", "x-client-ip": "10.1.2.3" };
+
+interface Session {
+  client: Client;
+  /** Every HTTP response the SDK transport received, in order. */
+  responses: Response[];
+  close: () => Promise<void>;
+}
+
+interface ConnectOptions {
+  token?: string;
+  headers?: Record<string, string>;
+  path?: string;
+  authProvider?: OAuthClientProvider;
+}
+
+/** What the SDK client transport received, recorded by the fetch it is given. */
+function recordingFetch(responses: Response[]) {
+  return async (url: string | URL, init?: RequestInit): Promise<Response> => {
+    const response = await fetch(url, init);
+    responses.push(response);
+    return response;
+  };
+}
+
+async function connect(options: ConnectOptions): Promise<Session> {
+  const responses: Response[] = [];
+  const headers: Record<string, string> = { ...options.headers };
+  if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
+  const transport = new StreamableHTTPClientTransport(new URL(options.path ?? "/mcp", mcp.origin), {
+    requestInit: { headers },
+    fetch: recordingFetch(responses),
+    ...(options.authProvider === undefined ? {} : { authProvider: options.authProvider }),
+  });
+  const client = new Client({ name: "pep-e2e", version: "1.0.0" });
+  try {
+    await client.connect(transport);
+  } catch (error) {
+    await client.close();
+    throw Object.assign(error as Error, { responses });
+  }
+  return { client, responses, close: () => client.close() };
+}
+
+async function withSession<T>(
+  options: ConnectOptions,
+  run: (session: Session) => Promise<T>,
+): Promise<T> {
+  const session = await connect(options);
+  try {
+    return await run(session);
+  } finally {
+    await session.close();
+  }
+}
+
+interface JsonRpcErrorBody {
+  jsonrpc: "2.0";
+  id: string | number | null;
+  error: {
+    code: number;
+    message: string;
+    data: { reasons: string[]; decision_id: string | null; step_up?: Record<string, unknown> };
+  };
+}
+
+/**
+ * What the SDK client surfaces for a refused POST (no auth provider): a
+ * StreamableHTTPError whose `code` is the HTTP status and whose message ends
+ * with the response body, our JSON-RPC error.
+ */
+function refusal(error: unknown, status: number): JsonRpcErrorBody {
+  assert.ok(
+    error instanceof StreamableHTTPError,
+    `expected a StreamableHTTPError: ${String(error)}`,
+  );
+  assert.equal(error.code, status);
+  const prefix = "Streamable HTTP error: Error POSTing to endpoint: ";
+  assert.ok(error.message.startsWith(prefix), error.message);
+  return JSON.parse(error.message.slice(prefix.length)) as JsonRpcErrorBody;
+}
+
+/** The last POST response the SDK transport received. */
+function lastPost(session: { responses: Response[] }): Response {
+  const response = session.responses.at(-1);
+  assert.ok(response !== undefined);
+  return response;
+}
+
+async function callRefused(
+  session: Session,
+  name: string,
+  status: number,
+): Promise<{ body: JsonRpcErrorBody; response: Response }> {
+  let thrown: unknown;
+  try {
+    await session.client.callTool({ name, arguments: {} });
+  } catch (error) {
+    thrown = error;
+  }
+  assert.ok(thrown !== undefined, `${name} should have been refused`);
+  return { body: refusal(thrown, status), response: lastPost(session) };
+}
+
+function executionsOf(name: string): number {
+  return mcp.executions.get(name) ?? 0;
+}
+
+async function listedTools(session: Session): Promise<string[]> {
+  const { tools } = await session.client.listTools();
+  return tools.map((tool) => tool.name).sort();
+}
+
+// ------------------------------------------------------------------ scenarios
+
+describe("tools/call", () => {
+  test("a reader calls a read tool: allowed, the tool runs", async () => {
+    const before = executionsOf("read_file");
+    await withSession({ token: await reader(), headers: unmanagedOffice }, async (session) => {
+      const result = await session.client.callTool({ name: "read_file", arguments: {} });
+      assert.deepEqual(result.content, [{ type: "text", text: "read_file ran" }]);
+    });
+    assert.equal(executionsOf("read_file"), before + 1);
+  });
+
+  test("a destructive tool without mcp:admin: 403 naming the step-up scope; the tool does not run", async () => {
+    const before = executionsOf("delete_repo");
+    await withSession({ token: await writer(), headers: compliantOffice }, async (session) => {
+      const { body, response } = await callRefused(session, "delete_repo", 403);
+      assert.equal(response.status, 403);
+      assert.equal(
+        response.headers.get("www-authenticate"),
+        `Bearer error="insufficient_scope", scope="mcp:admin", acr_values="mfa", resource_metadata="${resourceMetadataUrl}"`,
+      );
+      // The SDK's own parser reads what its OAuth step-up would use.
+      const params = extractWWWAuthenticateParams(response);
+      assert.equal(params.error, "insufficient_scope");
+      assert.equal(params.scope, "mcp:admin");
+      assert.equal(params.resourceMetadataUrl?.href, resourceMetadataUrl);
+
+      assert.equal(body.jsonrpc, "2.0");
+      assert.equal(typeof body.id, "number");
+      assert.equal(body.error.code, -32003);
+      assert.deepEqual([...body.error.data.reasons].sort(), ["acr_insufficient", "scope_missing"]);
+      assert.match(body.error.data.decision_id ?? "", /^[0-9a-f-]{36}$/);
+      assert.deepEqual(body.error.data.step_up, { scopes: ["mcp:admin"], acr_values: ["mfa"] });
+      assert.match(body.error.message, /permission/);
+    });
+    assert.equal(executionsOf("delete_repo"), before);
+  });
+
+  test("with an OAuth provider, the SDK client starts a step-up authorization for the named scope", async () => {
+    const writerToken = await writer();
+    const redirects: URL[] = [];
+    const provider: OAuthClientProvider = {
+      get redirectUrl() {
+        return "http://127.0.0.1/callback";
+      },
+      get clientMetadata() {
+        return { redirect_uris: ["http://127.0.0.1/callback"], client_name: "pep-e2e" };
+      },
+      clientInformation: () => ({ client_id: "pep-e2e" }),
+      tokens: () => ({ access_token: writerToken, token_type: "Bearer" }),
+      saveTokens: () => undefined,
+      redirectToAuthorization: (url) => {
+        redirects.push(url);
+      },
+      saveCodeVerifier: () => undefined,
+      codeVerifier: () => "unused",
+    };
+    const before = executionsOf("delete_repo");
+    await withSession({ authProvider: provider, headers: compliantOffice }, async (session) => {
+      await assert.rejects(
+        session.client.callTool({ name: "delete_repo", arguments: {} }),
+        UnauthorizedError,
+      );
+    });
+    const [redirect] = redirects;
+    assert.ok(redirect !== undefined, "the SDK should have started an authorization");
+    assert.equal(redirect.origin + redirect.pathname, `${mcp.origin}/authorize`);
+    assert.equal(redirect.searchParams.get("scope"), "mcp:admin");
+    assert.equal(redirect.searchParams.get("resource"), resource);
+    assert.equal(executionsOf("delete_repo"), before);
+  });
+
+  test("a write tool from an unmanaged device: 403 device_untrusted, no step-up offered", async () => {
+    const before = executionsOf("write_file");
+    await withSession({ token: await writer(), headers: unmanagedOffice }, async (session) => {
+      const { body, response } = await callRefused(session, "write_file", 403);
+      assert.equal(response.headers.get("www-authenticate"), null);
+      assert.deepEqual(body.error.data.reasons, ["device_untrusted"]);
+      assert.equal(body.error.data.step_up, undefined);
+    });
+    assert.equal(executionsOf("write_file"), before);
+    // The same caller from a managed device may write.
+    await withSession({ token: await writer(), headers: managedOffice }, async (session) => {
+      const result = await session.client.callTool({ name: "write_file", arguments: {} });
+      assert.deepEqual(result.content, [{ type: "text", text: "write_file ran" }]);
+    });
+    assert.equal(executionsOf("write_file"), before + 1);
+  });
+
+  test("a destructive tool when auth_time is older than 900 s: 403 asking for a fresh sign-in", async () => {
+    const before = executionsOf("delete_repo");
+    await withSession({ token: await staleAdmin(), headers: compliantOffice }, async (session) => {
+      const { body, response } = await callRefused(session, "delete_repo", 403);
+      assert.deepEqual(body.error.data.reasons, ["auth_too_old"]);
+      assert.equal(
+        response.headers.get("www-authenticate"),
+        `Bearer error="insufficient_user_authentication", max_age=900, resource_metadata="${resourceMetadataUrl}"`,
+      );
+    });
+    assert.equal(executionsOf("delete_repo"), before);
+    // Signed in 300 s ago, with MFA, from a compliant device: allowed.
+    await withSession({ token: await admin(), headers: compliantOffice }, async (session) => {
+      const result = await session.client.callTool({ name: "delete_repo", arguments: {} });
+      assert.deepEqual(result.content, [{ type: "text", text: "delete_repo ran" }]);
+    });
+    assert.equal(executionsOf("delete_repo"), before + 1);
+  });
+
+  test("an unknown tool is refused (unknown_tool: destructive) before the SDK sees it", async () => {
+    const before = mcp.totalExecutions();
+    await withSession({ token: await writer(), headers: managedOffice }, async (session) => {
+      const { body } = await callRefused(session, "format_disk", 403);
+      assert.ok(body.error.data.reasons.includes("scope_missing"), body.error.data.reasons.join());
+    });
+    assert.equal(mcp.totalExecutions(), before);
+  });
+
+  test("lying annotations (readOnlyHint on a catalogued destructive tool) do not lower its class", async () => {
+    const before = executionsOf("delete_cache");
+    await withSession({ token: await writer(), headers: compliantOffice }, async (session) => {
+      const { body } = await callRefused(session, "delete_cache", 403);
+      assert.ok(body.error.data.reasons.includes("scope_missing"));
+    });
+    assert.equal(executionsOf("delete_cache"), before);
+  });
+});
+
+describe("identity", () => {
+  test("no token: 401 with resource_metadata, from the first request (initialize)", async () => {
+    const before = mcp.totalExecutions();
+    let thrown: unknown;
+    try {
+      await connect({ headers: compliantOffice });
+    } catch (error) {
+      thrown = error;
+    }
+    const body = refusal(thrown, 401);
+    assert.deepEqual(body.error.data.reasons, ["token_missing"]);
+    const [response] = (thrown as { responses: Response[] }).responses;
+    assert.equal(response?.status, 401);
+    assert.equal(
+      response.headers.get("www-authenticate"),
+      `Bearer resource_metadata="${resourceMetadataUrl}"`,
+    );
+    assert.equal(
+      extractWWWAuthenticateParams(response).resourceMetadataUrl?.href,
+      resourceMetadataUrl,
+    );
+    assert.equal(mcp.totalExecutions(), before);
+  });
+
+  test("a token minted for another audience: 401 invalid_token (no passthrough)", async () => {
+    let thrown: unknown;
+    try {
+      await connect({
+        token: await token({ scope: "mcp:read", aud: "https://other.example.test/mcp" }),
+        headers: compliantOffice,
+      });
+    } catch (error) {
+      thrown = error;
+    }
+    const body = refusal(thrown, 401);
+    assert.deepEqual(body.error.data.reasons, ["token_wrong_audience"]);
+    const [response] = (thrown as { responses: Response[] }).responses;
+    assert.equal(
+      response?.headers.get("www-authenticate"),
+      `Bearer error="invalid_token", resource_metadata="${resourceMetadataUrl}"`,
+    );
+  });
+
+  test("a malformed Authorization header: 401 token_malformed without asking the PDP", async () => {
+    const response = await fetch(`${mcp.origin}/mcp`, {
+      method: "POST",
+      headers: {
+        authorization: "Bearer two tokens",
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+      },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/list" }),
+    });
+    assert.equal(response.status, 401);
+    const body = (await response.json()) as JsonRpcErrorBody;
+    assert.equal(body.id, 7);
+    assert.deepEqual(body.error.data.reasons, ["token_malformed"]);
+    assert.equal(body.error.data.decision_id, null);
+  });
+});
+
+describe("tools/list is filtered to exactly what the caller may call", () => {
+  const cases = [
+    { who: "a reader", caller: reader, where: unmanagedOffice, sees: ["read_file", "search_code"] },
+    {
+      who: "a writer on a managed device",
+      caller: writer,
+      where: managedOffice,
+      sees: ["read_file", "search_code", "write_file"],
+    },
+    {
+      who: "a writer on an unmanaged device",
+      caller: writer,
+      where: unmanagedOffice,
+      sees: ["read_file", "search_code"],
+    },
+    {
+      who: "a fresh MFA admin on a compliant device",
+      caller: admin,
+      where: compliantOffice,
+      sees: [...toolNames].sort(),
+    },
+  ];
+  for (const path of ["/mcp", "/mcp-json"]) {
+    for (const { who, caller, where, sees } of cases) {
+      test(`${who} (${path === "/mcp" ? "SSE" : "JSON"} responses)`, async () => {
+        await withSession({ token: await caller(), headers: where, path }, async (session) => {
+          assert.deepEqual(await listedTools(session), sees);
+          const post = lastPost(session);
+          assert.equal(
+            post.headers.get("content-type")?.split(";")[0],
+            path === "/mcp" ? "text/event-stream" : "application/json",
+          );
+        });
+      });
+    }
+  }
+
+  test("every listed tool can be called and every hidden one is refused (reader and writer)", async () => {
+    for (const { caller, where, sees } of cases.slice(0, 2)) {
+      await withSession({ token: await caller(), headers: where }, async (session) => {
+        for (const name of toolNames) {
+          if (sees.includes(name)) {
+            const before = executionsOf(name);
+            await session.client.callTool({ name, arguments: {} });
+            assert.equal(executionsOf(name), before + 1, name);
+          } else {
+            await callRefused(session, name, 403);
+          }
+        }
+      });
+    }
+  });
+});
+
+describe("batches and outages", () => {
+  async function post(
+    path: string,
+    bearer: string | undefined,
+    body: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<{ status: number; contentType: string | null; body: unknown }> {
+    const response = await fetch(`${mcp.origin}${path}`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        ...(bearer === undefined ? {} : { authorization: `Bearer ${bearer}` }),
+        ...headers,
+      },
+      body: JSON.stringify(body),
+    });
+    const text = await response.text();
+    return {
+      status: response.status,
+      contentType: response.headers.get("content-type"),
+      body: text === "" ? undefined : JSON.parse(text),
+    };
+  }
+
+  const call = (id: number, name: string) => ({
+    jsonrpc: "2.0",
+    id,
+    method: "tools/call",
+    params: { name, arguments: {} },
+  });
+
+  test("a batch with one forbidden call is refused entirely; nothing runs", async () => {
+    const before = mcp.totalExecutions();
+    const reply = await post(
+      "/mcp",
+      await writer(),
+      [call(1, "read_file"), call(2, "delete_repo")],
+      compliantOffice,
+    );
+    assert.equal(reply.status, 403);
+    const [first, second] = reply.body as JsonRpcErrorBody[];
+    assert.equal(first?.id, 1);
+    assert.deepEqual(first.error.data.reasons, ["batch_denied"]);
+    assert.equal(second?.id, 2);
+    assert.ok(second.error.data.reasons.includes("scope_missing"));
+    assert.equal(mcp.totalExecutions(), before);
+  });
+
+  test("an allowed batch runs, and a tools/list inside it is filtered", async () => {
+    const before = executionsOf("read_file");
+    const reply = await post(
+      "/mcp-json",
+      await reader(),
+      [call(1, "read_file"), { jsonrpc: "2.0", id: 2, method: "tools/list" }],
+      unmanagedOffice,
+    );
+    assert.equal(reply.status, 200);
+    const answers = reply.body as { id: number; result: { tools?: { name: string }[] } }[];
+    const list = answers.find((answer) => answer.id === 2);
+    assert.deepEqual(list?.result.tools?.map((t) => t.name).sort(), ["read_file", "search_code"]);
+    assert.equal(executionsOf("read_file"), before + 1);
+  });
+
+  test("PDP down: 503 JSON-RPC error, fail closed, nothing runs", async () => {
+    const before = mcp.totalExecutions();
+    const errorsBefore = pepErrors.length;
+    let thrown: unknown;
+    try {
+      await connect({ token: await admin(), headers: compliantOffice, path: "/mcp-pdp-down" });
+    } catch (error) {
+      thrown = error;
+    }
+    const body = refusal(thrown, 503);
+    assert.deepEqual(body.error.data.reasons, ["pdp_unavailable"]);
+    assert.equal(body.error.code, -32003);
+
+    const reply = await post("/mcp-pdp-down", await admin(), call(9, "read_file"), compliantOffice);
+    assert.equal(reply.status, 503);
+    assert.equal((reply.body as JsonRpcErrorBody).id, 9);
+    assert.equal(mcp.totalExecutions(), before);
+    const reported = pepErrors.slice(errorsBefore);
+    assert.equal(reported.length, 2);
+    assert.ok(
+      reported.every((error) => /unreachable/.test(error.message)),
+      String(reported),
+    );
+  });
+});

@@ -1,0 +1,151 @@
+/**
+ * A real MCP server for the PEP tests: the official SDK's McpServer and
+ * StreamableHTTPServerTransport (stateless, a fresh pair per request, as the
+ * SDK's stateless example does) on express, on 127.0.0.1. It counts every
+ * tool execution, so a test can prove that a refused call never ran.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import express, { type Express, type RequestHandler } from "express";
+import type { McpAuthorizationMiddleware } from "../../src/pep/index.js";
+
+/** The tools the server exposes, with the annotations it declares for them. */
+export const serverTools = {
+  /** Catalogued `files/read_*`: read. */
+  read_file: { readOnlyHint: true, destructiveHint: false },
+  /** Catalogued `files/write_file`: write. */
+  write_file: { readOnlyHint: false, destructiveHint: false },
+  /** Catalogued `files/delete_*`: destructive. */
+  delete_repo: { readOnlyHint: false, destructiveHint: true },
+  /** Not catalogued; honest annotations on a trusted server: read. */
+  search_code: { readOnlyHint: true },
+  /** Catalogued `files/delete_*` (destructive), but it claims to be read-only. */
+  delete_cache: { readOnlyHint: true },
+} as const;
+
+export type ToolName = keyof typeof serverTools;
+export const toolNames = Object.keys(serverTools) as ToolName[];
+
+/** The annotations lookup a PEP uses for tools/call. */
+export function annotationsOf(name: string): Record<string, unknown> | undefined {
+  return Object.hasOwn(serverTools, name) ? { ...serverTools[name as ToolName] } : undefined;
+}
+
+export interface McpRoute {
+  path: string;
+  pep: McpAuthorizationMiddleware;
+  /** `enableJsonResponse`: application/json answers instead of an SSE stream. */
+  json: boolean;
+}
+
+export interface RunningMcpServer {
+  /** e.g. http://127.0.0.1:40123 */
+  origin: string;
+  /** Tool executions so far, by tool name. */
+  executions: Map<string, number>;
+  /** Every tool execution in one number. */
+  totalExecutions: () => number;
+  /** Mounts the routes (the PEPs usually need the server's URL first). */
+  mount: (routes: McpRoute[]) => void;
+  close: () => Promise<void>;
+}
+
+function buildMcpServer(executions: Map<string, number>): McpServer {
+  const server = new McpServer({ name: "files", version: "1.0.0" });
+  for (const name of toolNames) {
+    server.registerTool(
+      name,
+      { description: `the ${name} tool`, annotations: { ...serverTools[name] } },
+      () => {
+        executions.set(name, (executions.get(name) ?? 0) + 1);
+        return { content: [{ type: "text", text: `${name} ran` }] };
+      },
+    );
+  }
+  return server;
+}
+
+function mcpHandler(executions: Map<string, number>, json: boolean): RequestHandler {
+  return async (req, res) => {
+    const server = buildMcpServer(executions);
+    // Stateless: no sessionIdGenerator (left out rather than `undefined`, for exactOptionalPropertyTypes).
+    const transport = new StreamableHTTPServerTransport({ enableJsonResponse: json });
+    res.on("close", () => {
+      void transport.close();
+      void server.close();
+    });
+    await server.connect(transport);
+    await transport.handleRequest(req, res, req.body);
+  };
+}
+
+const methodNotAllowed: RequestHandler = (_req, res) => {
+  res
+    .status(405)
+    .set("allow", "POST")
+    .json({
+      jsonrpc: "2.0",
+      id: null,
+      error: { code: -32000, message: "Method not allowed." },
+    });
+};
+
+/** Starts the HTTP server (routes come later, through mount). */
+export async function startMcpServer(): Promise<RunningMcpServer> {
+  const executions = new Map<string, number>();
+  let app: Express | undefined;
+  const server: Server = createServer((req, res) => {
+    if (app === undefined) {
+      res.writeHead(503).end();
+      return;
+    }
+    app(req, res);
+  });
+  await new Promise<void>((resolve) => {
+    server.listen(0, "127.0.0.1", resolve);
+  });
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  return {
+    origin,
+    executions,
+    totalExecutions: () => [...executions.values()].reduce((sum, n) => sum + n, 0),
+    mount(routes) {
+      const mounted = express();
+      mounted.use(express.json());
+      for (const route of routes) {
+        mounted.post(route.path, route.pep, mcpHandler(executions, route.json));
+        mounted.get(route.path, route.pep, methodNotAllowed);
+        mounted.delete(route.path, route.pep, methodNotAllowed);
+      }
+      // RFC 9728 metadata and RFC 8414 authorization server metadata, for the SDK's step-up flow.
+      mounted.get("/.well-known/oauth-protected-resource/mcp", (_req, res) => {
+        res.json({
+          resource: `${origin}/mcp`,
+          authorization_servers: [origin],
+          scopes_supported: ["mcp:read", "mcp:write", "mcp:admin"],
+        });
+      });
+      mounted.get("/.well-known/oauth-authorization-server", (_req, res) => {
+        res.json({
+          issuer: origin,
+          authorization_endpoint: `${origin}/authorize`,
+          token_endpoint: `${origin}/token`,
+          response_types_supported: ["code"],
+          code_challenge_methods_supported: ["S256"],
+        });
+      });
+      app = mounted;
+    },
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.closeAllConnections();
+        server.close((error) => {
+          if (error) reject(error);
+          else resolve();
+        });
+      }),
+  };
+}
