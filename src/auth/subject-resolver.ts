@@ -20,6 +20,8 @@ export type TokenOutcomeListener = (result: "valid" | { code: string; message: s
 /**
  * Decides who the subject of a request is, before any policy sees it:
  *
+ * - `subject.properties.token` null: the enforcement point says the user sent
+ *   no token; the subject is anonymous (`token_missing`), whoever the caller.
  * - `subject.properties.token` present: the token is verified and the subject
  *   is rebuilt from its claims alone; on failure the subject is anonymous with
  *   `authenticated: false` and `token_error {code, message}`.
