@@ -5,6 +5,23 @@
 declare module "autocannon" {
   import type { EventEmitter } from "node:events";
 
+  /** One request as autocannon builds it; setupRequest gets and returns this shape. */
+  export interface RequestParams {
+    method?: "GET" | "POST";
+    path?: string;
+    headers?: Record<string, string>;
+    body?: string;
+  }
+
+  /** An entry of `requests`: each connection cycles through them. */
+  export interface Request extends RequestParams {
+    /** Called each time this entry is built: for every request when present. */
+    setupRequest?: (
+      request: RequestParams,
+      context: Record<string, unknown>,
+    ) => RequestParams | null;
+  }
+
   export interface Options {
     url: string;
     method?: "GET" | "POST";
@@ -18,6 +35,10 @@ declare module "autocannon" {
     /** Seconds before a request counts as timed out. */
     timeout?: number;
     title?: string;
+    /** Requests each connection cycles through, instead of method/body alone. */
+    requests?: Request[];
+    /** A response whose body this rejects counts as a mismatch. */
+    verifyBody?: (body: string) => boolean;
   }
 
   /** An hdr-histogram-percentiles-obj summary. */

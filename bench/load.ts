@@ -1,5 +1,5 @@
 /** One autocannon run against a loopback server, with per-response latencies and CPU accounting. */
-import autocannon, { type Instance, type Result } from "autocannon";
+import autocannon, { type Instance, type Request, type Result } from "autocannon";
 import { cpuSeconds, type Server } from "./processes.js";
 import { SampleBuffer, type Percentiles } from "./report.js";
 
@@ -8,6 +8,13 @@ export interface LoadSpec {
   path: string;
   method: "GET" | "POST";
   body?: string;
+  /**
+   * Builds the body of each request as it is sent (instead of a fixed `body`),
+   * e.g. a new token per request. Called once per request, from this process.
+   */
+  nextBody?: () => string;
+  /** Each response body is passed here; a false counts in `mismatches`. */
+  verifyBody?: (body: string) => boolean;
   connections: number;
   durationS: number;
   /** Requests/s over all connections; unset means as fast as the server answers. */
@@ -22,6 +29,8 @@ export interface LoadResult {
   latencyMs: Percentiles;
   non2xx: number;
   errors: number;
+  /** Responses `verifyBody` rejected (0 without it). */
+  mismatches: number;
   /** CPU the server used, as a share of one core. */
   serverCpuShare: number | undefined;
   /** Server CPU time per completed request, in µs. */
@@ -37,6 +46,16 @@ export function stopLoads(): void {
   for (const instance of active) instance.stop();
 }
 
+/** A request entry whose body autocannon asks for anew each time it builds the request. */
+function bodyPerRequest(spec: LoadSpec, nextBody: () => string): Request {
+  return {
+    method: spec.method,
+    path: spec.path,
+    headers: { "content-type": "application/json" },
+    setupRequest: (request) => ({ ...request, body: nextBody() }),
+  };
+}
+
 export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const samples = new SampleBuffer();
   const serverCpuBefore = cpuSeconds(spec.server.pid);
@@ -48,9 +67,12 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
       {
         url: `${spec.server.baseUrl}${spec.path}`,
         method: spec.method,
-        ...(spec.body === undefined
+        ...(spec.body === undefined && spec.nextBody === undefined
           ? {}
-          : { body: spec.body, headers: { "content-type": "application/json" } }),
+          : { headers: { "content-type": "application/json" } }),
+        ...(spec.body === undefined ? {} : { body: spec.body }),
+        ...(spec.nextBody === undefined ? {} : { requests: [bodyPerRequest(spec, spec.nextBody)] }),
+        ...(spec.verifyBody === undefined ? {} : { verifyBody: spec.verifyBody }),
         connections: spec.connections,
         duration: spec.durationS,
         timeout: 10,
@@ -90,6 +112,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     latencyMs: samples.summary(),
     non2xx: result.non2xx,
     errors: result.errors,
+    mismatches: result.mismatches,
     serverCpuShare: serverCpu === undefined ? undefined : serverCpu / wallS,
     serverCpuPerRequestUs:
       serverCpu === undefined || completed === 0 ? undefined : (serverCpu * 1e6) / completed,

@@ -164,6 +164,34 @@ export function cpuSeconds(pid: number): number | undefined {
 }
 
 /**
+ * Busy seconds of one core so far, whoever ran on it (user, nice, system,
+ * irq, softirq and steal from /proc/stat): with a pinned server, the busy
+ * time beyond the server's own CPU is other load on its core.
+ */
+export function coreBusySeconds(core: number): number | undefined {
+  try {
+    clockTicks ??= Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+    const line = readFileSync("/proc/stat", "utf8")
+      .split("\n")
+      .find((l) => l.startsWith(`cpu${core} `));
+    if (line === undefined) return undefined;
+    // cpuN user nice system idle iowait irq softirq steal ...
+    const [user, nice, system, , , irq, softirq, steal] = line
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    const ticks = [user, nice, system, irq, softirq, steal].reduce<number>(
+      (sum, v) => sum + (v ?? 0),
+      0,
+    );
+    return Number.isFinite(ticks) ? ticks / clockTicks : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * User + system CPU seconds of this process's children that have exited and
  * been waited for (node reaps them before their "exit" event).
  */
@@ -174,8 +202,9 @@ export function reapedChildrenCpuSeconds(): number | undefined {
 /**
  * Core pinning: with taskset and at least two allowed cores, the servers get
  * the last allowed core and this process (the load generator) the first.
+ * `all` is the allowed list as it was (taskset's -c syntax), for setOwnAffinity.
  */
-export function planPinning(): { server: number; generator: number } | undefined {
+export function planPinning(): { server: number; generator: number; all: string } | undefined {
   try {
     const out = execFileSync("taskset", ["-c", "-p", String(process.pid)], { encoding: "utf8" });
     const list = out.slice(out.lastIndexOf(":") + 1).trim();
@@ -191,8 +220,19 @@ export function planPinning(): { server: number; generator: number } | undefined
     execFileSync("taskset", ["-a", "-c", "-p", String(generator), String(process.pid)], {
       stdio: "ignore",
     });
-    return { server, generator };
+    return { server, generator, all: list };
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Moves every thread of this process (libuv's pool included) to `cpuList`
+ * (taskset -c syntax): widened for work that is not measured, such as minting
+ * tokens, then narrowed back to the generator core.
+ */
+export function setOwnAffinity(cpuList: string | number): void {
+  execFileSync("taskset", ["-a", "-c", "-p", String(cpuList), String(process.pid)], {
+    stdio: "ignore",
+  });
 }

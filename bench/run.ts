@@ -4,10 +4,13 @@
  *   2. HTTP on loopback, the PDP as a real child process: a constant request
  *      rate with vegeta (bench/ensure-vegeta.sh provides it), saturation and
  *      the GET /health express floor with autocannon;
- *   3. the peer: an OPA server running the same Rego and data, same scenarios.
+ *   3. the peer: an OPA server running the same Rego and data, same scenarios;
+ *   4./5. token verification on the decision path, per algorithm (RS256,
+ *      PS256, ES256, EdDSA): in-process, and the PDP over HTTP with a fresh
+ *      token per request, one repeated token, and the cache off (bench/tokens.ts).
  *
  * Usage: npm run bench. Everything listens on 127.0.0.1; every child process
- * is stopped on exit, error or Ctrl-C. Runs in about two minutes.
+ * is stopped on exit, error or Ctrl-C. Runs in about three minutes.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -43,6 +46,7 @@ import {
   StoppedError,
   type PacedResult,
 } from "./vegeta.js";
+import { runTokenBench, stopTokenBench } from "./tokens.js";
 import { opaBody, workloads, type Workload } from "./workload.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -487,6 +491,20 @@ async function main(): Promise<void> {
   } else {
     print("n/a: CPU accounting (/proc) unavailable");
   }
+
+  // 4. and 5. Tokens ---------------------------------------------------------------
+  const tokensOk = await runTokenBench({
+    root,
+    scratch,
+    operatorData,
+    pinning,
+    engine,
+    allowed,
+    baseline: get("PDP", "saturation"),
+    baselineDurationS: http.saturationS,
+    print,
+  });
+  if (!tokensOk) process.exitCode = 1;
 }
 
 /** Times `fn` per call after a warm-up; bounded by iterations and by time. */
@@ -609,7 +627,9 @@ async function serversAgree(
     const fromOpa = await postJson(`${opa.baseUrl}${opaDecisionPath}`, opaBody(workload, nowMs));
     const pdpAnswer = pdpDecision(fromPdp.body);
     const opaAnswer = readPolicyAnswer((fromOpa.body as { result?: unknown }).result);
-    const { id: _id, revision: _revision, ...local } = engine.decide(workload.resolved, nowMs);
+    // Only the answer: a Decision also carries its id, revision and bookkeeping (timings, input).
+    const { allow, reasons, risk, obligations } = engine.decide(workload.resolved, nowMs);
+    const local: PolicyAnswer = { allow, reasons, risk, obligations };
     const same =
       fromPdp.status === 200 &&
       fromOpa.status === 200 &&
@@ -675,6 +695,7 @@ async function cleanup(): Promise<void> {
   stopLoads();
   await stopPacedLoads();
   await stopAll();
+  await stopTokenBench();
   if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
   scratch = undefined;
 }

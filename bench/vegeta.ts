@@ -149,6 +149,7 @@ export async function runPaced(spec: PacedSpec): Promise<PacedResult> {
       : serverCpuAfter - serverCpuBefore;
   return {
     ...summary,
+    mismatches: 0, // response bodies are not checked here
     serverCpuShare: serverCpu === undefined ? undefined : serverCpu / wallS,
     serverCpuPerRequestUs:
       serverCpu === undefined || summary.completed === 0
