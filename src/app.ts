@@ -201,7 +201,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     metricsApp.use(metricsRouter(metrics.registry, opsGuard));
     metricsApp.use(notFound);
     metricsApp.use(errorHandler(logger));
-    metricsListener = metricsApp;
+    metricsListener = instrument(metricsApp, metrics);
   }
   app.use(authzenRouter(api, config.limits.maxBodyBytes));
   app.use(forwardAuthRouter(forwardAuth, config.limits.maxBodyBytes));

@@ -1,5 +1,6 @@
 import winston from "winston";
 import { transportFor } from "./logger.js";
+import { serializeRecord } from "./masking.js";
 
 /** One structured record per decision; see README "Decision log" for every field. */
 export type DecisionRecord = Record<string, unknown>;
@@ -12,6 +13,11 @@ export interface DecisionLog {
 /** Decision logging switched off. */
 export const noDecisionLog: DecisionLog = { record: () => undefined };
 
+/** Whether records are written at all (so that none is built when they are not). */
+export function isRecording(log: DecisionLog): boolean {
+  return log !== noDecisionLog;
+}
+
 /**
  * JSON lines through winston, separate from the diagnostics log so they can
  * go to a different destination (stdout, stderr or a file).
@@ -22,7 +28,7 @@ export class WinstonDecisionLog implements DecisionLog {
   constructor(destination: { stream: NodeJS.WritableStream } | { file: string }) {
     this.logger = winston.createLogger({
       level: "info",
-      format: winston.format.printf((info) => JSON.stringify(info.record)),
+      format: winston.format.printf((info) => serializeRecord(info.record as DecisionRecord)),
       transports: [transportFor(destination)],
     });
   }

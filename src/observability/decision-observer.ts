@@ -1,6 +1,6 @@
 import type { AccessRequest, Decision } from "../decision/decision.js";
-import type { DecisionLog } from "./decision-log.js";
-import { maskRecord } from "./masking.js";
+import { isRecording, type DecisionLog } from "./decision-log.js";
+import { eraseFields } from "./masking.js";
 import type { Metrics } from "./metrics.js";
 
 /** The API that produced a decision. */
@@ -35,7 +35,9 @@ export interface DecisionRecordOptions {
 }
 
 /**
- * Counts every decision in the metrics and writes one masked decision record.
+ * Counts every decision in the metrics and writes one masked decision record
+ * (configured fields erased here; token-like strings redacted when the record
+ * is serialized, see masking.ts).
  * Records are shaped like OPA decision logs where the two overlap
  * (`decision_id`, `path`, `input`, `result`, `timestamp`, `bundles`,
  * `metrics`, `req_id`, `erased`), plus MCP fields at the top level.
@@ -54,15 +56,17 @@ export class RecordingDecisionObserver implements DecisionObserver {
   decided(event: DecisionEvent): void {
     const { decision, request } = event;
     const subjectProperties = request.subject.properties ?? {};
-    const resourceProperties = request.resource.properties ?? {};
+    // The built input has the server split from a `<server>/<tool>` id; the request may not.
+    const builtResource = (decision.input?.resource ?? request.resource) as typeof request.resource;
+    const resourceProperties = builtResource.properties ?? {};
     const risk = decision.risk as { class?: unknown; source?: unknown } | null;
     const riskClass = typeof risk?.class === "string" ? risk.class : undefined;
     const server =
       typeof resourceProperties.server === "string" ? resourceProperties.server : undefined;
+    const toolName =
+      typeof resourceProperties.tool === "string" ? resourceProperties.tool : builtResource.id;
     const tool =
-      request.resource.type === "tool" && request.resource.id !== ""
-        ? `${server ?? ""}/${request.resource.id}`
-        : undefined;
+      builtResource.type === "tool" && toolName !== "" ? `${server ?? ""}/${toolName}` : undefined;
     const clientId =
       typeof subjectProperties.client_id === "string" ? subjectProperties.client_id : undefined;
     const reasons = decision.reasons.map((r) => r.code);
@@ -76,6 +80,7 @@ export class RecordingDecisionObserver implements DecisionObserver {
       clientId,
       evaluationSeconds: decision.evaluationSeconds,
     });
+    if (!isRecording(this.log)) return;
 
     const context: Record<string, unknown> = {};
     for (const key of this.options.contextKeys) {
@@ -101,7 +106,7 @@ export class RecordingDecisionObserver implements DecisionObserver {
         token_error: subjectProperties.token_error ?? null,
       },
       action: request.action.name,
-      resource: { type: request.resource.type, id: request.resource.id, server: server ?? null },
+      resource: { type: builtResource.type, id: builtResource.id, server: server ?? null },
       risk: decision.risk,
       outcome: decision.allow ? "allow" : "deny",
       reasons,
@@ -113,7 +118,7 @@ export class RecordingDecisionObserver implements DecisionObserver {
       context,
     };
     if (this.options.includeInput && decision.input !== undefined) record.input = decision.input;
-    const masked = maskRecord(record, this.options.erase);
+    const masked = eraseFields(record, this.options.erase);
     if (masked.erased.length > 0) masked.record.erased = masked.erased;
     this.log.record(masked.record);
   }

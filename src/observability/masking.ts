@@ -5,53 +5,68 @@ const tokenLike = /eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_.-]*/g;
 export const redacted = "[REDACTED]";
 
 /**
- * Removes the fields named by JSON pointers (e.g. `/input/resource/properties/arguments`)
- * and redacts token-like strings anywhere, returning a new value and the pointers removed.
- * The input is not modified.
+ * Removes the fields named by JSON pointers (e.g. `/input/resource/properties/arguments`),
+ * copying only the objects on each erased path: records share objects with the request
+ * (batch items share their defaults), which must not change. Returns the pointers removed.
  */
-export function maskRecord(
+export function eraseFields(
   record: Record<string, unknown>,
-  erasePointers: readonly string[],
+  pointers: readonly string[],
 ): { record: Record<string, unknown>; erased: string[] } {
-  const copy = redactTokens(record) as Record<string, unknown>;
+  let result = record;
   const erased: string[] = [];
-  for (const pointer of erasePointers) {
-    if (erase(copy, pointer.split("/").slice(1).map(unescape))) erased.push(pointer);
+  for (const pointer of pointers) {
+    const path = pointer.split("/").slice(1).map(unescape);
+    const next = eraseCopy(result, path);
+    if (next !== undefined) {
+      result = next;
+      erased.push(pointer);
+    }
   }
-  return { record: copy, erased };
+  return { record: result, erased };
 }
 
 function unescape(segment: string): string {
   return segment.replaceAll("~1", "/").replaceAll("~0", "~");
 }
 
-function erase(target: Record<string, unknown>, path: string[]): boolean {
+/** A copy of `target` without the field at `path`, or undefined when there is no such field. */
+function eraseCopy(
+  target: Record<string, unknown>,
+  path: string[],
+): Record<string, unknown> | undefined {
   const [head, ...rest] = path;
-  if (head === undefined || !Object.hasOwn(target, head)) return false;
-  if (rest.length === 0) {
-    // eslint-disable-next-line @typescript-eslint/no-dynamic-delete -- the path is operator configuration
-    delete target[head];
-    return true;
+  if (head === undefined || !Object.hasOwn(target, head)) return undefined;
+  const copy: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(target)) {
+    if (key !== head) define(copy, key, value);
   }
-  const next = target[head];
-  return typeof next === "object" && next !== null && !Array.isArray(next)
-    ? erase(next as Record<string, unknown>, rest)
-    : false;
+  if (rest.length === 0) return copy;
+  const child = target[head];
+  if (typeof child !== "object" || child === null || Array.isArray(child)) return undefined;
+  const erasedChild = eraseCopy(child as Record<string, unknown>, rest);
+  if (erasedChild === undefined) return undefined;
+  define(copy, head, erasedChild);
+  return copy;
 }
 
-/** A deep copy with token-like substrings replaced; bounded depth (records are built by the PDP). */
-function redactTokens(value: unknown, depth = 0): unknown {
-  if (typeof value === "string") return value.replace(tokenLike, redacted);
-  if (typeof value !== "object" || value === null || depth > 64) return value;
-  if (Array.isArray(value)) return value.map((item) => redactTokens(item, depth + 1));
-  const copy: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(value)) {
-    Object.defineProperty(copy, key, {
-      value: redactTokens(item, depth + 1),
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    });
-  }
-  return copy;
+function define(target: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(target, key, {
+    value,
+    enumerable: true,
+    writable: true,
+    configurable: true,
+  });
+}
+
+/**
+ * The one way a decision record becomes text: JSON with every token-like
+ * string redacted, wherever it sits (a JWT pasted into a tool argument or a
+ * context field included). Redaction happens during serialization, in the
+ * same pass, so records need no deep copy.
+ */
+export function serializeRecord(record: Record<string, unknown>): string {
+  return JSON.stringify(record, (_key, value: unknown) =>
+    typeof value === "string" && value.includes("eyJ") ? value.replace(tokenLike, redacted) : value,
+  );
 }

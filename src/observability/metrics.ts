@@ -185,6 +185,15 @@ export class Metrics {
     });
     if (options.processMetrics !== false) {
       collectDefaultMetrics({ register: this.registry, prefix: metricsPrefix });
+      // prom-client names these gauges *_total, which Prometheus reserves for counters
+      // (promtool check metrics refuses them); the *_resources/handles gauges say the same.
+      for (const gauge of [
+        "active_handles_total",
+        "active_requests_total",
+        "active_resources_total",
+      ]) {
+        this.registry.removeSingleMetric(`${metricsPrefix}nodejs_${gauge}`);
+      }
     }
   }
 

@@ -5,6 +5,7 @@ import { buildApp, type App } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import type { Clock } from "../../src/decision/decision-engine.js";
 import { createLogger } from "../../src/observability/logger.js";
+import { serializeRecord } from "../../src/observability/masking.js";
 
 export interface RunningPdp {
   /** Base URL on loopback, e.g. http://127.0.0.1:40123 */
@@ -45,7 +46,7 @@ export async function startPdp(options: StartOptions = {}): Promise<RunningPdp> 
     // Records are captured in memory (as JSON text and back, as a log line would be written).
     decisionLog: {
       record: (entry) =>
-        decisions.push(JSON.parse(JSON.stringify(entry)) as Record<string, unknown>),
+        decisions.push(JSON.parse(serializeRecord(entry)) as Record<string, unknown>),
     },
     ...(options.clock ? { clock: options.clock } : {}),
   });
