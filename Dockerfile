@@ -12,6 +12,9 @@ COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
+# HOST=0.0.0.0 is not loopback: the PDP refuses to start without caller
+# authentication (PDP_CONFIG with `callers`, see examples/pdp-config.yaml)
+# unless PDP_ALLOW_UNAUTHENTICATED_CALLERS=true is set explicitly.
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8180
