@@ -2,11 +2,12 @@
  * The real process: `node src/main.ts` as an operator runs it. Startup
  * refusals, and graceful shutdown that lets an in-flight request finish.
  */
+import { freePort } from "./support/ports.js";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { writeFileSync } from "node:fs";
-import { connect, createServer, type AddressInfo } from "node:net";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { repoRoot, scratchDir } from "./support/opa.js";
@@ -33,16 +34,6 @@ function startMain(env: Record<string, string>): Started {
   child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
   const exit = once(child, "exit").then(([code]) => code as number | null);
   return { child, output: () => output, exit };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, "close");
-  return port;
 }
 
 async function waitReady(url: string, started: Started): Promise<void> {

@@ -4,12 +4,12 @@
  * authentication on a reachable address only when explicitly allowed). One
  * test runs the real process with caller authentication off on 0.0.0.0.
  */
+import { freePort } from "../support/ports.js";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
-import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { loadConfig, type Config } from "../../src/config.js";
@@ -420,16 +420,6 @@ describe("the non-loopback rule", () => {
     assert.equal(both.length, 2, "an unrecognized value does not allow anything");
   });
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, "close");
-  return port;
-}
 
 interface LogLine {
   level?: string;

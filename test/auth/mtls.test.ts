@@ -4,13 +4,13 @@
  * signed by that CA; `mtls_subjects` maps a certificate's CN or DNS SAN to a
  * caller. Every key and certificate is generated for this run.
  */
+import { freePort } from "../support/ports.js";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { writeFileSync } from "node:fs";
 import { request } from "node:https";
-import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { certificateNames, generateTestPki, type CertificateFiles } from "../support/certs.js";
@@ -67,16 +67,6 @@ let child: ChildProcess | undefined;
 let exited: Promise<unknown> | undefined;
 let output = "";
 let port = 0;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port: free } = server.address() as AddressInfo;
-  server.close();
-  await once(server, "close");
-  return free;
-}
 
 interface RequestOptions {
   method?: string;

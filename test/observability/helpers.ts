@@ -6,10 +6,8 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
-import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { metricsPrefix } from "../../src/observability/metrics.js";
@@ -260,17 +258,6 @@ export async function waitFor<T>(
   return assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}${last}\n${explain()}`);
 }
 
-/** A TCP port free on 127.0.0.1 right now. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, "close");
-  return port;
-}
-
 // ---------------------------------------------------------------- processes
 
 export interface Spawned {
@@ -339,3 +326,5 @@ export function jsonLines(text: string): Json[] {
     .filter((line) => line.trim() !== "")
     .map((line) => JSON.parse(line) as Json);
 }
+
+export { freePort } from "../support/ports.js";

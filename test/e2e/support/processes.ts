@@ -1,7 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
 import { accessSync, constants, readFileSync } from "node:fs";
-import { createServer, type AddressInfo } from "node:net";
 
 /** A process a test started (its own process group), with its output captured. */
 export interface Managed {
@@ -88,17 +86,6 @@ export function spawnManaged(
   return { name, child, output: fullOutput, exited, stop };
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, "close");
-  return port;
-}
-
 /**
  * Polls `url` until `ready(status)` holds. Fails with the process output when
  * the process exits first or the deadline passes.
@@ -147,3 +134,5 @@ export function findExecutable(name: string, candidates: string[]): string {
   }
   return name;
 }
+
+export { freePort } from "../../support/ports.js";
