@@ -25,6 +25,12 @@ export interface SpawnOptions {
   port: number;
   /** Core to pin the process to with taskset, or undefined to leave it unpinned. */
   cpu: number | undefined;
+  /**
+   * The child's stdout: "pipe" (the default) reads it into this process for
+   * `tail`; "ignore" attaches /dev/null, so what it writes never reaches this
+   * process (only stderr is kept for `tail` then).
+   */
+  stdout?: "pipe" | "ignore";
 }
 
 export function startServer(options: SpawnOptions): Server {
@@ -35,7 +41,7 @@ export function startServer(options: SpawnOptions): Server {
   const child = spawn(command, args, {
     cwd: options.cwd,
     env: options.env,
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["ignore", options.stdout ?? "pipe", "pipe"],
   });
   const lines: string[] = [];
   const keep = (chunk: Buffer): void => {
@@ -45,8 +51,8 @@ export function startServer(options: SpawnOptions): Server {
       if (lines.length > 20) lines.shift();
     }
   };
-  child.stdout.on("data", keep);
-  child.stderr.on("data", keep);
+  child.stdout?.on("data", keep);
+  child.stderr?.on("data", keep);
   let done = false;
   const exited = new Promise<string>((resolve) => {
     child.on("exit", (code, signal) => {
@@ -153,6 +159,22 @@ function statSeconds(pid: number | "self", a: number, b: number): number | undef
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     const ticks = Number(fields[a - 3]) + Number(fields[b - 3]);
     return Number.isFinite(ticks) ? ticks / clockTicks : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Bytes a process has passed to write-family system calls so far (files,
+ * pipes, sockets, /dev/null alike): `wchar` of /proc/<pid>/io.
+ */
+export function writtenBytes(pid: number): number | undefined {
+  try {
+    const line = readFileSync(`/proc/${pid}/io`, "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("wchar:"));
+    const value = Number(line?.slice("wchar:".length).trim());
+    return line === undefined || !Number.isFinite(value) ? undefined : value;
   } catch {
     return undefined;
   }

@@ -7,10 +7,13 @@
  *   3. the peer: an OPA server running the same Rego and data, same scenarios;
  *   4./5. token verification on the decision path, per algorithm (RS256,
  *      PS256, ES256, EdDSA): in-process, and the PDP over HTTP with a fresh
- *      token per request, one repeated token, and the cache off (bench/tokens.ts).
+ *      token per request, one repeated token, and the cache off (bench/tokens.ts);
+ *   6. decision logging on vs off: the decision observer in-process, and the
+ *      PDP at saturation with PDP_DECISION_LOG off, to a file, and to stdout on
+ *      /dev/null (bench/logging.ts). Sections 2-5 run the PDP with it off.
  *
  * Usage: npm run bench. Everything listens on 127.0.0.1; every child process
- * is stopped on exit, error or Ctrl-C. Runs in about three minutes.
+ * is stopped on exit, error or Ctrl-C. Runs in about three and a half minutes.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -46,6 +49,7 @@ import {
   StoppedError,
   type PacedResult,
 } from "./vegeta.js";
+import { runLoggingBench } from "./logging.js";
 import { runTokenBench, stopTokenBench } from "./tokens.js";
 import { opaBody, workloads, type Workload } from "./workload.js";
 
@@ -193,6 +197,8 @@ async function main(): Promise<void> {
       PORT: String(pdpPort),
       PDP_DATA: operatorData,
       LOG_LEVEL: "warn",
+      // Like OPA, whose decision logging is off unless configured; section 6 measures it on.
+      PDP_DECISION_LOG: "off",
     },
     port: pdpPort,
     cpu: pinning?.server,
@@ -229,9 +235,13 @@ async function main(): Promise<void> {
   await Promise.all([waitReady(pdp, "/ready", 30_000), waitReady(opaServer, "/health", 30_000)]);
   const pin = pinning === undefined ? "" : `taskset -c ${pinning.server} `;
   print(
-    `PDP: ${pin}node --import tsx src/main.ts  (pid ${pdp.pid}, ${pdp.baseUrl}, LOG_LEVEL=warn)`,
+    `PDP: ${pin}node --import tsx src/main.ts  (pid ${pdp.pid}, ${pdp.baseUrl}, LOG_LEVEL=warn, PDP_DECISION_LOG=off)`,
   );
   print(`OPA: ${pin}opa ${opaArgs.join(" ").replace(scratch, "$TMP")}  (pid ${opaServer.pid})`);
+  print(
+    "Decision logging is off on both: the PDP writes no decision records (PDP_DECISION_LOG=off; its metrics stay on),\n" +
+      "and OPA logs decisions only when configured to (no decision_logs here). Section 6 measures the PDP with it on.",
+  );
   if (pinning !== undefined) {
     print(`OPA's GOMAXPROCS follows its affinity mask: 1 core, like the PDP's one JS thread.`);
   }
@@ -505,6 +515,19 @@ async function main(): Promise<void> {
     print,
   });
   if (!tokensOk) process.exitCode = 1;
+
+  // 6. Decision logging ------------------------------------------------------------
+  const loggingOk = await runLoggingBench({
+    root,
+    scratch,
+    operatorData,
+    pinning,
+    active,
+    engine,
+    allowed,
+    print,
+  });
+  if (!loggingOk) process.exitCode = 1;
 }
 
 /** Times `fn` per call after a warm-up; bounded by iterations and by time. */

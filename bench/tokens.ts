@@ -285,7 +285,7 @@ export async function runTokenBench(ctx: TokenBenchContext): Promise<boolean> {
       `PDP_CONFIG ($TMP/${configOn.slice(ctx.scratch.length + 1)}): the issuer above, jwks_uri ${jwksUrl}, token_cache.max_entries ${whole(sizes.cacheEntries)}`,
       `(the default). No callers are configured, as in section 2: the caller may assert a subject, but a request`,
       `carrying subject.properties.token is decided on the token's verified claims alone.`,
-      `PDP: ${ctx.pinning === undefined ? "" : `taskset -c ${ctx.pinning.server} `}node --import tsx src/main.ts (pid ${pdpOn.pid}), PDP_CONFIG set, otherwise as in section 2.`,
+      `PDP: ${ctx.pinning === undefined ? "" : `taskset -c ${ctx.pinning.server} `}node --import tsx src/main.ts (pid ${pdpOn.pid}), PDP_CONFIG set, otherwise as in section 2 (LOG_LEVEL=warn, PDP_DECISION_LOG=off).`,
       `Request: ${ctx.allowed.name} with subject {type: "user", properties: {token}} and no asserted claims`,
       `(${bodyFor(repeated.get("RS256") ?? "").length} bytes with an RS256 token); the token carries the claims the asserted subject of section 2 had.`,
       `Tokens for the fresh-token runs, minted in ${fixed(httpMintS, 1)} s before the PDP started: ${tokenAlgs.map((alg) => `${alg} ${whole(httpCounts.get(alg))}`).join(", ")}.`,
@@ -654,6 +654,8 @@ async function startPdp(ctx: TokenBenchContext, config: string, name: string): P
       PDP_DATA: ctx.operatorData,
       PDP_CONFIG: config,
       LOG_LEVEL: "warn",
+      // As in section 2: the ratios are against its PDP, which writes no decision records.
+      PDP_DECISION_LOG: "off",
     },
     port,
     cpu: ctx.pinning?.server,
