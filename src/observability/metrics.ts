@@ -96,6 +96,7 @@ export class Metrics {
   private readonly tokenVerifications: Counter<"result">;
   private readonly jwksFetches: Counter<"issuer" | "outcome">;
   private readonly callerAuthFailures: Counter<"reason">;
+  private readonly droppedDecisionRecords: Counter;
   private readonly issuers = new Set<string>();
 
   constructor(options: MetricsOptions) {
@@ -183,6 +184,11 @@ export class Metrics {
       labelNames: ["reason"],
       registers,
     });
+    this.droppedDecisionRecords = new Counter({
+      name: name("decision_records_dropped_total"),
+      help: "Decision records dropped because the decision log's destination fell too far behind.",
+      registers,
+    });
     if (options.processMetrics !== false) {
       collectDefaultMetrics({ register: this.registry, prefix: metricsPrefix });
       // prom-client names these gauges *_total, which Prometheus reserves for counters
@@ -244,6 +250,10 @@ export class Metrics {
       issuer: this.fold(this.issuers, issuer),
       outcome: ok ? "success" : "failure",
     });
+  }
+
+  recordDroppedDecisionRecord(): void {
+    this.droppedDecisionRecords.inc();
   }
 
   recordCallerAuthFailure(reason: string): void {

@@ -46,7 +46,11 @@ export function createObservability(
     ...(options.processMetrics === undefined ? {} : { processMetrics: options.processMetrics }),
   });
   metrics.setBundle(active.revision, active.entrypoint, active.loadedAt);
-  const log = options.decisionLog ?? decisionLogFor(config.decisionLog);
+  const log =
+    options.decisionLog ??
+    decisionLogFor(config.decisionLog, () => {
+      metrics.recordDroppedDecisionRecord();
+    });
   const observer = new RecordingDecisionObserver(metrics, log, {
     entrypoint: active.entrypoint,
     contextKeys: config.decisionLogContext,
@@ -56,10 +60,14 @@ export function createObservability(
   return { metrics, observer };
 }
 
-function decisionLogFor(destination: ObservabilityConfig["decisionLog"]): DecisionLog {
+function decisionLogFor(
+  destination: ObservabilityConfig["decisionLog"],
+  onDrop: () => void,
+): DecisionLog {
   if (destination === "off") return noDecisionLog;
-  if ("file" in destination) return new WinstonDecisionLog({ file: destination.file });
-  return new WinstonDecisionLog({
-    stream: destination.stream === "stderr" ? process.stderr : process.stdout,
-  });
+  if ("file" in destination) return new WinstonDecisionLog({ file: destination.file }, { onDrop });
+  return new WinstonDecisionLog(
+    { stream: destination.stream === "stderr" ? process.stderr : process.stdout },
+    { onDrop },
+  );
 }
