@@ -34,7 +34,16 @@ import {
   writtenBytes,
   type Server,
 } from "./processes.js";
-import { fixed, heading, ratio, SampleBuffer, table, whole, type Percentiles } from "./report.js";
+import {
+  fixed,
+  heading,
+  percent,
+  ratio,
+  SampleBuffer,
+  table,
+  whole,
+  type Percentiles,
+} from "./report.js";
 import type { Workload } from "./workload.js";
 
 const sizes = {
@@ -260,8 +269,6 @@ async function overHttp(ctx: LoggingBenchContext): Promise<boolean> {
 
   const off = runs[0];
   const offCpu = off?.cpuPerRequestWithFlushUs;
-  const pct = (share: number | undefined): string =>
-    share === undefined ? "n/a" : fixed(share * 100, 0);
   print();
   print("While the load lasted:");
   print(
@@ -287,9 +294,9 @@ async function overHttp(ctx: LoggingBenchContext): Promise<boolean> {
         fixed(r.latencyMs.max, 3),
         whole(r.non2xx),
         whole(r.errors),
-        pct(r.serverCpuShare),
+        percent(r.serverCpuShare),
         fixed(r.serverCpuPerRequestUs, 1),
-        pct(r.generatorCpuShare),
+        percent(r.generatorCpuShare),
         ratio(r.rps, off?.result.rps),
       ]),
     ),

@@ -54,6 +54,20 @@ export interface Percentiles {
   max: number;
 }
 
+/** The named statistics of a latency summary, as table cells. */
+export function latencyCells(
+  latency: Percentiles,
+  decimals: number,
+  which: readonly ("mean" | "p50" | "p90" | "p99" | "max")[] = ["mean", "p50", "p90", "p99", "max"],
+): string[] {
+  return which.map((key) => fixed(latency[key], decimals));
+}
+
+/** A share (0..1) as a whole percentage, or n/a. */
+export function percent(share: number | undefined): string {
+  return share === undefined ? "n/a" : fixed(share * 100, 0);
+}
+
 /** Nearest-rank percentiles of the first `count` samples (sorted in place). */
 export function percentiles(samples: Float64Array, count: number): Percentiles {
   const sorted = samples.subarray(0, count).sort();

@@ -41,7 +41,17 @@ import {
   waitReady,
   type Server,
 } from "./processes.js";
-import { fixed, heading, ratio, SampleBuffer, table, whole, type Percentiles } from "./report.js";
+import {
+  fixed,
+  heading,
+  latencyCells,
+  percent,
+  ratio,
+  SampleBuffer,
+  table,
+  whole,
+  type Percentiles,
+} from "./report.js";
 import {
   runPaced,
   killPacedNow,
@@ -152,11 +162,7 @@ async function main(): Promise<void> {
         `${label}, ${workload.name}`,
         whole(result.latency.count),
         whole(result.perSecond),
-        fixed(result.latency.mean, 1),
-        fixed(result.latency.p50, 1),
-        fixed(result.latency.p90, 1),
-        fixed(result.latency.p99, 1),
-        fixed(result.latency.max, 1),
+        ...latencyCells(result.latency, 1),
       ]);
     }
   }
@@ -558,8 +564,6 @@ function checkWorkload(workload: Workload, allow: boolean): void {
 }
 
 function pacedRow(name: string, r: PacedResult): string[] {
-  const pct = (share: number | undefined): string =>
-    share === undefined ? "n/a" : fixed(share * 100, 0);
   return [
     name,
     whole(r.sent),
@@ -572,15 +576,13 @@ function pacedRow(name: string, r: PacedResult): string[] {
     whole(r.errors),
     fixed(r.sendLagMs.p99, 3),
     fixed(r.sendLagMs.max, 3),
-    pct(r.serverCpuShare),
+    percent(r.serverCpuShare),
     fixed(r.serverCpuPerRequestUs, 1),
-    pct(r.generatorCpuShare),
+    percent(r.generatorCpuShare),
   ];
 }
 
 function loadRow(name: string, connections: number, r: LoadResult): string[] {
-  const pct = (share: number | undefined): string =>
-    share === undefined ? "n/a" : fixed(share * 100, 0);
   return [
     name,
     String(connections),
@@ -591,9 +593,9 @@ function loadRow(name: string, connections: number, r: LoadResult): string[] {
     fixed(r.latencyMs.max, 3),
     whole(r.non2xx),
     whole(r.errors),
-    pct(r.serverCpuShare),
+    percent(r.serverCpuShare),
     fixed(r.serverCpuPerRequestUs, 1),
-    pct(r.generatorCpuShare),
+    percent(r.generatorCpuShare),
   ];
 }
 

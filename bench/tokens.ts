@@ -33,7 +33,17 @@ import {
   waitReady,
   type Server,
 } from "./processes.js";
-import { fixed, heading, ratio, SampleBuffer, table, whole, type Percentiles } from "./report.js";
+import {
+  fixed,
+  heading,
+  latencyCells,
+  percent,
+  ratio,
+  SampleBuffer,
+  table,
+  whole,
+  type Percentiles,
+} from "./report.js";
 import type { Workload } from "./workload.js";
 
 export const tokenAlgs = ["RS256", "PS256", "ES256", "EdDSA"] as const;
@@ -219,11 +229,7 @@ export async function runTokenBench(ctx: TokenBenchContext): Promise<boolean> {
         label,
         whole(result.latency.count),
         whole(result.perSecond),
-        fixed(result.latency.mean, 1),
-        fixed(result.latency.p50, 1),
-        fixed(result.latency.p90, 1),
-        fixed(result.latency.p99, 1),
-        fixed(result.latency.max, 1),
+        ...latencyCells(result.latency, 1),
       ]);
     }
   }
@@ -719,8 +725,6 @@ function httpRow(
   r: TokenRun,
   baseline: LoadResult | undefined,
 ): string[] {
-  const pct = (share: number | undefined): string =>
-    share === undefined ? "n/a" : fixed(share * 100, 0);
   return [
     name,
     tokens,
@@ -731,10 +735,10 @@ function httpRow(
     whole(r.non2xx),
     whole(r.errors),
     whole(r.mismatches),
-    pct(r.serverCpuShare),
-    pct(r.otherOnServerCore),
+    percent(r.serverCpuShare),
+    percent(r.otherOnServerCore),
     fixed(r.serverCpuPerRequestUs, 1),
-    pct(r.generatorCpuShare),
+    percent(r.generatorCpuShare),
     ratio(r.rps, baseline?.rps),
     ratio(r.latencyMs.p99, baseline?.latencyMs.p99),
   ];

@@ -147,31 +147,27 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     token_cache_entries: auth.tokenCacheEntries,
   });
 
-  const api = createAuthzenApi({
+  const limits = { maxBytes: config.limits.maxBodyBytes, maxDepth: config.limits.maxDepth };
+  // What every decision API needs.
+  const decisionApi = {
     engine,
     callers,
     subjects,
     clock: deps.clock ?? Date.now,
-    limits: { maxBytes: config.limits.maxBodyBytes, maxDepth: config.limits.maxDepth },
+    limits,
+    observer,
+  };
+  const api = createAuthzenApi({
+    ...decisionApi,
     maxEvaluations: config.limits.maxEvaluations,
     publicUrl: config.publicUrl,
-    observer,
   });
-
-  const forwardAuth = createForwardAuthApi({
-    engine,
-    callers,
-    subjects,
-    clock: deps.clock ?? Date.now,
-    limits: { maxBytes: config.limits.maxBodyBytes, maxDepth: config.limits.maxDepth },
-    settings: auth.forwardAuth,
-    observer,
-  });
+  const forwardAuth = createForwardAuthApi({ ...decisionApi, settings: auth.forwardAuth });
 
   const opaData = createOpaDataApi({
     policy: active.policy,
     callers,
-    limits: { maxBytes: config.limits.maxBodyBytes, maxDepth: config.limits.maxDepth },
+    limits,
     onFailure: (failure) => {
       logger.warn("OPA data API evaluation failed closed", {
         decision_id: failure.decisionId,

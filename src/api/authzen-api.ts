@@ -4,7 +4,11 @@ import type { SubjectResolver } from "../auth/subject-resolver.js";
 import type { AccessRequest, Decision, Entity } from "../decision/decision.js";
 import type { Clock, DecisionEngine } from "../decision/decision-engine.js";
 import { ApiError } from "../errors.js";
-import type { DecisionEndpoint, DecisionObserver } from "../observability/decision-observer.js";
+import type {
+  DecisionEndpoint,
+  DecisionEvent,
+  DecisionObserver,
+} from "../observability/decision-observer.js";
 import { traceIdOf } from "../observability/trace-context.js";
 import { headerValue, type ApiRequest, type ApiResponse } from "./api-types.js";
 import {
@@ -96,35 +100,33 @@ function stopsAfter(semantic: EvaluationsSemantic, allowed: boolean): boolean {
 export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
   const { engine, callers, subjects, clock, limits, maxEvaluations, publicUrl, observer } = options;
 
-  /** Decides and tells the observer, with the correlation ids of the HTTP request. */
-  function decideObserved(
-    request: AccessRequest,
-    nowMs: number,
-    caller: Caller,
-    http: ApiRequest,
-    endpoint: DecisionEndpoint,
-  ): Decision {
-    const decision = engine.decide(request, nowMs);
-    observer.decided({
-      decision,
-      request,
+  /** Who asked and how to correlate it: read once per HTTP request, shared by its decisions. */
+  type Origin = Omit<DecisionEvent, "decision" | "request">;
+
+  function originOf(caller: Caller, http: ApiRequest, endpoint: DecisionEndpoint): Origin {
+    return {
       endpoint,
       caller: caller.name,
       requestId: http.requestId,
       traceId: traceIdOf(headerValue(http, "traceparent")),
-    });
+    };
+  }
+
+  /** Decides and tells the observer. */
+  function decideObserved(request: AccessRequest, nowMs: number, origin: Origin): Decision {
+    const decision = engine.decide(request, nowMs);
+    observer.decided({ ...origin, decision, request });
     return decision;
   }
 
   async function decide(
     request: AccessRequest,
     caller: Caller,
-    http: ApiRequest,
-    endpoint: DecisionEndpoint,
+    origin: Origin,
   ): Promise<ApiResponse> {
     const nowMs = clock();
     const resolved = await subjects.resolve(request, caller, nowMs);
-    const decision = decideObserved(resolved, nowMs, caller, http, endpoint);
+    const decision = decideObserved(resolved, nowMs, origin);
     return {
       status: 200,
       headers: { "x-decision-id": decision.id },
@@ -136,16 +138,17 @@ export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
     async evaluation(request) {
       const caller = callers.authenticate(request, "authzen");
       const body = readBody(request, limits);
-      return decide(parseAccessRequest(body), caller, request, "evaluation");
+      return decide(parseAccessRequest(body), caller, originOf(caller, request, "evaluation"));
     },
 
     async evaluations(request) {
       const caller = callers.authenticate(request, "authzen");
+      const origin = originOf(caller, request, "evaluations");
       const envelope = parseEvaluationsRequest(readBody(request, limits));
       const items = envelope.evaluations ?? [];
       // Without items the request is a single evaluation and answers like one (AuthZEN §7.1).
       if (items.length === 0) {
-        return decide(parseAccessRequest(envelope), caller, request, "evaluations");
+        return decide(parseAccessRequest(envelope), caller, origin);
       }
       if (items.length > maxEvaluations) {
         throw new ApiError(
@@ -177,7 +180,7 @@ export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
           if (stopsAfter(semantic, false)) break;
           continue;
         }
-        const decision = decideObserved(access, nowMs, caller, request, "evaluations");
+        const decision = decideObserved(access, nowMs, origin);
         results.push(
           full
             ? decisionBody(decision)

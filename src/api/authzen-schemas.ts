@@ -90,25 +90,19 @@ export const evaluationsSemantics = [
 ] as const;
 export type EvaluationsSemantic = (typeof evaluationsSemantics)[number];
 
+/** The parts an item may inherit; checked in full once defaults apply (parseAccessRequest). */
+const inheritable = {
+  subject: { type: "object" },
+  action: { type: "object" },
+  resource: { type: "object" },
+  context: { type: "object" },
+} as const;
+
 const evaluationsRequestSchema = {
   type: "object",
   properties: {
-    subject: { type: "object" },
-    action: { type: "object" },
-    resource: { type: "object" },
-    context: { type: "object" },
-    evaluations: {
-      type: "array",
-      items: {
-        type: "object",
-        properties: {
-          subject: { type: "object" },
-          action: { type: "object" },
-          resource: { type: "object" },
-          context: { type: "object" },
-        },
-      },
-    },
+    ...inheritable,
+    evaluations: { type: "array", items: { type: "object", properties: inheritable } },
     options: {
       type: "object",
       properties: {

@@ -1,14 +1,15 @@
 import type { ForwardAuthSettings } from "../auth/auth-config.js";
-import { parseBearer } from "../auth/bearer.js";
+import { bearerOrError } from "../auth/bearer.js";
+import { denialChallenge, stepUpOf } from "../auth/challenge.js";
 import type { CallerAuthenticator } from "../auth/caller-authenticator.js";
 import type { SubjectResolver } from "../auth/subject-resolver.js";
-import { TokenError } from "../auth/token-error.js";
 import type { AccessRequest, Decision, Entity } from "../decision/decision.js";
 import type { Clock, DecisionEngine } from "../decision/decision-engine.js";
 import { ApiError } from "../errors.js";
 import type { DecisionObserver } from "../observability/decision-observer.js";
 import { traceIdOf } from "../observability/trace-context.js";
 import type { McpOperation } from "../mcp/operation.js";
+import { jsonRpcAccessDenied, jsonRpcInvalidRequest } from "../mcp/jsonrpc.js";
 import { McpRefusal, readMcpRequest } from "../mcp/streamable-http.js";
 import { TrustedProxies } from "../net/client-address.js";
 import { headerValue, type ApiRequest, type ApiResponse } from "./api-types.js";
@@ -26,11 +27,6 @@ export interface ForwardAuthApiOptions {
   /** Told about every decision (metrics, decision log). */
   observer: DecisionObserver;
 }
-
-/** JSON-RPC error code of an authorization refusal (implementation-defined range). */
-export const jsonRpcAccessDenied = -32003;
-/** JSON-RPC "Invalid Request". */
-const jsonRpcInvalidRequest = -32600;
 
 /**
  * The forward-auth endpoint for proxies: `/forward-auth/<server>[/<original
@@ -91,7 +87,7 @@ export function createForwardAuthApi(
     }
 
     const nowMs = clock();
-    const token = bearerOf(header("authorization"));
+    const token = bearerOrError(header("authorization"));
     const subject = await subjects.subjectForToken(token, "user", nowMs, {
       ...(serverSettings === undefined ? {} : { audience: serverSettings.resource }),
     });
@@ -187,15 +183,6 @@ function routeOf(path: string): { server: string; rest: string } {
     throw new ApiError("not_found", "forward-auth paths are /forward-auth/<server>[/<path>]");
   }
   return { server, rest: slash === -1 ? "" : tail.slice(slash) };
-}
-
-function bearerOf(authorization: string | undefined): string | TokenError {
-  try {
-    return parseBearer(authorization);
-  } catch (error) {
-    if (error instanceof TokenError) return error;
-    throw error;
-  }
 }
 
 function pathOnly(uri: string): string {
@@ -294,12 +281,6 @@ function highestRisk(decisions: Decision[]): string {
   return classes.length === 0 ? "none" : classes.join(",");
 }
 
-const tokenReason = (code: string) => code.startsWith("token_") || code === "jwks_unavailable";
-
-function quoted(value: string): string {
-  return `"${value.replace(/["\\]/g, "")}"`;
-}
-
 function denial(
   decision: Decision,
   operation: McpOperation,
@@ -307,35 +288,16 @@ function denial(
   details: { ids: string; resourceMetadata: string; tokenPresented: boolean },
 ): ApiResponse {
   const codes = decision.reasons.map((r) => r.code);
+  const challenge = denialChallenge({
+    reasonCodes: codes,
+    stepUp: stepUpOf((decision.obligations as { step_up?: unknown }).step_up),
+    tokenPresented: details.tokenPresented,
+    resourceMetadataUrl: details.resourceMetadata,
+  });
+  const status = challenge.status;
   const headers: Record<string, string> = { "x-pdp-decision-id": details.ids };
-  let status = 403;
-  const metadata = `resource_metadata=${quoted(details.resourceMetadata)}`;
-  const stepUp = (
-    decision.obligations as {
-      step_up?: { scopes?: unknown; acr_values?: unknown; max_age?: unknown };
-    }
-  ).step_up;
-  if (codes.some(tokenReason)) {
-    status = 401;
-    headers["www-authenticate"] = details.tokenPresented
-      ? `Bearer error="invalid_token", ${metadata}`
-      : `Bearer ${metadata}`;
-  } else if (stepUp !== undefined) {
-    const scopes = Array.isArray(stepUp.scopes)
-      ? stepUp.scopes.filter((s) => typeof s === "string")
-      : [];
-    const acr = Array.isArray(stepUp.acr_values)
-      ? stepUp.acr_values.filter((s) => typeof s === "string")
-      : [];
-    const parts =
-      scopes.length > 0
-        ? [`error="insufficient_scope"`, `scope=${quoted(scopes.join(" "))}`]
-        : [`error="insufficient_user_authentication"`];
-    if (acr.length > 0) parts.push(`acr_values=${quoted(acr.join(" "))}`);
-    if (typeof stepUp.max_age === "number") parts.push(`max_age=${stepUp.max_age}`);
-    parts.push(metadata);
-    headers["www-authenticate"] = `Bearer ${parts.join(", ")}`;
-  }
+  if (challenge.wwwAuthenticate !== undefined)
+    headers["www-authenticate"] = challenge.wwwAuthenticate;
   const message = [...new Set(decision.reasons.map((r) => r.user))].join(" ") || "Access denied.";
   const data = { decision_id: decision.id, reasons: codes };
   const body =

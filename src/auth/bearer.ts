@@ -45,3 +45,13 @@ export function parseBearer(header: string | undefined): string {
 function describeScheme(scheme: string): string {
   return /^[A-Za-z][A-Za-z0-9-]{0,31}$/.test(scheme) ? scheme : "an unrecognised";
 }
+
+/** The token of an `Authorization` header, or the TokenError saying why there is none. */
+export function bearerOrError(header: string | undefined): string | TokenError {
+  try {
+    return parseBearer(header);
+  } catch (error) {
+    if (error instanceof TokenError) return error;
+    throw error;
+  }
+}

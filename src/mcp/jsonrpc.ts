@@ -1,3 +1,8 @@
+/** JSON-RPC error code of an authorization refusal or outage (forward-auth and the PEP library). */
+export const jsonRpcAccessDenied = -32003;
+/** JSON-RPC "Invalid Request". */
+export const jsonRpcInvalidRequest = -32600;
+
 /** One JSON-RPC 2.0 message as MCP sends it over Streamable HTTP. */
 export type JsonRpcMessage =
   | { kind: "request"; id: string | number; method: string; params: unknown }

@@ -10,7 +10,7 @@ const latencyBuckets = [
 ];
 
 /** MCP methods that may appear as an `action` label; anything else is `other`. */
-const knownActions = new Set([
+export const knownActions: ReadonlySet<string> = new Set([
   "initialize",
   "ping",
   "tools/call",

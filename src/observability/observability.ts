@@ -6,7 +6,7 @@ import { RecordingDecisionObserver, type DecisionObserver } from "./decision-obs
 import { Metrics } from "./metrics.js";
 
 /** Reason codes the PDP and the default policy produce: the allowed `reason` label values. */
-const knownReasonCodes = [
+export const knownReasonCodes = [
   "method_unknown",
   "method_denied",
   "tool_unknown",

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { parseBearer } from "../auth/bearer.js";
+import { bearerOrError } from "../auth/bearer.js";
 import { TokenError } from "../auth/token-error.js";
 import { evaluationItem, readMcpRequest, toolResource } from "./mcp-request.js";
 import { resolveOptions, type McpAuthorizationOptions, type PepSettings } from "./options.js";
@@ -86,7 +86,7 @@ async function authorize<Req extends IncomingMessage>(
   const { elements, batch } = reading;
   const ids = elements.flatMap((e) => (e.id === undefined ? [] : [e.id]));
 
-  const bearer = bearerOf(req.headers.authorization);
+  const bearer = bearerOrError(req.headers.authorization);
   if (bearer instanceof TokenError && bearer.code !== "token_missing") {
     // A header the PEP cannot parse is refused here: guessing a token out of it would be worse.
     const decision = {
@@ -165,15 +165,6 @@ const deniedByDefault = {
   reasons: [{ code: "pdp_answer_invalid", user: undefined }],
   stepUp: undefined,
 };
-
-function bearerOf(header: string | undefined): string | TokenError {
-  try {
-    return parseBearer(header);
-  } catch (error) {
-    if (error instanceof TokenError) return error;
-    throw error;
-  }
-}
 
 /** The request's own facts (client address, MCP session), then the application's. */
 async function contextOf<Req extends IncomingMessage>(

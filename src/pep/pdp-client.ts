@@ -1,3 +1,4 @@
+import { stepUpOf, type StepUp } from "../auth/challenge.js";
 /** An AuthZEN entity (subject, action or resource) as sent to the PDP. */
 export type AuthzenEntity = Record<string, unknown>;
 
@@ -20,12 +21,7 @@ export interface Reason {
   user: string | undefined;
 }
 
-/** What the PDP asks of the client to be allowed next time (MCP step-up authorization). */
-export interface StepUp {
-  scopes: string[];
-  acrValues: string[];
-  maxAge: number | undefined;
-}
+export type { StepUp } from "../auth/challenge.js";
 
 /** One decision, read from the PDP's answer. */
 export interface PdpDecision {
@@ -172,20 +168,6 @@ function decisionOf(allow: boolean, context: Record<string, unknown>): PdpDecisi
     : [];
   const obligations = isObject(context.obligations) ? context.obligations : {};
   return { allow, id, reasons, stepUp: stepUpOf(obligations.step_up) };
-}
-
-function stepUpOf(value: unknown): StepUp | undefined {
-  if (!isObject(value)) return undefined;
-  const strings = (list: unknown) =>
-    Array.isArray(list) ? list.filter((s): s is string => typeof s === "string") : [];
-  return {
-    scopes: strings(value.scopes),
-    acrValues: strings(value.acr_values),
-    maxAge:
-      typeof value.max_age === "number" && Number.isFinite(value.max_age)
-        ? value.max_age
-        : undefined,
-  };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

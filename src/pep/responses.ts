@@ -1,9 +1,8 @@
+import { denialChallenge, isTokenReason } from "../auth/challenge.js";
+import { jsonRpcAccessDenied, jsonRpcInvalidRequest } from "../mcp/jsonrpc.js";
 import type { PdpDecision } from "./pdp-client.js";
 
-/** JSON-RPC error code of an authorization refusal or outage (the PDP's forward-auth uses it too). */
-export const jsonRpcAccessDenied = -32003;
-/** JSON-RPC "Invalid Request". */
-export const jsonRpcInvalidRequest = -32600;
+export { jsonRpcAccessDenied, jsonRpcInvalidRequest } from "../mcp/jsonrpc.js";
 /** JSON-RPC "Internal error". */
 export const jsonRpcInternalError = -32603;
 
@@ -29,10 +28,7 @@ interface JsonRpcError {
   data?: Record<string, unknown>;
 }
 
-/** Token reasons are answered with 401: the client must (re)authenticate. */
-export function isTokenReason(code: string): boolean {
-  return code.startsWith("token_") || code === "jwks_unavailable";
-}
+export { isTokenReason } from "../auth/challenge.js";
 
 export const unavailableMessage =
   "Authorization is temporarily unavailable; the request was not executed.";
@@ -60,25 +56,17 @@ export function denialResponse(
   if (chosen === undefined) return undefined;
 
   const { decision } = chosen;
-  const headers: Record<string, string> = {};
-  const metadata = `resource_metadata=${quoted(details.resourceMetadataUrl)}`;
-  let status = 403;
-  if (decision.reasons.some((r) => isTokenReason(r.code))) {
-    status = 401;
-    headers["www-authenticate"] = details.tokenPresented
-      ? `Bearer error="invalid_token", ${metadata}`
-      : `Bearer ${metadata}`;
-  } else if (decision.stepUp !== undefined) {
-    const { scopes, acrValues, maxAge } = decision.stepUp;
-    const parts =
-      scopes.length > 0
-        ? [`error="insufficient_scope"`, `scope=${quoted(scopes.join(" "))}`]
-        : [`error="insufficient_user_authentication"`];
-    if (acrValues.length > 0) parts.push(`acr_values=${quoted(acrValues.join(" "))}`);
-    if (maxAge !== undefined) parts.push(`max_age=${Math.trunc(maxAge)}`);
-    parts.push(metadata);
-    headers["www-authenticate"] = `Bearer ${parts.join(", ")}`;
-  }
+  const challenge = denialChallenge({
+    reasonCodes: decision.reasons.map((r) => r.code),
+    stepUp: decision.stepUp,
+    tokenPresented: details.tokenPresented,
+    resourceMetadataUrl: details.resourceMetadataUrl,
+  });
+  const status = challenge.status;
+  const headers: Record<string, string> =
+    challenge.wwwAuthenticate === undefined
+      ? {}
+      : { "www-authenticate": challenge.wwwAuthenticate };
 
   const errorOf = (element: DecidedElement): JsonRpcError =>
     element.decision.allow
@@ -174,9 +162,4 @@ function batchBody<T extends { id: JsonRpcId | undefined }>(
   );
   if (answered.length === 0) return [envelope(null, fallback)];
   return answered.map((element) => envelope(element.id, errorOf(element)));
-}
-
-/** A quoted-string auth-param; quotes and backslashes are dropped rather than escaped. */
-function quoted(value: string): string {
-  return `"${value.replace(/["\\]/g, "")}"`;
 }

@@ -16,7 +16,8 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { tokenErrorCodes } from "../../src/auth/token-error.js";
+import { knownActions } from "../../src/observability/metrics.js";
+import { knownReasonCodes } from "../../src/observability/observability.js";
 import { JwksServer } from "../support/jwks-server.js";
 import { scratchDir } from "../support/opa.js";
 import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
@@ -516,30 +517,7 @@ describe("bounded cardinality: 2 × 10 000 distinct tools, servers, clients, met
     mcp_pdp_decisions_total: {
       outcome: new Set(["allow", "deny"]),
       risk: new Set(["read", "write", "destructive", "none", "other"]),
-      action: new Set([
-        "initialize",
-        "ping",
-        "tools/call",
-        "tools/list",
-        "resources/list",
-        "resources/templates/list",
-        "resources/read",
-        "resources/subscribe",
-        "resources/unsubscribe",
-        "prompts/list",
-        "prompts/get",
-        "completion/complete",
-        "logging/setLevel",
-        "notifications/initialized",
-        "notifications/cancelled",
-        "notifications/progress",
-        "notifications/roots/list_changed",
-        "mcp/stream",
-        "mcp/session_end",
-        "mcp/response",
-        "mcp/opaque",
-        "other",
-      ]),
+      action: new Set([...knownActions, "other"]),
     },
     mcp_pdp_tool_decisions_total: {
       tool: new Set(["files/read_file", "other"]),
@@ -550,26 +528,7 @@ describe("bounded cardinality: 2 × 10 000 distinct tools, servers, clients, met
       outcome: new Set(["allow", "deny"]),
     },
     mcp_pdp_decision_reasons_total: {
-      reason: new Set([
-        "method_unknown",
-        "method_denied",
-        "tool_unknown",
-        "risk_class_undefined",
-        "scope_missing",
-        "device_untrusted",
-        "auth_too_old",
-        "acr_insufficient",
-        "network_denied",
-        "location_denied",
-        "outside_hours",
-        "policy_denied",
-        "policy_undefined",
-        "policy_result_invalid",
-        "evaluation_error",
-        "input_invalid",
-        ...tokenErrorCodes,
-        "other",
-      ]),
+      reason: new Set([...knownReasonCodes, "other"]),
     },
     mcp_pdp_http_requests_total: {
       route: new Set([

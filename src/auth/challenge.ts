@@ -1,0 +1,69 @@
+/**
+ * How an enforcement point tells an MCP client to authenticate or step up,
+ * shared by the PDP's forward-auth endpoint and the enforcement library so the
+ * two answer alike: 401 `WWW-Authenticate: Bearer resource_metadata=…`
+ * (RFC 6750, RFC 9728) for token reasons; 403 with
+ * `error="insufficient_scope", scope=…` (or RFC 9470's
+ * `insufficient_user_authentication` when only `acr_values`/`max_age` would
+ * help) when the policy offers a step-up; a plain 403 otherwise.
+ */
+
+/** What the policy asks of the client to be allowed next time (its `obligations.step_up`). */
+export interface StepUp {
+  scopes: string[];
+  acrValues: string[];
+  maxAge: number | undefined;
+}
+
+/** Token reasons are answered with 401: the client must (re)authenticate. */
+export function isTokenReason(code: string): boolean {
+  return code.startsWith("token_") || code === "jwks_unavailable";
+}
+
+/** Reads a policy's `step_up` obligation (`scopes`, `acr_values`, `max_age`); undefined when absent. */
+export function stepUpOf(value: unknown): StepUp | undefined {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+  const obligation = value as Record<string, unknown>;
+  const strings = (list: unknown) =>
+    Array.isArray(list) ? list.filter((s): s is string => typeof s === "string") : [];
+  const maxAge = obligation.max_age;
+  return {
+    scopes: strings(obligation.scopes),
+    acrValues: strings(obligation.acr_values),
+    maxAge: typeof maxAge === "number" && Number.isFinite(maxAge) ? maxAge : undefined,
+  };
+}
+
+/** The status and `WWW-Authenticate` value of a denial. */
+export function denialChallenge(denial: {
+  reasonCodes: readonly string[];
+  stepUp: StepUp | undefined;
+  /** Whether the client presented a token (then a token reason says `invalid_token`). */
+  tokenPresented: boolean;
+  resourceMetadataUrl: string;
+}): { status: 401 | 403; wwwAuthenticate: string | undefined } {
+  const metadata = `resource_metadata=${quoted(denial.resourceMetadataUrl)}`;
+  if (denial.reasonCodes.some(isTokenReason)) {
+    return {
+      status: 401,
+      wwwAuthenticate: denial.tokenPresented
+        ? `Bearer error="invalid_token", ${metadata}`
+        : `Bearer ${metadata}`,
+    };
+  }
+  const stepUp = denial.stepUp;
+  if (stepUp === undefined) return { status: 403, wwwAuthenticate: undefined };
+  const parts =
+    stepUp.scopes.length > 0
+      ? [`error="insufficient_scope"`, `scope=${quoted(stepUp.scopes.join(" "))}`]
+      : [`error="insufficient_user_authentication"`];
+  if (stepUp.acrValues.length > 0) parts.push(`acr_values=${quoted(stepUp.acrValues.join(" "))}`);
+  if (stepUp.maxAge !== undefined) parts.push(`max_age=${Math.trunc(stepUp.maxAge)}`);
+  parts.push(metadata);
+  return { status: 403, wwwAuthenticate: `Bearer ${parts.join(", ")}` };
+}
+
+/** An auth-param value: quotes and backslashes dropped rather than escaped (none are legitimate here). */
+function quoted(value: string): string {
+  return `"${value.replace(/["\\]/g, "")}"`;
+}
