@@ -229,6 +229,8 @@ interface HttpRun {
   rssPeakMiB: number | undefined;
   /** Lines the run added to the decision-log file and their bytes; the bytes already there when the load stopped. */
   records?: { lines: number; bytes: number; bytesAtEnd: number };
+  /** Records the PDP dropped because the destination fell too far behind (its metric). */
+  dropped: number;
 }
 
 async function overHttp(ctx: LoggingBenchContext): Promise<boolean> {
@@ -349,11 +351,12 @@ async function overHttp(ctx: LoggingBenchContext): Promise<boolean> {
     ok &&= run.result.non2xx === 0 && run.result.errors === 0;
     if (run.records === undefined) continue;
     const ok2xx = run.result.completed - run.result.non2xx;
-    const difference = run.records.lines - ok2xx;
+    // A record is either on file or counted as dropped (mcp_pdp_decision_records_dropped_total).
+    const difference = run.records.lines + run.dropped - ok2xx;
     const within = Math.abs(difference) <= sizes.connections;
     ok &&= within;
     print(
-      `${run.destination.label}: ${whole(run.records.lines)} records written for the timed run (${fixed(run.records.bytes / Math.max(1, run.records.lines), 0)} bytes each), ` +
+      `${run.destination.label}: ${whole(run.records.lines)} records written for the timed run (${fixed(run.records.bytes / Math.max(1, run.records.lines), 0)} bytes each) and ${whole(run.dropped)} dropped (the PDP's counter), ` +
         `${whole(ok2xx)} 2xx responses counted by autocannon: difference ${difference >= 0 ? "+" : ""}${whole(difference)} ` +
         (within
           ? `(within the ${sizes.connections} requests in flight when autocannon stopped): ok.`
@@ -405,6 +408,7 @@ async function httpRun(
     const { file } = destination;
     await runLoad({ ...spec, durationS: sizes.httpWarmupS });
     const startSize = (await settled(file)).size;
+    const droppedBefore = await droppedRecords(pdp.baseUrl);
 
     const cpuBefore = cpuSeconds(pdp.pid);
     const writtenBefore = writtenBytes(pdp.pid);
@@ -427,6 +431,7 @@ async function httpRun(
       cpuPerRequestWithFlushUs: perRequest(cpuBefore, cpuAfter, 1e6),
       writtenPerRequest: perRequest(writtenBefore, writtenAfter, 1),
       rssPeakMiB: peakRssMiB(pdp.pid),
+      dropped: (await droppedRecords(pdp.baseUrl)) - droppedBefore,
     };
     if (file !== undefined) {
       run.records = {
@@ -541,6 +546,15 @@ function peakRssMiB(pid: number): number | undefined {
 }
 
 /** Newlines in bytes [start, end) of the file. */
+/** The PDP's mcp_pdp_decision_records_dropped_total (0 when the family is absent). */
+async function droppedRecords(baseUrl: string): Promise<number> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const line = text
+    .split("\n")
+    .find((l) => l.startsWith("mcp_pdp_decision_records_dropped_total "));
+  return line === undefined ? 0 : Number(line.split(" ")[1]);
+}
+
 async function countLines(file: string, start: number, end: number): Promise<number> {
   if (end <= start) return 0;
   let lines = 0;

@@ -1,7 +1,7 @@
 import type { RequestListener } from "node:http";
 import express, { type Express } from "express";
 import { authzenPaths, createAuthzenApi } from "./api/authzen-api.js";
-import type { Config } from "./config.js";
+import { defaultConfigEntrypoint, type Config } from "./config.js";
 import {
   PolicyDecisionEngine,
   type Clock,
@@ -71,7 +71,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
         : {
             entrypoint: config.policy.configEntrypoint,
             // The default check is optional (custom bundles lack it); a configured one is required.
-            required: config.policy.configEntrypoint !== "mcp/authz/config_errors",
+            required: config.policy.configEntrypoint !== defaultConfigEntrypoint,
           },
   });
   logger.info("policy loaded", {
