@@ -17,6 +17,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from "jose";
 import { defaultAuthSettings, readAuthSettings } from "../src/auth/auth-config.js";
+import { ServerRegistry } from "../src/auth/servers.js";
 import type { Caller } from "../src/auth/caller.js";
 import { buildIssuerPolicies } from "../src/auth/issuer-policies.js";
 import { JwtTokenVerifier } from "../src/auth/jwt-verifier.js";
@@ -177,7 +178,10 @@ export async function runTokenBench(ctx: TokenBenchContext): Promise<boolean> {
 
   // Outside timing: every kind of token must come out allowed, or the loops time the deny path.
   const caller: Caller = { name: "bench", permissions: new Set(["authzen"]), assertSubject: false };
-  const checker = new SubjectResolver(new JwtTokenVerifier(policies, 0));
+  const checker = new SubjectResolver(
+    new JwtTokenVerifier(policies, 0),
+    new ServerRegistry(settings.settings.servers),
+  );
   for (const alg of tokenAlgs) {
     for (const token of [repeated.get(alg), spare.get(alg), pools.get(alg)?.[0]]) {
       const request = withToken(ctx.allowed.request, token ?? "");
@@ -222,7 +226,10 @@ export async function runTokenBench(ctx: TokenBenchContext): Promise<boolean> {
       ],
     ];
     for (const [label, verifier, tokenAt, iterations] of cases) {
-      const result = await measureAsync((i) => verifier.verify(tokenAt(i), Date.now()), iterations);
+      const result = await measureAsync(
+        (i) => verifier.verify(tokenAt(i), Date.now(), audience),
+        iterations,
+      );
       inProcess.set(`${alg}|${label.slice(0, 3)}`, result);
       inProcessRows.push([
         alg,
@@ -547,6 +554,7 @@ function writeConfig(path: string, jwksUri: string, cacheEntries: number): void 
       },
     ],
     token_cache: { max_entries: cacheEntries },
+    servers: { files: { resource: audience } },
   };
   writeFileSync(path, `${JSON.stringify(config, null, 2)}\n`);
 }

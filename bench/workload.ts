@@ -3,6 +3,7 @@ import type { Caller } from "../src/auth/caller.js";
 import { SubjectResolver } from "../src/auth/subject-resolver.js";
 import type { AccessRequest } from "../src/decision/decision.js";
 import { buildPolicyInput } from "../src/decision/input-builder.js";
+import { ServerRegistry } from "../src/auth/servers.js";
 
 export interface Workload {
   /** A short label for tables. */
@@ -52,7 +53,7 @@ export async function workloads(nowMs: number): Promise<{ allowed: Workload; den
       session: { id: "s-1" },
     },
   });
-  const subjects = new SubjectResolver(undefined);
+  const subjects = new SubjectResolver(undefined, new ServerRegistry([]));
   const workload = async (name: string, expectAllow: boolean, tool: string): Promise<Workload> => {
     const request = call(tool);
     const resolved = await subjects.resolve(request, assertingCaller, nowMs);

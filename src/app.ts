@@ -27,6 +27,7 @@ import { CallerAuthenticator } from "./auth/caller-authenticator.js";
 import { buildIssuerPolicies, callerCredentials } from "./auth/issuer-policies.js";
 import { JwtTokenVerifier } from "./auth/jwt-verifier.js";
 import { SubjectResolver } from "./auth/subject-resolver.js";
+import { ServerRegistry } from "./auth/servers.js";
 
 /** What the composition root needs from outside: configuration, a logger, optionally a clock. */
 export interface AppDependencies {
@@ -110,7 +111,9 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   });
   const verifier =
     issuers.length === 0 ? undefined : new JwtTokenVerifier(issuers, auth.tokenCacheEntries);
-  const subjects = new SubjectResolver(verifier, (result) => {
+  for (const warning of auth.warnings) logger.warn(warning);
+  const servers = new ServerRegistry(auth.servers);
+  const subjects = new SubjectResolver(verifier, servers, (result) => {
     metrics.recordTokenVerification(result === "valid" ? result : result.code);
     if (result !== "valid") {
       logger.debug("token rejected", { reason: result.code, detail: result.message });
@@ -135,7 +138,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   logger.info("identity", {
     issuers: issuers.map((i) => ({
       issuer: i.issuer,
-      audiences: i.audiences,
+      audiences: i.audiences ?? "any registered server",
       algorithms: i.algorithms,
     })),
     callers:
@@ -145,6 +148,12 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
         assert_subject: c.assertSubject,
       })) ?? null,
     token_cache_entries: auth.tokenCacheEntries,
+    servers: auth.servers.map((s) => ({
+      name: s.name,
+      resource: s.resource,
+      enforces_mcp_headers: s.enforcesMcpHeaders,
+      proxy: s.proxy ?? null,
+    })),
   });
 
   const limits = { maxBytes: config.limits.maxBodyBytes, maxDepth: config.limits.maxDepth };
@@ -162,7 +171,12 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     maxEvaluations: config.limits.maxEvaluations,
     publicUrl: config.publicUrl,
   });
-  const forwardAuth = createForwardAuthApi({ ...decisionApi, settings: auth.forwardAuth });
+  const forwardAuth = createForwardAuthApi({
+    ...decisionApi,
+    settings: auth.forwardAuth,
+    servers,
+    maxBatchElements: config.limits.maxEvaluations,
+  });
 
   const opaData = createOpaDataApi({
     policy: active.policy,

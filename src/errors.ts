@@ -13,6 +13,7 @@ export const apiErrorStatus = {
   forbidden_key: 400,
   invalid_request: 400,
   too_many_evaluations: 400,
+  resource_mismatch: 400,
   caller_unauthenticated: 401,
   caller_forbidden: 403,
   subject_assertion_forbidden: 403,

@@ -1,3 +1,4 @@
+import { resourceIdentity } from "../decision/resource-identity.js";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import { ApiError } from "../errors.js";
 import type { AccessRequest } from "../decision/decision.js";
@@ -143,7 +144,7 @@ export function parseAccessRequest(value: unknown, pointerPrefix = ""): AccessRe
       field,
     );
   }
-  return request;
+  return { ...request, resource: resourceIdentity(request.resource, `${pointerPrefix}/resource`) };
 }
 
 /** Validates the envelope of a batch request (items are validated after defaults apply). */

@@ -2,7 +2,9 @@ import type { ForwardAuthSettings } from "../auth/auth-config.js";
 import { bearerOrError } from "../auth/bearer.js";
 import { denialChallenge, stepUpOf } from "../auth/challenge.js";
 import type { CallerAuthenticator } from "../auth/caller-authenticator.js";
+import type { ServerRegistry } from "../auth/servers.js";
 import type { SubjectResolver } from "../auth/subject-resolver.js";
+import { TokenError } from "../auth/token-error.js";
 import type { AccessRequest, Decision, Entity } from "../decision/decision.js";
 import type { Clock, DecisionEngine } from "../decision/decision-engine.js";
 import { ApiError } from "../errors.js";
@@ -24,6 +26,10 @@ export interface ForwardAuthApiOptions {
   clock: Clock;
   limits: JsonBodyLimits;
   settings: ForwardAuthSettings;
+  /** The protected servers: `/forward-auth/<name>` must name one. */
+  servers: ServerRegistry;
+  /** Most JSON-RPC messages one batch may carry under `batch: authorize_each`. */
+  maxBatchElements: number;
   /** Told about every decision (metrics, decision log). */
   observer: DecisionObserver;
 }
@@ -45,31 +51,29 @@ export interface ForwardAuthApiOptions {
 export function createForwardAuthApi(
   options: ForwardAuthApiOptions,
 ): (request: ApiRequest) => Promise<ApiResponse> {
-  const { engine, callers, subjects, clock, limits, settings, observer } = options;
+  const { engine, callers, subjects, clock, limits, settings, servers, observer } = options;
+  const { maxBatchElements } = options;
   const proxies = new TrustedProxies(settings.trustedProxies);
 
   return async (request) => {
     const caller = callers.authenticate(request, "forward_auth");
     const traceId = traceIdOf(headerValue(request, "traceparent"));
-    const { server, rest } = routeOf(request.path);
-    const serverSettings = settings.servers[server];
-    const header = (name: string) => headerValue(request, name);
+    const { name, rest } = routeOf(request.path);
+    const server = servers.get(name);
+    const header = (headerName: string) => headerValue(request, headerName);
+    const trusted = proxies.trusts(request.remoteAddress);
     const claimedMethod = originalMethodOf(request);
     if (typeof claimedMethod !== "string") return refusal(claimedMethod);
     const original = {
       method: claimedMethod,
       uri: header("x-forwarded-uri") ?? header("x-original-uri") ?? (rest || "/"),
-      host: header("x-forwarded-host") ?? header("host") ?? "",
-      proto: header("x-forwarded-proto") ?? "https",
+      // Only a trusted proxy's word says which host the client asked for.
+      host: (trusted ? header("x-forwarded-host") : undefined) ?? header("host") ?? "",
     };
-    const resourceMetadata =
-      serverSettings?.resourceMetadata ??
-      metadataUrlFor(
-        serverSettings?.resource ?? `${original.proto}://${original.host}${pathOnly(original.uri)}`,
-      );
 
-    // A body cut short by the proxy (Envoy's partial body) cannot be read: treat it as unseen.
-    const partial = header("x-envoy-auth-partial-body") === "true";
+    // Envoy marks a body it cut short; only Envoy itself may say so, never a client through another proxy.
+    const partial =
+      server?.proxy === "envoy" && trusted && header("x-envoy-auth-partial-body") === "true";
     let reading;
     try {
       reading = readMcpRequest(
@@ -79,7 +83,12 @@ export function createForwardAuthApi(
           mcpName: header("mcp-name"),
           body: partial || request.body.length === 0 ? undefined : request.body,
         },
-        { batch: settings.batch, limits, headersWithoutBody: settings.mcpHeadersWithoutBody },
+        {
+          batch: settings.batch,
+          limits,
+          maxBatchElements,
+          headersWithoutBody: server?.enforcesMcpHeaders === true ? "trust" : "ignore",
+        },
       );
     } catch (error) {
       if (!(error instanceof McpRefusal)) throw error;
@@ -88,10 +97,13 @@ export function createForwardAuthApi(
 
     const nowMs = clock();
     const token = bearerOrError(header("authorization"));
-    const subject = await subjects.subjectForToken(token, "user", nowMs, {
-      ...(serverSettings === undefined ? {} : { audience: serverSettings.resource }),
-    });
-    const trusted = proxies.trusts(request.remoteAddress);
+    // An unregistered server has no audience to bind a token to: refused whether or not one was sent.
+    const subject = await subjects.subjectForToken(
+      server === undefined ? unknownServer : token,
+      "user",
+      nowMs,
+      server,
+    );
     const context = contextOf(request, original, trusted, proxies, settings);
 
     const decisions: { operation: McpOperation; decision: Decision }[] = [];
@@ -99,7 +111,7 @@ export function createForwardAuthApi(
       const access: AccessRequest = {
         subject,
         action: { name: operation.method },
-        resource: resourceOf(operation, server, settings.maxArgumentBytes),
+        resource: resourceOf(operation, name, settings.maxArgumentBytes),
         context,
       };
       const decision = engine.decide(access, nowMs);
@@ -115,24 +127,66 @@ export function createForwardAuthApi(
     }
 
     const denied = decisions.find((d) => !d.decision.allow);
-    const ids = decisions.map((d) => d.decision.id).join(",");
+    const ids = decisionIdsHeader(decisions.map((d) => d.decision.id));
     if (denied === undefined) {
       return {
         status: 200,
         headers: {
           "x-pdp-decision-id": ids,
-          "x-pdp-subject": subject.id,
-          "x-pdp-risk": highestRisk(decisions.map((d) => d.decision)),
+          "x-pdp-subject": headerSafe(subject.id),
+          "x-pdp-risk": headerSafe(highestRisk(decisions.map((d) => d.decision))),
         },
         body: { decision: true, decision_id: ids },
       };
     }
     return denial(denied.decision, denied.operation, reading.jsonRpc, {
       ids,
-      resourceMetadata,
+      resourceMetadata: server?.resourceMetadata,
       tokenPresented: typeof token === "string",
     });
   };
+}
+
+const unknownServer = new TokenError(
+  "server_unknown",
+  "forward-auth names a server that is not in servers (PDP_CONFIG)",
+);
+
+/**
+ * A header value any HTTP stack accepts: visible ASCII stays, everything else
+ * (and `%` itself, so the encoding is reversible) is written as UTF-8
+ * percent-escapes. A token's `sub` may hold any Unicode text, CR LF or a lone
+ * surrogate (which becomes U+FFFD's bytes).
+ */
+export function headerSafe(value: string): string {
+  if (/^[\x21-\x24\x26-\x7e]*$/.test(value)) return value;
+  let safe = "";
+  for (const char of value) {
+    if (/^[\x21-\x24\x26-\x7e]$/.test(char)) {
+      safe += char;
+      continue;
+    }
+    for (const byte of Buffer.from(char, "utf8")) {
+      safe += `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+    }
+  }
+  return safe;
+}
+
+/**
+ * The decision ids of one forward-auth answer. An authorize_each batch holds
+ * hundreds: beyond 1 KiB the header keeps the first ids and says how many
+ * are left out, since proxies refuse large auth response headers; the
+ * decision records hold every id.
+ */
+function decisionIdsHeader(ids: string[]): string {
+  let header = "";
+  for (const [index, id] of ids.entries()) {
+    const next = header === "" ? id : `${header},${id}`;
+    if (next.length > 1024) return `${header},+${ids.length - index}`;
+    header = next;
+  }
+  return header;
 }
 
 /**
@@ -175,30 +229,24 @@ function originalMethodOf(request: ApiRequest): string | McpRefusal {
   return claimed;
 }
 
-function routeOf(path: string): { server: string; rest: string } {
+/**
+ * The server name and the original path of `/forward-auth/<server>[/<path>]`.
+ * Names are matched as written: no percent-decoding, so `%66iles` is not
+ * `files` and a malformed escape is a 404 like any other unknown path.
+ */
+function routeOf(path: string): { name: string; rest: string } {
   const tail = path.slice(forwardAuthPrefix.length);
   const slash = tail.indexOf("/");
-  const server = decodeURIComponent(slash === -1 ? tail : tail.slice(0, slash));
-  if (!/^[A-Za-z0-9._-]{1,128}$/.test(server)) {
+  const name = slash === -1 ? tail : tail.slice(0, slash);
+  if (!/^[A-Za-z0-9._-]{1,128}$/.test(name)) {
     throw new ApiError("not_found", "forward-auth paths are /forward-auth/<server>[/<path>]");
   }
-  return { server, rest: slash === -1 ? "" : tail.slice(slash) };
+  return { name, rest: slash === -1 ? "" : tail.slice(slash) };
 }
 
 function pathOnly(uri: string): string {
   const query = uri.indexOf("?");
   return query === -1 ? uri : uri.slice(0, query);
-}
-
-/** RFC 9728 §3: the well-known path is inserted between the host and the resource's path. */
-export function metadataUrlFor(resource: string): string {
-  try {
-    const url = new URL(resource);
-    const path = url.pathname === "/" ? "" : url.pathname.replace(/\/+$/, "");
-    return `${url.origin}/.well-known/oauth-protected-resource${path}`;
-  } catch {
-    return "/.well-known/oauth-protected-resource";
-  }
 }
 
 function contextOf(
@@ -285,7 +333,7 @@ function denial(
   decision: Decision,
   operation: McpOperation,
   jsonRpc: boolean,
-  details: { ids: string; resourceMetadata: string; tokenPresented: boolean },
+  details: { ids: string; resourceMetadata: string | undefined; tokenPresented: boolean },
 ): ApiResponse {
   const codes = decision.reasons.map((r) => r.code);
   const challenge = denialChallenge({

@@ -3,6 +3,13 @@ import { Ajv, type ErrorObject } from "ajv";
 import { parse as parseYaml } from "yaml";
 import { parseCidr } from "../net/client-address.js";
 import { apiPermissions, type ApiPermission } from "./caller.js";
+import {
+  canonicalResource,
+  knownProxies,
+  metadataUrlFor,
+  type ProxyKind,
+  type ServerSettings,
+} from "./servers.js";
 
 /** Asymmetric JWS algorithms: the only ones a resource server can verify without sharing a secret. */
 export const asymmetricAlgorithms = [
@@ -22,7 +29,11 @@ export const asymmetricAlgorithms = [
 export interface IssuerSettings {
   issuer: string;
   keys: { jwksUri: string } | { jwksFile: string } | { publicKeyFiles: string[] };
-  audiences: string[];
+  /**
+   * The resources this issuer may mint tokens for; undefined: any registered
+   * server. A token is always checked against the one server it is used for.
+   */
+  audiences: string[] | undefined;
   algorithms: string[];
   requiredTyp: string | undefined;
   clockToleranceS: number;
@@ -50,7 +61,11 @@ export interface AuthSettings {
   callers: CallerSettings[] | undefined;
   ops: { open: boolean; apiKeySha256: string[] };
   tls: { certFile: string; keyFile: string; clientCaFile: string | undefined } | undefined;
+  /** The protected MCP servers (`servers:`): every token is bound to one of them. */
+  servers: ServerSettings[];
   forwardAuth: ForwardAuthSettings;
+  /** Settings that work but deserve an operator's attention (logged loudly at startup). */
+  warnings: string[];
 }
 
 /** How the forward-auth endpoint reads requests relayed by proxies. */
@@ -62,14 +77,6 @@ export interface ForwardAuthSettings {
   maxArgumentBytes: number;
   /** Request header (lower case) → context path, e.g. `x-device-trust` → `device.trust`. */
   contextHeaders: Record<string, string>;
-  /**
-   * Whether `Mcp-Method`/`Mcp-Name` are believed when the proxy shows no body.
-   * They are the client's word then; only an MCP server that refuses requests
-   * whose headers and body disagree (SEP-2243) makes them trustworthy.
-   */
-  mcpHeadersWithoutBody: "ignore" | "trust";
-  /** Per MCP server: its canonical resource URI (the required token audience) and metadata URL. */
-  servers: Record<string, { resource: string; resourceMetadata: string | undefined }>;
 }
 
 export const defaultAuthSettings: AuthSettings = {
@@ -78,19 +85,36 @@ export const defaultAuthSettings: AuthSettings = {
   callers: undefined,
   ops: { open: true, apiKeySha256: [] },
   tls: undefined,
+  servers: [],
   forwardAuth: {
     trustedProxies: [],
     batch: "reject",
-    mcpHeadersWithoutBody: "ignore",
     maxArgumentBytes: 4096,
     contextHeaders: {},
-    servers: {},
   },
+  warnings: [],
 };
 
 const sha256Hex = { type: "string", pattern: "^[0-9a-fA-F]{64}$" } as const;
 const text = { type: "string", minLength: 1, maxLength: 2048 } as const;
 const texts = { type: "array", items: text } as const;
+const serverName = { pattern: "^[A-Za-z0-9._-]{1,128}$" } as const;
+const serverEntry = {
+  type: "object",
+  additionalProperties: false,
+  required: ["resource"],
+  properties: {
+    resource: text,
+    resource_metadata: text,
+    enforces_mcp_headers: { type: "boolean" },
+    proxy: { enum: knownProxies },
+  },
+} as const;
+const serversSchema = {
+  type: "object",
+  propertyNames: serverName,
+  additionalProperties: serverEntry,
+} as const;
 
 const fileSchema = {
   type: "object",
@@ -101,7 +125,7 @@ const fileSchema = {
       items: {
         type: "object",
         additionalProperties: false,
-        required: ["issuer", "audiences"],
+        required: ["issuer"],
         properties: {
           issuer: text,
           jwks_uri: text,
@@ -167,18 +191,11 @@ const fileSchema = {
             pattern: "^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*$",
           },
         },
-        servers: {
-          type: "object",
-          propertyNames: { pattern: "^[A-Za-z0-9._-]{1,128}$" },
-          additionalProperties: {
-            type: "object",
-            additionalProperties: false,
-            required: ["resource"],
-            properties: { resource: text, resource_metadata: text },
-          },
-        },
+        // Deprecated: the registry moved to the top-level `servers`.
+        servers: serversSchema,
       },
     },
+    servers: serversSchema,
     tls: {
       type: "object",
       additionalProperties: false,
@@ -193,7 +210,7 @@ interface RawIssuer {
   jwks_uri?: string;
   jwks_file?: string;
   public_key_files?: string[];
-  audiences: string[];
+  audiences?: string[];
   algorithms?: string[];
   required_typ?: string;
   clock_tolerance_s?: number;
@@ -216,14 +233,22 @@ interface RawFile {
   }[];
   ops?: { open?: boolean; api_key_sha256?: string[] };
   tls?: { cert_file: string; key_file: string; client_ca_file?: string };
+  servers?: Record<string, RawServer>;
   forward_auth?: {
     trusted_proxies?: string[];
     batch?: "reject" | "authorize_each";
     mcp_headers_without_body?: "ignore" | "trust";
     max_argument_bytes?: number;
     context_headers?: Record<string, string>;
-    servers?: Record<string, { resource: string; resource_metadata?: string }>;
+    servers?: Record<string, RawServer>;
   };
+}
+
+interface RawServer {
+  resource: string;
+  resource_metadata?: string;
+  enforces_mcp_headers?: boolean;
+  proxy?: ProxyKind;
 }
 
 const validateFile = new Ajv({ allErrors: true, strict: true }).compile<RawFile>(fileSchema);
@@ -313,6 +338,9 @@ export function readAuthSettings(path: string): { settings: AuthSettings; proble
     claim(`key:${digest.toLowerCase()}`, "ops", `ops.api_key_sha256[${k}]`);
   });
   const forwardAuth = toForwardAuth(raw.forward_auth ?? {}, problems);
+  const warnings: string[] = [];
+  const servers = toServers(raw, problems, warnings);
+  checkIssuerAudiences(issuers, servers, problems, warnings);
   return {
     settings: {
       issuers,
@@ -320,7 +348,9 @@ export function readAuthSettings(path: string): { settings: AuthSettings; proble
       callers,
       ops: { open: opsOpen, apiKeySha256: raw.ops?.api_key_sha256 ?? [] },
       tls,
+      servers,
       forwardAuth,
+      warnings: warnings.map((w) => `PDP_CONFIG ${path}: ${w}`),
     },
     problems: problems.map((p) => `PDP_CONFIG ${path}: ${p}`),
   };
@@ -339,20 +369,10 @@ function toForwardAuth(
       );
     }
   }
-  const servers: ForwardAuthSettings["servers"] = {};
-  for (const [name, server] of Object.entries(raw.servers ?? {})) {
-    for (const [key, value] of [
-      ["resource", server.resource],
-      ["resource_metadata", server.resource_metadata],
-    ] as const) {
-      if (value === undefined) continue;
-      try {
-        new URL(value);
-      } catch {
-        problems.push(`forward_auth.servers.${name}.${key}: ${value} is not an absolute URL`);
-      }
-    }
-    servers[name] = { resource: server.resource, resourceMetadata: server.resource_metadata };
+  if (raw.mcp_headers_without_body === "trust") {
+    problems.push(
+      "forward_auth.mcp_headers_without_body: trust believed every client's Mcp-Method/Mcp-Name; mark the servers that enforce header/body agreement with servers.<name>.enforces_mcp_headers: true instead",
+    );
   }
   const contextHeaders: Record<string, string> = {};
   for (const [header, path] of Object.entries(raw.context_headers ?? {})) {
@@ -361,11 +381,114 @@ function toForwardAuth(
   return {
     trustedProxies,
     batch: raw.batch ?? defaults.batch,
-    mcpHeadersWithoutBody: raw.mcp_headers_without_body ?? defaults.mcpHeadersWithoutBody,
     maxArgumentBytes: raw.max_argument_bytes ?? defaults.maxArgumentBytes,
     contextHeaders,
-    servers,
   };
+}
+
+/** The `servers` registry, also read from the deprecated `forward_auth.servers`. */
+function toServers(raw: RawFile, problems: string[], warnings: string[]): ServerSettings[] {
+  const legacy = raw.forward_auth?.servers ?? {};
+  if (Object.keys(legacy).length > 0) {
+    warnings.push(
+      "forward_auth.servers is deprecated: move it to the top-level servers (every API uses it)",
+    );
+  }
+  if (raw.forward_auth?.mcp_headers_without_body === "ignore") {
+    warnings.push(
+      "forward_auth.mcp_headers_without_body is deprecated: ignore is the default; servers.<name>.enforces_mcp_headers marks servers whose headers may be believed",
+    );
+  }
+  const entries: [string, RawServer, string][] = [
+    ...Object.entries(raw.servers ?? {}).map(([name, server]): [string, RawServer, string] => [
+      name,
+      server,
+      `servers.${name}`,
+    ]),
+    ...Object.entries(legacy).map(([name, server]): [string, RawServer, string] => [
+      name,
+      server,
+      `forward_auth.servers.${name}`,
+    ]),
+  ];
+  const servers: ServerSettings[] = [];
+  const byName = new Map<string, string>();
+  const byResource = new Map<string, string>();
+  for (const [name, server, key] of entries) {
+    const earlier = byName.get(name);
+    if (earlier !== undefined) {
+      problems.push(`${key}: ${name} is also defined at ${earlier}`);
+      continue;
+    }
+    byName.set(name, key);
+    const resource = canonicalResource(server.resource);
+    if (resource === undefined) {
+      problems.push(
+        `${key}.resource: ${server.resource} is not an absolute http(s) URI without credentials or fragment`,
+      );
+      continue;
+    }
+    if (resource !== server.resource) {
+      // Tokens are compared exactly: a second spelling would refuse (or, elsewhere, accept) tokens unexpectedly.
+      problems.push(`${key}.resource: write the canonical spelling ${resource}`);
+    }
+    const sameResource = byResource.get(resource);
+    if (sameResource !== undefined) {
+      problems.push(`${key}.resource: ${resource} is also the resource of ${sameResource}`);
+    }
+    byResource.set(resource, key);
+    if (
+      server.resource_metadata !== undefined &&
+      canonicalResource(server.resource_metadata) === undefined
+    ) {
+      problems.push(
+        `${key}.resource_metadata: ${server.resource_metadata} is not an absolute http(s) URL`,
+      );
+    }
+    const enforcesMcpHeaders = server.enforces_mcp_headers ?? false;
+    if (enforcesMcpHeaders) {
+      warnings.push(
+        `${key}.enforces_mcp_headers: true — Mcp-Method/Mcp-Name from clients are believed for ${name} when no body is visible; this is safe only if that MCP server refuses requests whose headers and body disagree (SEP-2243)`,
+      );
+    }
+    servers.push({
+      name,
+      resource,
+      resourceMetadata: server.resource_metadata ?? metadataUrlFor(resource),
+      enforcesMcpHeaders,
+      proxy: server.proxy,
+    });
+  }
+  return servers;
+}
+
+/** An issuer's `audiences` restrict it to registered servers; anything else can never verify. */
+function checkIssuerAudiences(
+  issuers: IssuerSettings[],
+  servers: ServerSettings[],
+  problems: string[],
+  warnings: string[],
+): void {
+  const resources = new Set(servers.map((server) => server.resource));
+  if (issuers.length > 0 && servers.length === 0) {
+    warnings.push(
+      "issuers are configured but servers is empty: every token will be refused (server_unknown); register the protected MCP servers under servers",
+    );
+  }
+  issuers.forEach((issuer, index) => {
+    issuer.audiences?.forEach((audience, k) => {
+      const canonical = canonicalResource(audience);
+      if (canonical !== undefined && canonical !== audience) {
+        problems.push(
+          `issuers[${index}].audiences[${k}]: write the canonical spelling ${canonical}`,
+        );
+      } else if (!resources.has(audience)) {
+        warnings.push(
+          `issuers[${index}].audiences[${k}]: ${audience} is not the resource of any server in servers; tokens for it are refused`,
+        );
+      }
+    });
+  });
 }
 
 function toIssuer(raw: RawIssuer, key: string, problems: string[]): IssuerSettings {

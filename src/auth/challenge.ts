@@ -40,16 +40,16 @@ export function denialChallenge(denial: {
   stepUp: StepUp | undefined;
   /** Whether the client presented a token (then a token reason says `invalid_token`). */
   tokenPresented: boolean;
-  resourceMetadataUrl: string;
+  /** Undefined when the request is for no registered server: nothing to announce. */
+  resourceMetadataUrl: string | undefined;
 }): { status: 401 | 403; wwwAuthenticate: string | undefined } {
-  const metadata = `resource_metadata=${quoted(denial.resourceMetadataUrl)}`;
+  const metadata =
+    denial.resourceMetadataUrl === undefined
+      ? []
+      : [`resource_metadata=${quoted(denial.resourceMetadataUrl)}`];
   if (denial.reasonCodes.some(isTokenReason)) {
-    return {
-      status: 401,
-      wwwAuthenticate: denial.tokenPresented
-        ? `Bearer error="invalid_token", ${metadata}`
-        : `Bearer ${metadata}`,
-    };
+    const parts = [...(denial.tokenPresented ? [`error="invalid_token"`] : []), ...metadata];
+    return { status: 401, wwwAuthenticate: `Bearer ${parts.join(", ")}`.trimEnd() };
   }
   const stepUp = denial.stepUp;
   if (stepUp === undefined) return { status: 403, wwwAuthenticate: undefined };
@@ -59,11 +59,15 @@ export function denialChallenge(denial: {
       : [`error="insufficient_user_authentication"`];
   if (stepUp.acrValues.length > 0) parts.push(`acr_values=${quoted(stepUp.acrValues.join(" "))}`);
   if (stepUp.maxAge !== undefined) parts.push(`max_age=${Math.trunc(stepUp.maxAge)}`);
-  parts.push(metadata);
+  parts.push(...metadata);
   return { status: 403, wwwAuthenticate: `Bearer ${parts.join(", ")}` };
 }
 
-/** An auth-param value: quotes and backslashes dropped rather than escaped (none are legitimate here). */
+/**
+ * An auth-param value: quotes, backslashes and anything outside printable
+ * ASCII dropped rather than escaped (none are legitimate in scopes, acr values
+ * or URLs, and a CR LF or non-Latin-1 character would make the header illegal).
+ */
 function quoted(value: string): string {
-  return `"${value.replace(/["\\]/g, "")}"`;
+  return `"${value.replace(/[^\x20-\x7e]|["\\]/g, "")}"`;
 }

@@ -8,8 +8,11 @@ import { TokenError } from "./token-error.js";
 export interface IssuerPolicy {
   /** Exact `iss` value. */
   issuer: string;
-  /** Accepted `aud` values: the canonical URIs of the protected MCP resources (RFC 8707). */
-  audiences: readonly string[];
+  /**
+   * The protected resources this issuer may mint tokens for (canonical URIs,
+   * RFC 8707); undefined: any registered server.
+   */
+  audiences: readonly string[] | undefined;
   /** Accepted `alg` values; asymmetric only by default. */
   algorithms: readonly string[];
   /** Required `typ` header (e.g. `at+jwt`, RFC 9068), if any. */
@@ -32,11 +35,11 @@ export interface VerifiedToken {
 /** Verifies bearer tokens; throws TokenError with the reason otherwise. */
 export interface TokenVerifier {
   /**
-   * `audience`, when given, is the one protected resource the token must be
-   * for (forward-auth knows which MCP server is being called); otherwise any
-   * of the issuer's audiences is accepted.
+   * `audience` is the canonical resource URI of the one server the request is
+   * for: the token's `aud` must contain it (RFC 8707). There is no "any
+   * audience of the issuer" mode.
    */
-  verify(token: string, nowMs: number, audience?: string): Promise<VerifiedToken>;
+  verify(token: string, nowMs: number, audience: string): Promise<VerifiedToken>;
 }
 
 /**
@@ -59,7 +62,7 @@ export class JwtTokenVerifier implements TokenVerifier {
     this.cache = cacheEntries > 0 ? new LRUCache({ max: cacheEntries }) : undefined;
   }
 
-  async verify(token: string, nowMs: number, audience?: string): Promise<VerifiedToken> {
+  async verify(token: string, nowMs: number, audience: string): Promise<VerifiedToken> {
     const nowS = Math.floor(nowMs / 1000);
     if (token.length > this.maxTokenBytes) {
       throw new TokenError("token_too_large", `the token exceeds ${this.maxTokenBytes} bytes`);
@@ -68,7 +71,7 @@ export class JwtTokenVerifier implements TokenVerifier {
     const cacheKey =
       this.cache === undefined
         ? ""
-        : `${createHash("sha256").update(token).digest("base64url")} ${audience ?? "*"}`;
+        : `${createHash("sha256").update(token).digest("base64url")} ${audience}`;
     const cached = this.cache?.get(cacheKey);
     if (cached !== undefined) {
       if (cached.claims.exp > nowS - cached.issuer.clockToleranceS) return cached;
@@ -76,11 +79,17 @@ export class JwtTokenVerifier implements TokenVerifier {
     }
 
     const issuer = this.precheck(token);
+    if (issuer.audiences !== undefined && !issuer.audiences.includes(audience)) {
+      throw new TokenError(
+        "token_wrong_audience",
+        "this issuer is not trusted for the server the request is for",
+      );
+    }
     let claims: JWTPayload;
     try {
       ({ payload: claims } = await jwtVerify(token, issuer.keys.getKey, {
         issuer: issuer.issuer,
-        audience: audience === undefined ? [...issuer.audiences] : [audience],
+        audience,
         algorithms: [...issuer.algorithms],
         clockTolerance: issuer.clockToleranceS,
         currentDate: new Date(nowMs),
@@ -91,6 +100,10 @@ export class JwtTokenVerifier implements TokenVerifier {
       throw issuer.keys.classify(error) ?? classifyJoseError(error);
     }
 
+    if (!wellFormed(claims)) {
+      // The policy's evaluators read a lone surrogate differently (wasm fails, opa eval replaces it).
+      throw new TokenError("token_claim_invalid", "a claim holds text that is not valid Unicode");
+    }
     if (typeof claims.sub !== "string" || claims.sub === "") {
       throw new TokenError("token_claim_invalid", "sub must be a non-empty string");
     }
@@ -144,6 +157,16 @@ export class JwtTokenVerifier implements TokenVerifier {
     }
     return issuer;
   }
+}
+
+/** Whether every string (and key) in the claims is well-formed UTF-16: no lone surrogate. */
+function wellFormed(value: unknown): boolean {
+  if (typeof value === "string") return value.isWellFormed();
+  if (Array.isArray(value)) return value.every(wellFormed);
+  if (typeof value === "object" && value !== null) {
+    return Object.entries(value).every(([key, item]) => key.isWellFormed() && wellFormed(item));
+  }
+  return true;
 }
 
 function classifyJoseError(error: unknown): TokenError {

@@ -2,6 +2,7 @@ import type { AccessRequest, Entity } from "../decision/decision.js";
 import { ApiError } from "../errors.js";
 import type { Caller } from "./caller.js";
 import type { TokenVerifier } from "./jwt-verifier.js";
+import type { ServerRegistry, ServerSettings } from "./servers.js";
 import { subjectFromToken } from "./subject-builder.js";
 import { TokenError } from "./token-error.js";
 
@@ -22,9 +23,12 @@ export type TokenOutcomeListener = (result: "valid" | { code: string; message: s
  *
  * - `subject.properties.token` null: the enforcement point says the user sent
  *   no token; the subject is anonymous (`token_missing`), whoever the caller.
- * - `subject.properties.token` present: the token is verified and the subject
- *   is rebuilt from its claims alone; on failure the subject is anonymous with
- *   `authenticated: false` and `token_error {code, message}`.
+ * - `subject.properties.token` present: the token is verified for the server
+ *   the resource belongs to (`resource.properties.server`, see
+ *   resource-identity.ts) and the subject is rebuilt from its claims alone; on
+ *   failure, or when that server is not registered (`server_unknown`), the
+ *   subject is anonymous with `authenticated: false` and `token_error {code,
+ *   message}`.
  * - no token, and the caller may assert subjects (trusted-gateway mode): the
  *   subject is taken as sent, marked `authenticated: true, authentication:
  *   "asserted"`.
@@ -34,13 +38,16 @@ export type TokenOutcomeListener = (result: "valid" | { code: string; message: s
  */
 export class SubjectResolver {
   private readonly verifier: TokenVerifier | undefined;
+  private readonly servers: ServerRegistry;
   private readonly onToken: TokenOutcomeListener;
 
   constructor(
     verifier: TokenVerifier | undefined,
+    servers: ServerRegistry,
     onToken: TokenOutcomeListener = () => undefined,
   ) {
     this.verifier = verifier;
+    this.servers = servers;
     this.onToken = onToken;
   }
 
@@ -66,9 +73,16 @@ export class SubjectResolver {
       };
     }
     if (typeof token === "string") {
+      const server = request.resource.properties?.server;
       return {
         ...request,
-        subject: await this.subjectForToken(token, request.subject.type, nowMs, { verified }),
+        subject: await this.subjectForToken(
+          token,
+          request.subject.type,
+          nowMs,
+          this.servers.get(typeof server === "string" ? server : undefined),
+          verified,
+        ),
       };
     }
     if (caller.assertSubject) {
@@ -97,22 +111,36 @@ export class SubjectResolver {
   }
 
   /**
-   * The subject of a bearer token, or an anonymous subject carrying why there
-   * is none (`token` may already be a TokenError, e.g. from a malformed
-   * Authorization header). `audience` pins the token to one protected resource.
+   * The subject of a bearer token used on `server`, or an anonymous subject
+   * carrying why there is none (`token` may already be a TokenError, e.g. from
+   * a malformed Authorization header). The token must be for that server's
+   * resource; without a registered server no token is accepted.
    */
   subjectForToken(
     token: string | TokenError,
     type: string,
     nowMs: number,
-    options: { audience?: string; verified?: Map<string, Promise<Entity>> } = {},
+    server: ServerSettings | undefined,
+    verified?: Map<string, Promise<Entity>>,
   ): Promise<Entity> {
     if (token instanceof TokenError) return Promise.resolve(this.fail(type, token));
-    const memo = options.verified;
-    let subject = memo?.get(token);
+    if (server === undefined) {
+      return Promise.resolve(
+        this.fail(
+          type,
+          new TokenError(
+            "server_unknown",
+            "the request is for no registered server (servers in PDP_CONFIG), so no token can be accepted",
+          ),
+        ),
+      );
+    }
+    // A token verified for one server proves nothing for another: the memo is per server.
+    const key = `${server.name} ${token}`;
+    let subject = verified?.get(key);
     if (subject === undefined) {
-      subject = this.verify(token, type, nowMs, options.audience);
-      memo?.set(token, subject);
+      subject = this.verify(token, type, nowMs, server.resource);
+      verified?.set(key, subject);
     }
     return subject;
   }
@@ -121,7 +149,7 @@ export class SubjectResolver {
     token: string,
     type: string,
     nowMs: number,
-    audience: string | undefined,
+    audience: string,
   ): Promise<Entity> {
     if (this.verifier === undefined) {
       return this.fail(

@@ -20,6 +20,8 @@ export const tokenErrorCodes = [
   "token_claim_missing",
   "token_claim_invalid",
   "jwks_unavailable",
+  // The request is for no registered server, so no audience could bind the token (servers.ts).
+  "server_unknown",
 ] as const;
 
 export type TokenErrorCode = (typeof tokenErrorCodes)[number];

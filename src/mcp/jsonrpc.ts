@@ -10,6 +10,16 @@ export type JsonRpcMessage =
   | { kind: "response"; id: string | number | null }
   | { kind: "invalid"; reason: string };
 
+/**
+ * Whether a method name is in the PDP's own pseudo-method space (`mcp/stream`,
+ * `mcp/response` …, see operation.ts). The PDP derives those from what it
+ * sees; a client that names one, in a body or an `Mcp-Method` header, is
+ * trying to be judged as something it is not.
+ */
+export function isPseudoMethod(method: string): boolean {
+  return /^mcp\//i.test(method);
+}
+
 /** Classifies a parsed JSON value as a JSON-RPC request, notification or response. */
 export function classifyMessage(value: unknown): JsonRpcMessage {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
@@ -20,6 +30,9 @@ export function classifyMessage(value: unknown): JsonRpcMessage {
   const { id, method } = message;
   const validId = typeof id === "string" || (typeof id === "number" && Number.isFinite(id));
   if (typeof method === "string" && method !== "") {
+    if (isPseudoMethod(method)) {
+      return { kind: "invalid", reason: `${method.slice(0, 64)} is reserved for the PDP` };
+    }
     if (id === undefined) return { kind: "notification", method, params: message.params };
     if (!validId) return { kind: "invalid", reason: "a request id must be a string or a number" };
     return { kind: "request", id: id, method, params: message.params };

@@ -1,6 +1,6 @@
 import { parseJsonDocument, type JsonBodyLimits } from "../api/json-body.js";
 import { ApiError } from "../errors.js";
-import { classifyMessage } from "./jsonrpc.js";
+import { classifyMessage, isPseudoMethod } from "./jsonrpc.js";
 import { hasNamedTarget, operationOf, type McpOperation } from "./operation.js";
 
 /** The request an MCP client sent, as a forward-auth call lets the PDP see it. */
@@ -19,7 +19,11 @@ export type BatchPolicy = "reject" | "authorize_each";
 
 /** Why a request could not be read as MCP; each becomes a deny with this reason code. */
 export type McpRefusalCode =
-  "mcp_invalid" | "mcp_batch_rejected" | "mcp_header_mismatch" | "mcp_http_method_unsupported";
+  | "mcp_invalid"
+  | "mcp_batch_rejected"
+  | "mcp_batch_too_large"
+  | "mcp_header_mismatch"
+  | "mcp_http_method_unsupported";
 
 export class McpRefusal extends Error {
   readonly code: McpRefusalCode;
@@ -47,13 +51,22 @@ export interface McpReading {
  * `Mcp-Method`/`Mcp-Name` headers must then agree with it. Without a body the
  * headers are used only if `headersWithoutBody` is "trust" (default: ignored);
  * otherwise the request is `mcp/opaque`, which the policy treats as the
- * highest risk. A batch is refused or split into its
- * elements, per `batch`.
+ * highest risk. A batch is refused or split into its elements, per `batch`,
+ * and refused beyond `maxBatchElements`. A client never names a pseudo-method
+ * (`mcp/…`) itself, in `Mcp-Method` or in the body.
  */
 export function readMcpRequest(
   original: OriginalRequest,
-  options: { batch: BatchPolicy; limits: JsonBodyLimits; headersWithoutBody?: "ignore" | "trust" },
+  options: {
+    batch: BatchPolicy;
+    limits: JsonBodyLimits;
+    maxBatchElements: number;
+    headersWithoutBody?: "ignore" | "trust";
+  },
 ): McpReading {
+  if (original.mcpMethod !== undefined && isPseudoMethod(original.mcpMethod)) {
+    throw new McpRefusal("mcp_invalid", "Mcp-Method names a method reserved for the PDP");
+  }
   const method = original.method.toUpperCase();
   if (method === "GET" || method === "DELETE") {
     // MCP's GET (the SSE stream) and DELETE (session end) carry no JSON-RPC: a request claiming
@@ -100,6 +113,13 @@ export function readMcpRequest(
     throw new McpRefusal("mcp_batch_rejected", "JSON-RPC batches are not accepted", null);
   }
   if (elements.length === 0) throw new McpRefusal("mcp_invalid", "an empty JSON-RPC batch", null);
+  if (elements.length > options.maxBatchElements) {
+    throw new McpRefusal(
+      "mcp_batch_too_large",
+      `at most ${options.maxBatchElements} JSON-RPC messages per batch (PDP_MAX_EVALUATIONS), got ${elements.length}`,
+      null,
+    );
+  }
   const operations = elements.map((element) => {
     const message = classifyMessage(element);
     if (message.kind === "invalid") throw new McpRefusal("mcp_invalid", message.reason, null);

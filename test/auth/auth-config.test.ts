@@ -45,6 +45,8 @@ const issuer = {
 
 const apiCaller = { name: "pep", api_key_sha256: [digest()] };
 
+const servers = { files: { resource: "https://mcp.example.com/files" } };
+
 /** loadConfig's problems; fails unless it refuses with config_invalid. */
 function problemsOf(env: Record<string, string>): string[] {
   try {
@@ -86,12 +88,13 @@ function loads(env: Record<string, string>): Config {
 }
 
 describe("PDP_CONFIG problems name their key", () => {
-  test("issuers[0].audiences missing or empty", () => {
-    const { audiences: _audiences, ...withoutAudiences } = issuer;
-    assert.deepEqual(fileKeys({ issuers: [withoutAudiences] }), ["issuers[0].audiences"]);
+  test("issuers[0].audiences empty (absent means: any registered server)", () => {
     assert.deepEqual(fileKeys({ issuers: [issuer, { ...issuer, audiences: [] }] }), [
       "issuers[1].audiences",
     ]);
+    const { audiences: _audiences, ...withoutAudiences } = issuer;
+    const config = loads({ PDP_CONFIG: configFile({ issuers: [withoutAudiences], servers }) });
+    assert.equal(config.auth.issuers[0]?.audiences, undefined);
   });
 
   test("two key sources, or none, for one issuer", () => {
@@ -301,7 +304,6 @@ describe("PDP_CONFIG problems name their key", () => {
         "callers[0].permissions[0]",
         "extra",
         "issuers[0].algorithms[0]",
-        "issuers[0].audiences",
       ],
     );
     assert.deepEqual(
@@ -518,5 +520,134 @@ describe("the real process", () => {
       if (started.running()) started.kill("SIGTERM");
     }
     assert.equal(await started.exit, 0, started.output());
+  });
+});
+
+describe("servers: the one registry of protected MCP servers", () => {
+  test("each server has its canonical resource, a derived or given metadata URL and MCP settings", () => {
+    const config = loads({
+      PDP_CONFIG: configFile({
+        issuers: [issuer],
+        servers: {
+          files: { resource: "https://mcp.example.com/files" },
+          git: {
+            resource: "https://mcp.example.com/git",
+            resource_metadata: "https://meta.example.com/git",
+            enforces_mcp_headers: true,
+            proxy: "envoy",
+          },
+        },
+      }),
+    });
+    assert.deepEqual(config.auth.servers, [
+      {
+        name: "files",
+        resource: "https://mcp.example.com/files",
+        resourceMetadata: "https://mcp.example.com/.well-known/oauth-protected-resource/files",
+        enforcesMcpHeaders: false,
+        proxy: undefined,
+      },
+      {
+        name: "git",
+        resource: "https://mcp.example.com/git",
+        resourceMetadata: "https://meta.example.com/git",
+        enforcesMcpHeaders: true,
+        proxy: "envoy",
+      },
+    ]);
+    // Believing client headers is a loud choice; an issuer audience outside the registry is flagged.
+    assert.ok(config.auth.warnings.some((w) => w.includes("servers.git.enforces_mcp_headers")));
+  });
+
+  test("a resource in another spelling, with a fragment or credentials, or shared, is refused", () => {
+    // A name outside [A-Za-z0-9._-] fails the schema, before any other check.
+    assert.deepEqual(
+      [
+        ...new Set(
+          fileKeys({
+            servers: {
+              a: { resource: "HTTPS://MCP.example.com/a" },
+              b: { resource: "https://mcp.example.com:443/b" },
+              c: { resource: "https://mcp.example.com/c#x" },
+              d: { resource: "https://user:pw@mcp.example.com/d" },
+              e: { resource: "files" },
+              f: { resource: "https://mcp.example.com/" },
+              g: { resource: "https://mcp.example.com/g" },
+              h: { resource: "https://mcp.example.com/g" },
+              i: { resource: "https://mcp.example.com/i", resource_metadata: "not a url" },
+              "BAD NAME": { resource: "https://mcp.example.com/j" },
+            },
+          }),
+        ),
+      ],
+      ["servers"],
+    );
+    assert.deepEqual(
+      fileKeys({
+        servers: {
+          a: { resource: "HTTPS://MCP.example.com/a" },
+          b: { resource: "https://mcp.example.com:443/b" },
+          c: { resource: "https://mcp.example.com/c#x" },
+          d: { resource: "https://user:pw@mcp.example.com/d" },
+          e: { resource: "files" },
+          f: { resource: "https://mcp.example.com/" },
+          g: { resource: "https://mcp.example.com/g" },
+          h: { resource: "https://mcp.example.com/g" },
+          i: { resource: "https://mcp.example.com/i", resource_metadata: "not a url" },
+        },
+      }),
+      [
+        "servers.a.resource",
+        "servers.b.resource",
+        "servers.c.resource",
+        "servers.d.resource",
+        "servers.e.resource",
+        "servers.f.resource",
+        "servers.h.resource",
+        "servers.i.resource_metadata",
+      ],
+    );
+  });
+
+  test("forward_auth.servers still loads, with a deprecation warning; a name in both places is refused", () => {
+    const config = loads({
+      PDP_CONFIG: configFile({ forward_auth: { servers } }),
+    });
+    assert.deepEqual(
+      config.auth.servers.map((s) => [s.name, s.resource]),
+      [["files", "https://mcp.example.com/files"]],
+    );
+    assert.ok(config.auth.warnings.some((w) => w.includes("forward_auth.servers is deprecated")));
+    assert.deepEqual(fileKeys({ servers, forward_auth: { servers } }), [
+      "forward_auth.servers.files",
+    ]);
+  });
+
+  test("mcp_headers_without_body: trust is refused; the per-server enforces_mcp_headers replaces it", () => {
+    assert.deepEqual(fileKeys({ forward_auth: { mcp_headers_without_body: "trust" } }), [
+      "forward_auth.mcp_headers_without_body",
+    ]);
+    const config = loads({
+      PDP_CONFIG: configFile({ forward_auth: { mcp_headers_without_body: "ignore" } }),
+    });
+    assert.ok(config.auth.warnings.some((w) => w.includes("mcp_headers_without_body")));
+  });
+
+  test("issuers without servers, or an audience of no server, are warned about", () => {
+    const lonely = loads({ PDP_CONFIG: configFile({ issuers: [issuer] }) });
+    assert.ok(lonely.auth.warnings.some((w) => w.includes("servers is empty")));
+    const stray = loads({
+      PDP_CONFIG: configFile({
+        issuers: [
+          { ...issuer, audiences: ["https://mcp.example.com/files", "https://x.example.com"] },
+        ],
+        servers,
+      }),
+    });
+    assert.ok(stray.auth.warnings.some((w) => w.includes("issuers[0].audiences[1]")));
+    assert.deepEqual(
+      fileKeys({ issuers: [{ ...issuer, audiences: ["https://MCP.example.com/files"] }], servers }),
+      ["issuers[0].audiences[0]"],
+    );
   });
 });

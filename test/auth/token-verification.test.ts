@@ -41,6 +41,8 @@ const typedIssuer = "https://typed.example.com";
 /** A third issuer (local JWKS file, RS256) with max_token_bytes 1024. */
 const smallIssuer = "https://small.example.com";
 const audience = "https://mcp.example.com/files";
+/** A second registered server of the same issuer: its tokens must not open `files`. */
+const otherResource = "https://mcp.example.com/other";
 const tenUtcMs = Date.UTC(2025, 10, 26, 10, 0, 0);
 /** Waits past jwks_cooldown_s (1 s), so that an unknown kid refetches. */
 const pastCooldownMs = 1150;
@@ -76,10 +78,16 @@ const allPdps: RunningPdp[] = [];
 const sentTokens = new Set<string>();
 let configCount = 0;
 
+/** The protected servers of every PDP here: tokens are bound to one of them. */
+const servers = {
+  files: { resource: audience },
+  other: { resource: otherResource },
+};
+
 function writeConfig(config: Json): string {
   configCount += 1;
   const path = join(scratch.dir, `pdp-config-${configCount}.json`);
-  writeFileSync(path, JSON.stringify(config, null, 2));
+  writeFileSync(path, JSON.stringify({ servers, ...config }, null, 2));
   return path;
 }
 
@@ -95,7 +103,8 @@ function mainIssuer(jwksUrl: string, extra: Json = {}): Json {
   return {
     issuer,
     jwks_uri: jwksUrl,
-    audiences: [audience],
+    // Both servers: the issue's case of one issuer minting for two resources.
+    audiences: [audience, otherResource],
     jwks_cooldown_s: 1,
     jwks_timeout_ms: 200,
     subject_type: { claim: "pdp_subject_type" },
@@ -772,9 +781,34 @@ describe("hostile tokens are denied with the exact reason", () => {
       await assertDenied(pdp, token, "token_wrong_audience");
     });
 
-    test("a token issued for another MCP server (passthrough)", async () => {
-      const token = await mint(published.ES256, claims({ aud: "https://mcp.example.com/other" }));
+    test("a token issued for another registered MCP server of the same issuer (passthrough)", async () => {
+      const token = await mint(published.ES256, claims({ aud: otherResource }));
       await assertDenied(pdp, token, "token_wrong_audience");
+      // The same token is good where it belongs: the refusal is the binding, not the token.
+      const onOther = await postJson(
+        `${pdp.url}/access/v1/evaluation`,
+        toolCall(tokenSubject(token), "other/read_file"),
+      );
+      const otherCodes = (onOther.body as { context: { reasons: Reason[] } }).context.reasons.map(
+        (r) => r.code,
+      );
+      assert.ok(!otherCodes.some((code) => code.startsWith("token_")), otherCodes.join(","));
+    });
+
+    test("a token for a server outside the registry is server_unknown, whatever its aud", async () => {
+      for (const aud of [audience, "https://mcp.example.com/nope"]) {
+        const token = await mint(published.RS256, claims({ aud }));
+        const response = await postJson(
+          `${pdp.url}/access/v1/evaluation`,
+          toolCall(tokenSubject(token), "nope/read_file"),
+        );
+        assert.equal((response.body as { decision: boolean }).decision, false);
+        const reasons = (response.body as { context: { reasons: Reason[] } }).context.reasons;
+        assert.deepEqual(
+          reasons.map((r) => r.code),
+          ["server_unknown"],
+        );
+      }
     });
   });
 

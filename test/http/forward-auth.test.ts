@@ -81,15 +81,25 @@ function writeConfig(config: Json): string {
   return path;
 }
 
-function pdpConfig(jwksUrl: string, forwardAuth: Json = {}): Json {
+/**
+ * The tests' PDP_CONFIG. By default `files` models an MCP server that
+ * enforces SEP-2243's header/body check, behind Envoy (whose partial-body
+ * signal then counts); `files` overrides that.
+ */
+function pdpConfig(
+  jwksUrl: string,
+  forwardAuth: Json = {},
+  files: Json = { enforces_mcp_headers: true, proxy: "envoy" },
+): Json {
   return {
     issuers: [{ issuer, jwks_uri: jwksUrl, audiences: [filesResource, otherResource] }],
+    servers: {
+      files: { resource: filesResource, ...files },
+      other: { resource: otherResource },
+    },
     forward_auth: {
       trusted_proxies: ["127.0.0.1/32", "::1/128"],
       context_headers: { "x-device-trust": "device.trust" },
-      servers: { files: { resource: filesResource } },
-      // These tests model an MCP server that enforces SEP-2243's header/body check.
-      mcp_headers_without_body: "trust",
       ...forwardAuth,
     },
   };
@@ -853,10 +863,8 @@ describe("NGINX: headers only, so Mcp-Method/Mcp-Name are all the PDP sees", () 
     assertAllowed(answer, "alice", "read");
   });
 
-  test("by default (mcp_headers_without_body: ignore) the same headers are not believed", async () => {
-    const cautious = await startTrackedPdp(
-      pdpConfig(jwksUrl, { mcp_headers_without_body: "ignore" }),
-    );
+  test("by default (no enforces_mcp_headers) the same headers are not believed", async () => {
+    const cautious = await startTrackedPdp(pdpConfig(jwksUrl, {}, {}));
     const answer = await send(
       cautious,
       nginx({
@@ -868,16 +876,8 @@ describe("NGINX: headers only, so Mcp-Method/Mcp-Name are all the PDP sees", () 
     );
     assertDenied(answer, 403, ["scope_missing"], undefined);
     assertStepUp(answer, "mcp:admin");
-    const unset = await startTrackedPdp({
-      ...pdpConfig(jwksUrl),
-      forward_auth: {
-        trusted_proxies: ["127.0.0.1/32"],
-        context_headers: { "x-device-trust": "device.trust" },
-        servers: { files: { resource: filesResource } },
-      },
-    });
     const lied = await send(
-      unset,
+      cautious,
       nginx({ method: "POST", token: tokens.reader, mcpMethod: "ping" }),
     );
     assertDenied(lied, 403, ["scope_missing"], undefined);

@@ -60,12 +60,14 @@ function read(
   options: {
     batch?: BatchPolicy;
     limits?: JsonBodyLimits;
+    maxBatchElements?: number;
     headersWithoutBody?: "ignore" | "trust";
   } = {},
 ): McpReading {
   return readMcpRequest(original(input), {
     batch: options.batch ?? "reject",
     limits: options.limits ?? limits,
+    maxBatchElements: options.maxBatchElements ?? 256,
     headersWithoutBody: options.headersWithoutBody ?? "trust",
   });
 }
@@ -532,6 +534,7 @@ describe("readMcpRequest: a POST without a visible body", () => {
       const reading = readMcpRequest(original({ mcpMethod: "tools/call", mcpName: "read_file" }), {
         batch: "reject",
         limits,
+        maxBatchElements: 256,
         ...(headersWithoutBody === undefined ? {} : { headersWithoutBody }),
       });
       assert.deepEqual(reading, { operations: [pseudo("mcp/opaque")], jsonRpc: false });

@@ -152,10 +152,10 @@ test("every metric family declared in metrics.ts is exported, with samples, afte
     {
       issuers: [{ issuer, jwks_uri: jwks.url, audiences: [audience] }],
       callers: [{ name: "pep", api_key_sha256: [sha256Hex(pepKey)], assert_subject: true }],
+      servers: { files: { resource: audience } },
       forward_auth: {
         trusted_proxies: ["127.0.0.1/32"],
         context_headers: { "x-device-trust": "device.trust" },
-        servers: { files: { resource: audience } },
       },
     },
   );
@@ -441,7 +441,10 @@ describe("PDP_METRICS_TOOL_LABELS=files/read_file", () => {
   const reader = user("mcp:read");
 
   before(async () => {
-    pdp = await start({ PDP_METRICS_TOOL_LABELS: "files/read_file" });
+    pdp = await start(
+      { PDP_METRICS_TOOL_LABELS: "files/read_file" },
+      { servers: { files: { resource: audience } } },
+    );
   });
 
   test("makes exactly that tool a label value (server property, forward-auth)", async () => {
@@ -740,6 +743,7 @@ describe("token verifications, JWKS fetches and caller authentication failures",
           { issuer: downIssuer, jwks_uri: downJwks.url, ...issuerSettings },
         ],
         token_cache: { max_entries: 0 },
+        servers: { files: { resource: audience } },
         callers: [
           {
             name: "pep",
@@ -833,7 +837,7 @@ describe("HTTP requests by route, method and status; histograms; the bundle", ()
   const startedAt = Date.now();
 
   before(async () => {
-    pdp = await start();
+    pdp = await start({}, { servers: { files: { resource: audience } } });
     const json = { "content-type": "application/json" };
     const valid = JSON.stringify(method("ping", user("mcp:read")));
     const requests: [string, RawRequest][] = [

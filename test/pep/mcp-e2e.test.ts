@@ -59,6 +59,9 @@ function proxyContext(req: IncomingMessage): Record<string, unknown> {
   return context;
 }
 
+/** A second MCP server of the same issuer, registered in the PDP but not the one this PEP guards. */
+const gitResource = "https://git.example.test/mcp";
+
 before(async () => {
   key = await generateTestKey("ES256");
   jwks = await JwksServer.start([key.publicJwk]);
@@ -70,7 +73,11 @@ before(async () => {
   writeFileSync(
     configFile,
     JSON.stringify({
-      issuers: [{ issuer, jwks_uri: jwks.url, audiences: [resource], algorithms: ["ES256"] }],
+      // One issuer minting for two registered servers: the issue-8 case a git token opened files in.
+      issuers: [
+        { issuer, jwks_uri: jwks.url, audiences: [resource, gitResource], algorithms: ["ES256"] },
+      ],
+      servers: { files: { resource }, git: { resource: gitResource } },
       callers: [
         {
           name: "files-mcp",
@@ -428,11 +435,12 @@ describe("identity", () => {
     assert.equal(mcp.totalExecutions(), before);
   });
 
-  test("a token minted for another audience: 401 invalid_token (no passthrough)", async () => {
+  test("a token minted for another registered server (git): 401 invalid_token, nothing runs", async () => {
+    const before = mcp.totalExecutions();
     let thrown: unknown;
     try {
       await connect({
-        token: await token({ scope: "mcp:read", aud: "https://other.example.test/mcp" }),
+        token: await token({ scope: "mcp:read mcp:write mcp:admin", aud: gitResource }),
         headers: compliantOffice,
       });
     } catch (error) {
@@ -440,6 +448,7 @@ describe("identity", () => {
     }
     const body = refusal(thrown, 401);
     assert.deepEqual(body.error.data.reasons, ["token_wrong_audience"]);
+    assert.equal(mcp.totalExecutions(), before);
     const [response] = (thrown as { responses: Response[] }).responses;
     assert.equal(
       response?.headers.get("www-authenticate"),

@@ -17,11 +17,17 @@ export interface PdpProcess {
 /** The forward_auth section the e2e PDP runs with (also shown in the README). */
 export const forwardAuthSettings = {
   trusted_proxies: ["127.0.0.1/32", "::1/128"],
-  // Opted in: behind headers-only proxies the Mcp-* headers are believed. Only safe with an MCP
-  // server that refuses header/body mismatches (SEP-2243); the "KNOWN LIMIT" test shows why.
-  mcp_headers_without_body: "trust",
   context_headers: { "x-device-trust": "device.trust" },
-  servers: { files: { resource: filesResource } },
+};
+
+/** The servers registry the e2e PDP runs with (also shown in the README). */
+export const serverSettings = {
+  files: {
+    resource: filesResource,
+    // Opted in: behind headers-only proxies the Mcp-* headers are believed. Only safe with an MCP
+    // server that refuses header/body mismatches (SEP-2243); the "KNOWN LIMIT" test shows why.
+    enforces_mcp_headers: true,
+  },
 };
 
 /**
@@ -59,6 +65,7 @@ export async function startPdpProcess(options: {
   const data = writeE2eOperatorData(options.dir);
   const config = {
     issuers: [{ issuer, jwks_uri: options.jwksUrl, audiences: [filesResource] }],
+    servers: serverSettings,
     forward_auth: forwardAuthSettings,
   };
   const configText = toYaml(config);

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
 import { repoRoot } from "../../support/opa.js";
 import { filesResource } from "./identity.js";
-import { forwardAuthSettings } from "./pdp-process.js";
+import { forwardAuthSettings, serverSettings } from "./pdp-process.js";
 import {
   caddySite,
   nginxAuthRequestServer,
@@ -30,6 +30,7 @@ export const readmeSnippets = {
         audiences: [filesResource],
       },
     ],
+    servers: serverSettings,
     forward_auth: forwardAuthSettings,
   }),
   nginxAuthRequest: `${nginxUpstreams(upstreams)}\n${nginxAuthRequestServer({ listen: "80" })}`,
