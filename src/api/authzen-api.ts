@@ -4,6 +4,7 @@ import type { SubjectResolver } from "../auth/subject-resolver.js";
 import type { AccessRequest, Decision, Entity } from "../decision/decision.js";
 import type { Clock, DecisionEngine } from "../decision/decision-engine.js";
 import { ApiError } from "../errors.js";
+import { InputJsonCache } from "../policy/input-json.js";
 import type {
   DecisionEndpoint,
   DecisionEvent,
@@ -89,6 +90,9 @@ function withDefaults(
   return merged;
 }
 
+/** How long a batch evaluates before it lets the event loop serve others. */
+const batchSliceMs = 5;
+
 /** Whether a batch stops after this decision, per the requested semantic. */
 function stopsAfter(semantic: EvaluationsSemantic, allowed: boolean): boolean {
   return (
@@ -113,8 +117,13 @@ export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
   }
 
   /** Decides and tells the observer. */
-  function decideObserved(request: AccessRequest, nowMs: number, origin: Origin): Decision {
-    const decision = engine.decide(request, nowMs);
+  function decideObserved(
+    request: AccessRequest,
+    nowMs: number,
+    origin: Origin,
+    cache?: InputJsonCache,
+  ): Decision {
+    const decision = engine.decide(request, nowMs, cache);
     observer.decided({ ...origin, decision, request });
     return decision;
   }
@@ -160,10 +169,18 @@ export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
       const semantic = envelope.options?.evaluations_semantic ?? "execute_all";
       const full = envelope.options?.include_context === true;
       const nowMs = clock();
-      // Items sharing a token (usually all of them, via the default subject) verify it once.
+      // Items sharing a token (usually all of them, via the default subject) verify it once,
+      // and the parts they inherit are serialized for the policy once.
       const verified = new Map<string, Promise<Entity>>();
+      const cache = new InputJsonCache();
       const results: unknown[] = [];
+      let sliceStartedMs = performance.now();
       for (const [index, item] of items.entries()) {
+        // A large batch yields now and then, so other requests are not held up behind it.
+        if (performance.now() - sliceStartedMs > batchSliceMs) {
+          await new Promise((resolve) => setImmediate(resolve));
+          sliceStartedMs = performance.now();
+        }
         let access: AccessRequest;
         const pointer = `/evaluations/${index}`;
         try {
@@ -180,7 +197,7 @@ export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
           if (stopsAfter(semantic, false)) break;
           continue;
         }
-        const decision = decideObserved(access, nowMs, origin);
+        const decision = decideObserved(access, nowMs, origin, cache);
         results.push(
           full
             ? decisionBody(decision)

@@ -3,6 +3,7 @@ import { dirname, join } from "node:path";
 import { loadPolicy, type LoadedPolicy } from "@open-policy-agent/opa-wasm";
 import { EvaluationError, StartupError, describeThrown } from "../errors.js";
 import type { DataDocument } from "./data-overlay.js";
+import { inputJsonBytes, type InputJsonCache } from "./input-json.js";
 
 /** Pass as the input to evaluate an entrypoint without any input (OPA's "no input"). */
 export const noInput: unique symbol = Symbol("no input");
@@ -100,13 +101,14 @@ export class WasmPolicy {
    * is handed to the SDK as the bytes of its JSON text: the SDK treats a falsy
    * value as "no input" and only a real ArrayBuffer as raw JSON, so passing
    * bytes closes both pitfalls. Every failure surfaces as EvaluationError.
+   * `cache` lets the items of one batch serialize their shared parts once.
    */
-  evaluate(entrypoint: string, input: unknown): EvaluationOutcome {
+  evaluate(entrypoint: string, input: unknown, cache?: InputJsonCache): EvaluationOutcome {
     const id = this.entrypointIds.get(entrypoint);
     if (id === undefined) {
       throw new EvaluationError("evaluation_error", `entrypoint ${entrypoint} is not loaded`);
     }
-    const inputBytes = input === noInput ? undefined : jsonBytes(input);
+    const inputBytes = input === noInput ? undefined : jsonBytes(input, cache);
     let resultSet: unknown;
     try {
       resultSet = this.policy.evaluate(inputBytes, id);
@@ -132,29 +134,18 @@ export class WasmPolicy {
   }
 }
 
-const encoder = new TextEncoder();
-/** JSON.stringify as it behaves: undefined for what JSON cannot represent. */
-const stringify = JSON.stringify as (value: unknown) => string | undefined;
-
-/**
- * The JSON text of an input as a standalone ArrayBuffer (never a view into a
- * shared pool: the SDK copies the whole buffer). Refuses what JSON cannot
- * represent (undefined, functions, symbols, cycles, BigInt).
- */
-function jsonBytes(input: unknown): ArrayBuffer {
-  let text: string | undefined;
+/** The input's JSON bytes; refuses what JSON cannot represent (undefined, functions, symbols, cycles, BigInt). */
+function jsonBytes(input: unknown, cache: InputJsonCache | undefined): ArrayBuffer {
+  let bytes: ArrayBuffer | undefined;
   try {
-    text = stringify(input);
+    bytes = inputJsonBytes(input, cache);
   } catch (thrown) {
     throw new EvaluationError("input_invalid", `input is not JSON: ${describeThrown(thrown)}`);
   }
-  if (text === undefined) {
+  if (bytes === undefined) {
     throw new EvaluationError("input_invalid", `input is not JSON: ${typeof input}`);
   }
-  const bytes = encoder.encode(text);
-  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
-    ? bytes.buffer
-    : bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  return bytes;
 }
 
 function readEntrypoints(policy: LoadedPolicy): Map<string, number> {
