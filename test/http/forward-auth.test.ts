@@ -826,6 +826,29 @@ describe("Envoy: x-envoy-auth-partial-body", () => {
     assertAllowed(await send(pdp, envoy(client, { partialBytes: 64 })), "alice", "read");
   });
 
+  test("a client's own partial-body header through another proxy is not believed", async () => {
+    // A client sends the header itself with a full delete_repo body, hoping the PDP believes its Mcp-Name.
+    const client: ClientRequest = {
+      method: "POST",
+      token: tokens.reader,
+      mcpMethod: "tools/call",
+      mcpName: "read_file",
+      body: toolCall(34, "delete_repo"),
+    };
+    const lying = { ...envoy(client), headers: { ...envoy(client).headers } };
+    lying.headers["x-envoy-auth-partial-body"] = "true";
+    // `other` is not marked as behind Envoy: the visible body is read and the headers disagree with it.
+    const reasons = (answer: Answer) =>
+      (answer.body as { error?: { data?: { reasons?: string[] } } }).error?.data?.reasons;
+    const notEnvoy = await send(pdp, { ...lying, path: "/forward-auth/other/mcp" });
+    assert.equal(notEnvoy.status, 400);
+    assert.deepEqual(reasons(notEnvoy), ["mcp_header_mismatch"]);
+    // `files` is behind Envoy, but the peer is not a trusted proxy of distrustfulPdp.
+    const untrusted = await send(distrustfulPdp, lying);
+    assert.equal(untrusted.status, 400);
+    assert.deepEqual(reasons(untrusted), ["mcp_header_mismatch"]);
+  });
+
   test("the original path after the prefix does not change the server", async () => {
     const answer = await send(
       pdp,

@@ -122,6 +122,12 @@ before(async () => {
       pep: createMcpAuthorization({ ...common, pdpUrl: pdp.url }),
     },
     {
+      // A PEP misconfigured with a server name the PDP does not know.
+      path: "/mcp-unregistered",
+      json: false,
+      pep: createMcpAuthorization({ ...common, server: "unregistered", pdpUrl: pdp.url }),
+    },
+    {
       path: "/mcp-pdp-down",
       json: false,
       pep: createMcpAuthorization({
@@ -454,6 +460,23 @@ describe("identity", () => {
       response?.headers.get("www-authenticate"),
       `Bearer error="invalid_token", resource_metadata="${resourceMetadataUrl}"`,
     );
+  });
+
+  test("a PEP for a server outside the PDP's registry: 403 server_unknown, nothing runs", async () => {
+    const before = mcp.totalExecutions();
+    let thrown: unknown;
+    try {
+      await connect({
+        path: "/mcp-unregistered",
+        token: await token({ scope: "mcp:read mcp:write mcp:admin" }),
+        headers: compliantOffice,
+      });
+    } catch (error) {
+      thrown = error;
+    }
+    const body = refusal(thrown, 403);
+    assert.deepEqual(body.error.data.reasons, ["server_unknown"]);
+    assert.equal(mcp.totalExecutions(), before);
   });
 
   test("a malformed Authorization header: 401 token_malformed without asking the PDP", async () => {
