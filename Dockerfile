@@ -3,7 +3,7 @@
 # The compiled default policy (bundle/bundle.tar.gz) is committed, so the
 # image needs neither Go nor opa.
 
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -11,7 +11,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 # HOST=0.0.0.0 is not loopback: the PDP refuses to start without caller
 # authentication (PDP_CONFIG with `callers`, see examples/pdp-config.yaml)
 # unless PDP_ALLOW_UNAUTHENTICATED_CALLERS=true is set explicitly.
