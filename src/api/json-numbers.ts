@@ -131,21 +131,21 @@ function isFaithful(text: string, start: number, end: number): boolean {
     return true;
   }
 
-  const literal = text.slice(start, end);
-  const value = Number(literal);
+  const value = Number(text.slice(start, end));
   if (!Number.isFinite(value) || value === 0) return false; // overflow, underflow
-  // What JSON.stringify writes is the shortest round-trip decimal already: the common case.
-  if (String(value) === literal) return true;
-  const shortest = Math.abs(value).toExponential(); // e.g. "9.000000000000001e+2"
+  // The shortest round-trip decimal, as "d.ddde±x" (toExponential is several times faster
+  // than String() for 17-digit doubles): compare its digits and exponent without allocating.
+  const shortest = (value < 0 ? -value : value).toExponential();
   const marker = shortest.indexOf("e");
-  const shortestDigits = shortest.slice(0, marker).replace(".", "");
-  if (Number(shortest.slice(marker + 1)) !== leading) return false;
-  if (shortestDigits.length !== significant) return false;
-  let compared = 0;
-  for (let at = first; at <= last; at++) {
-    if (at === pointAt) continue;
-    if (text.charCodeAt(at) !== shortestDigits.charCodeAt(compared)) return false;
-    compared++;
+  const shortestDigits = marker > 1 ? marker - 1 : marker; // "9e+2" has no point
+  if (shortestDigits !== significant) return false;
+  if (exponentOf(shortest, marker + 1, shortest.length) !== leading) return false;
+  let at = first;
+  for (let index = 0; index < marker; index++) {
+    if (index === 1) continue; // the point after the first digit
+    if (at === pointAt) at++;
+    if (shortest.charCodeAt(index) !== text.charCodeAt(at)) return false;
+    at++;
   }
   return true;
 }
