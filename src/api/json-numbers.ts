@@ -54,9 +54,18 @@ export function findInexactNumber(text: string): InexactNumber | undefined {
     if (char === quote) {
       index = endOfString(text, index);
     } else if (char === minus || (char >= zero && char <= nine)) {
-      const end = endOfNumber(text, index);
-      if (!isFaithful(text, index, end)) return { offset: index, literal: text.slice(index, end) };
-      index = end;
+      // The common case inline: an integer of at most 15 digits is always faithful.
+      const start = index;
+      if (char === minus) index++;
+      const digitsStart = index;
+      let next = text.charCodeAt(index);
+      while (next >= zero && next <= nine) next = text.charCodeAt(++index);
+      if (next === dot || next === lowerE || next === upperE || index - digitsStart > 15) {
+        const end = endOfNumber(text, index);
+        if (!isFaithful(text, start, end))
+          return { offset: start, literal: text.slice(start, end) };
+        index = end;
+      }
     } else {
       index++;
     }
