@@ -20,7 +20,7 @@ interface HostileCase {
   name: string;
   note: string;
   profile?: "locked" | "trusted-proxy";
-  /** Claim overrides for the token `${token}` stands for; null removes a claim. */
+  /** Claim overrides of the token `${token}` stands for (null removes a claim). */
   token?: Json;
   request: {
     method: string;
@@ -171,9 +171,11 @@ for (const file of files) {
       test(`${hostile.name} → ${hostile.expect.status}${hostile.expect.code === undefined ? "" : ` ${hostile.expect.code}`}`, async () => {
         const pdp = pdps.get(hostile.profile ?? "locked");
         assert.ok(pdp !== undefined, `unknown profile ${hostile.profile ?? ""}`);
-        const token = hostile.token === undefined ? "" : await tokenFor(hostile.token);
+        const token = await tokenFor(hostile.token ?? {});
         const headers = substitute(hostile.request.headers ?? {}, token) as Record<string, string>;
-        if (!("x-api-key" in headers)) headers["x-api-key"] = keys.pep;
+        // The OPA Data API serves asserting gateways only; every other API a PEP.
+        const opaData = hostile.request.path.startsWith("/v1/data");
+        if (!("x-api-key" in headers)) headers["x-api-key"] = opaData ? keys.gateway : keys.pep;
         if (headers["x-api-key"] === "") delete headers["x-api-key"];
         if (headers["x-api-key"] === "${gateway}") headers["x-api-key"] = keys.gateway;
         if (headers["x-api-key"] === "${ops}") headers["x-api-key"] = keys.ops;

@@ -3,7 +3,12 @@ import type { CallerAuthenticator } from "../auth/caller-authenticator.js";
 import { ApiError, describeThrown } from "../errors.js";
 import { noInput, type EvaluationOutcome, type WasmPolicy } from "../policy/wasm-policy.js";
 import type { ApiRequest, ApiResponse } from "./api-types.js";
-import { parseJsonDocument, parseJsonObject, type JsonBodyLimits } from "./json-body.js";
+import {
+  parseJsonDocument,
+  parseJsonObject,
+  type JsonBodyLimits,
+  type JsonReadOptions,
+} from "./json-body.js";
 
 /** Where OPA's Data API lives: `/v1/data/{path}`. */
 export const opaDataPath = "/v1/data";
@@ -32,6 +37,12 @@ type Input = { present: true; value: unknown } | { present: false };
 
 const allowedMethods = ["GET", "POST"] as const;
 
+/**
+ * OPA reads a lone surrogate escape (`"\ud800"`) as U+FFFD (Go's
+ * encoding/json); so does this API, where the PDP's own APIs refuse it.
+ */
+const asOpaReads: JsonReadOptions = { loneSurrogates: "replace" };
+
 /** What OPA adds to an answer to a POST without an `input` key. */
 const missingInputWarning = {
   code: "api_usage_warning",
@@ -50,7 +61,9 @@ const missingInputWarning = {
  * when the document is undefined (status 200 either way); errors as
  * `{"code", "message"}` with OPA's codes: `invalid_parameter` (400) for a
  * body or input the PDP refuses (its size, depth, UTF-8 and hostile-key
- * limits apply; the PDP's own code is in `errors[0].code`), `internal_error`
+ * limits apply, and numbers a double cannot hold exactly, which OPA would
+ * compare exactly and the compiled policy would not; the PDP's own code is in
+ * `errors[0].code`), `internal_error`
  * (500) when evaluation fails. Other query parameters (`pretty`, `metrics`,
  * `provenance`, `explain`, …) are accepted and ignored.
  *
@@ -167,7 +180,7 @@ function invalidParameter(error: ApiError, source: "body" | "parameter"): ApiRes
 /** The input of a POST: the body's `input`; none for an empty body or a missing (or null) `input`, as OPA. */
 function postedInput(body: Buffer, limits: JsonBodyLimits): Input {
   if (isBlank(body)) return { present: false };
-  const document = parseJsonObject(body, limits);
+  const document = parseJsonObject(body, limits, asOpaReads);
   const value = Object.hasOwn(document, "input") ? document.input : undefined;
   return value === undefined || value === null ? { present: false } : { present: true, value };
 }
@@ -177,7 +190,10 @@ function queriedInput(query: string | undefined, limits: JsonBodyLimits): Input 
   if (query === undefined || query === "") return { present: false };
   const value = new URLSearchParams(query).getAll("input").at(-1);
   if (value === undefined) return { present: false };
-  return { present: true, value: parseJsonDocument(Buffer.from(value, "utf8"), limits) };
+  return {
+    present: true,
+    value: parseJsonDocument(Buffer.from(value, "utf8"), limits, asOpaReads),
+  };
 }
 
 /** Whether a body holds nothing but JSON whitespace (OPA reads it as no input). */

@@ -4,11 +4,12 @@ import { TokenError } from "./token-error.js";
 const b64token = /^[A-Za-z0-9\-._~+/]+=*$/;
 
 /**
- * Extracts the token from an `Authorization` header value. Strict on purpose:
- * the scheme is matched case-insensitively (RFC 9110) and separated by exactly
- * one space, and the credential must be one b64token. Anything else, tabs,
- * double spaces, trailing text, a second token, is `token_malformed` rather
- * than a guess; a missing header or another scheme is `token_missing`.
+ * Extracts the token from an `Authorization` header value. Strict on purpose,
+ * to RFC 6750's `"Bearer" 1*SP b64token`: the scheme is matched
+ * case-insensitively (RFC 9110) and separated by one or more spaces, and the
+ * credential must be one b64token. Anything else, tabs, leading whitespace,
+ * trailing text, a second token, is `token_malformed` rather than a guess; a
+ * missing header, another scheme or nothing after the spaces is `token_missing`.
  */
 export function parseBearer(header: string | undefined): string {
   if (header === undefined || header === "") {
@@ -24,17 +25,17 @@ export function parseBearer(header: string | undefined): string {
   }
   if (scheme.toLowerCase() !== "bearer") {
     if (/^bearer/i.test(scheme)) {
-      throw new TokenError(
-        "token_malformed",
-        "the Bearer scheme is not followed by a single space",
-      );
+      throw new TokenError("token_malformed", "the Bearer scheme is not followed by a space");
     }
     throw new TokenError(
       "token_missing",
       `Authorization uses the ${describeScheme(scheme)} scheme, not Bearer`,
     );
   }
-  const credential = header.slice(space + 1);
+  // RFC 6750 allows 1*SP between the scheme and the token; only spaces, never tabs.
+  let start = space + 1;
+  while (header.charCodeAt(start) === 0x20) start++;
+  const credential = header.slice(start);
   if (credential === "") throw new TokenError("token_missing", "the Bearer credential is empty");
   if (!b64token.test(credential)) {
     throw new TokenError("token_malformed", "the Bearer credential is not a single b64token");

@@ -3,6 +3,7 @@ import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } 
 import { LRUCache } from "lru-cache";
 import type { KeySource } from "./key-sources.js";
 import { TokenError } from "./token-error.js";
+import { requireCanonicalSpelling } from "./token-spelling.js";
 
 /** What one trusted issuer's tokens must satisfy. */
 export interface IssuerPolicy {
@@ -118,7 +119,7 @@ export class JwtTokenVerifier implements TokenVerifier {
     return verified;
   }
 
-  /** Cheap structural checks before any cryptography; picks the issuer. */
+  /** Cheap structural checks (shape, canonical spelling) before any cryptography; picks the issuer. */
   private precheck(token: string): IssuerPolicy {
     const parts = token.split(".");
     if (parts.length === 5) {
@@ -127,8 +128,8 @@ export class JwtTokenVerifier implements TokenVerifier {
         "a JWE was sent where a signed JWT (JWS) is expected",
       );
     }
-    if (parts.length !== 3)
-      throw new TokenError("token_malformed", "not a compact JWS (three dot-separated parts)");
+    // One spelling per token, before any decoding: a respelled token is not a different token.
+    requireCanonicalSpelling(token);
     let header: ReturnType<typeof decodeProtectedHeader>;
     let unverifiedIssuer: unknown;
     try {

@@ -1,3 +1,4 @@
+import { normalizeAddress } from "../net/client-address.js";
 import type { AccessRequest } from "./decision.js";
 
 /**
@@ -14,6 +15,8 @@ import type { AccessRequest } from "./decision.js";
  *   space-separated `scope` (OAuth's form).
  * - `resource.properties.server` / `.tool`: split from an id of the form
  *   `<server>/<tool>` (AuthZEN MCP binding) when no server is given.
+ * - `context.ip`: an IPv4-mapped IPv6 address (`::ffff:10.1.2.3`) becomes
+ *   its IPv4 address, so IPv4 `networks` match it; other values are kept.
  */
 export function buildPolicyInput(request: AccessRequest, nowMs: number): Record<string, unknown> {
   const unixSeconds = Math.floor(nowMs / 1000);
@@ -23,6 +26,7 @@ export function buildPolicyInput(request: AccessRequest, nowMs: number): Record<
     resource: buildResource(request),
     context: {
       ...request.context,
+      ...clientAddress(request.context),
       time: {
         rfc3339: new Date(unixSeconds * 1000).toISOString().replace(".000Z", "Z"),
         unix_s: unixSeconds,
@@ -61,4 +65,9 @@ function buildResource(request: AccessRequest): AccessRequest["resource"] {
       tool: resource.id.slice(slash + 1),
     },
   };
+}
+
+function clientAddress(context: AccessRequest["context"]): { ip?: string } {
+  const ip = context?.ip;
+  return typeof ip === "string" ? { ip: normalizeAddress(ip) } : {};
 }

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { parseJsonObject, requireJsonContentType } from "../../src/api/json-body.js";
+import {
+  parseJsonDocument,
+  parseJsonObject,
+  requireJsonContentType,
+} from "../../src/api/json-body.js";
 import { ApiError, type ApiErrorCode } from "../../src/errors.js";
 
 const limits = { maxBytes: 4096, maxDepth: 8 };
@@ -198,6 +202,169 @@ describe("parseJsonObject", () => {
     for (const [run, status] of refusals) {
       assert.throws(run, (error: unknown) => error instanceof ApiError && error.status === status);
     }
+  });
+});
+
+describe("lone UTF-16 surrogates", () => {
+  // JSON text as sent: "\\ud800" below is the six characters \ud800 of a JSON escape.
+  for (const [name, text, field] of [
+    ["a lone high surrogate", '{"a":"x\\ud800y"}', "/a"],
+    ["a lone low surrogate", '{"a":"\\udc00"}', "/a"],
+    ["a reversed pair", '{"a":"\\udc00\\ud800"}', "/a"],
+    ["a high surrogate followed by a non-surrogate escape", '{"a":"\\ud800\\u0041"}', "/a"],
+    ["two high surrogates then a low one", '{"a":"\\ud800\\ud800\\udc00"}', "/a"],
+    ["a high surrogate at the end of a string", '{"a":"abc\\udbff"}', "/a"],
+    ["upper-case hex", '{"a":"\\uD800"}', "/a"],
+    ["a string deep in arrays", '{"a":[0,{"b":["ok","\\ud800"]}]}', "/a/1/b/1"],
+    ["a key", '{"subject":{"\\ud800":1}}', "/subject/\ufffd"],
+    ["a key with / and ~", '{"x/y~":{"k\\udfff":1}}', "/x~1y~0/k\ufffd"],
+    ["the subject id", '{"subject":{"type":"user","id":"\\ud800"}}', "/subject/id"],
+  ] as const) {
+    test(`${name} is invalid_unicode at ${field}`, () => {
+      assertRefused(() => parse(text), "invalid_unicode", field);
+    });
+  }
+
+  test("a top-level string with a lone surrogate is invalid_unicode at the root", () => {
+    assertRefused(() => parseJsonDocument(Buffer.from('"\\ud800"'), limits), "invalid_unicode", "");
+  });
+
+  test("paired surrogates, raw astral characters and escaped backslashes are accepted", () => {
+    assert.deepEqual(parse('{"a":"\\ud83d\\ude00","b":"\\uD83D\\uDE00"}'), { a: "😀", b: "😀" });
+    assert.deepEqual(parse(JSON.stringify({ "😀": "𝄞 \u{10ffff}" })), { "😀": "𝄞 \u{10ffff}" });
+    // An escaped backslash followed by "ud800" is text, not an escape.
+    assert.deepEqual(parse('{"a":"\\\\ud800"}'), { a: "\\ud800" });
+  });
+
+  test("invalid_unicode is HTTP 400", () => {
+    assert.throws(
+      () => parse('{"a":"\\ud800"}'),
+      (error: unknown) => error instanceof ApiError && error.status === 400,
+    );
+  });
+
+  describe('with loneSurrogates: "replace" (how OPA reads them)', () => {
+    const replace = (text: string): unknown =>
+      parseJsonDocument(Buffer.from(text), limits, { loneSurrogates: "replace" });
+
+    test("each lone surrogate becomes one U+FFFD; pairs are kept", () => {
+      assert.deepEqual(replace('{"a":"x\\ud800y","b":"\\udc00\\ud800\\ud800\\udc00"}'), {
+        a: "x\ufffdy",
+        b: "\ufffd\ufffd\u{10000}",
+      });
+      assert.deepEqual(replace('["\\ud800", {"k": ["\\udfff"]}]'), ["\ufffd", { k: ["\ufffd"] }]);
+      assert.equal(replace('"\\ud800"'), "\ufffd");
+    });
+
+    test("keys are replaced too; two keys that become equal keep the later value, as Go does", () => {
+      assert.deepEqual(replace('{"\\ud800":1}'), { "\ufffd": 1 });
+      assert.deepEqual(replace('{"\\ud800":1,"\\udbff":2}'), { "\ufffd": 2 });
+      assert.deepEqual(replace('{"\\udbff":2,"\\ufffd":0}'), { "\ufffd": 0 });
+    });
+
+    test("the other refusals still apply", () => {
+      assertRefused(() => replace('{"\\ud800":{"__proto__":1}}'), "forbidden_key");
+      assertRefused(() => replace('{"\\ud800":1e400}'), "number_unrepresentable", "/\ufffd");
+    });
+  });
+});
+
+describe("numbers a double cannot hold exactly", () => {
+  // Each literal's exact decimal differs from the double JSON.parse makes of it.
+  for (const literal of [
+    "900.00000000000000001",
+    "899.99999999999999999",
+    "12345678901234567890",
+    "9007199254740993",
+    "0.30000000000000001",
+    "1e400",
+    "-1e400",
+    "1.7976931348623159e308",
+    "1e-400",
+    "4e-330",
+    "3e-324",
+    "-2e-324",
+    "9.00000000000000000001e2",
+    `1${"0".repeat(400)}`,
+  ]) {
+    test(`${literal.length > 30 ? `${literal.slice(0, 12)}… (${literal.length} digits)` : literal} is number_unrepresentable with its pointer`, () => {
+      assertRefused(
+        () => parse(`{"subject":{"properties":{"auth_age_s":${literal}}}}`),
+        "number_unrepresentable",
+        "/subject/properties/auth_age_s",
+      );
+    });
+  }
+
+  // Each literal is the shortest round-trip decimal of its double, once normalized.
+  for (const literal of [
+    "0",
+    "-0",
+    "0.0",
+    "0e999",
+    "0.1",
+    "1e3",
+    "9.0e2",
+    "900.0",
+    "900.000",
+    "9E+2",
+    "90000e-2",
+    "1.5e-7",
+    "5e-324",
+    "-5e-324",
+    "2.2250738585072014e-308",
+    "1.7976931348623157e308",
+    "-1.7976931348623157e308",
+    "0.30000000000000004",
+    "9007199254740992",
+    "1234567890123456",
+    "100000000000000000000",
+    "123456789012345.6",
+    "0.000000000000000000000000000001",
+  ]) {
+    test(`${literal} is accepted as the number it spells`, () => {
+      assert.deepEqual(parse(`{"n":${literal}}`), { n: Number(literal) });
+    });
+  }
+
+  test("the pointer follows arrays, nested objects and escaped keys", () => {
+    for (const [text, field] of [
+      ["[1, 2, 1e400]", "/2"],
+      ['{"a":[{"b":1},{"c":[0,0,{"d":1e400}]}]}', "/a/1/c/2/d"],
+      ['{"a\\"b":{"x/y~z":[1e400]}}', '/a"b/x~1y~0z/0'],
+      ['{"\\u0061":{"":1e400}}', "/a/"],
+      ['{"a":1,"b":{"c":2},"d":[3,4],"e":1e400}', "/e"],
+      ["1e400", ""],
+      ['  {  "a" :  [ 1 , 1e400 ] } ', "/a/1"],
+    ] as const) {
+      assertRefused(
+        () => parseJsonDocument(Buffer.from(text), limits),
+        "number_unrepresentable",
+        field,
+      );
+    }
+  });
+
+  test("digits inside strings and keys are not numbers", () => {
+    assert.deepEqual(parse('{"1e400":"900.00000000000000001","s":"\\" 1e400"}'), {
+      "1e400": "900.00000000000000001",
+      s: '" 1e400',
+    });
+  });
+
+  test("the first unfaithful number is named, whatever follows it", () => {
+    assertRefused(
+      () => parse('{"ok":[0.1,2,3],"bad":12345678901234567890,"worse":1e400}'),
+      "number_unrepresentable",
+      "/bad",
+    );
+  });
+
+  test("number_unrepresentable is HTTP 400", () => {
+    assert.throws(
+      () => parse('{"n":1e400}'),
+      (error: unknown) => error instanceof ApiError && error.status === 400,
+    );
   });
 });
 

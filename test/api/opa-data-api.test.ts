@@ -277,6 +277,41 @@ describe("OPA Data API", () => {
     }
   });
 
+  test("a number a double cannot hold is number_unrepresentable, with the pointer in the message", async () => {
+    for (const [body, pointer] of [
+      ['{"input": {"n": 900.00000000000000001}}', "/input/n"],
+      ['{"input": [1, 1e400]}', "/input/1"],
+      ['{"input": 12345678901234567890}', "/input"],
+      ['{"other": 4e-330, "input": 1}', "/other"],
+    ] as const) {
+      const reply = await post(pdp.url, decisionPath, body);
+      assertInvalid(reply, "number_unrepresentable", body);
+      assert.ok((reply.body.message as string).endsWith(pointer), String(reply.body.message));
+    }
+    const query = encodeURIComponent('{"n": 1e400}');
+    const reply = await call(pdp.url, "GET", `${decisionPath}?input=${query}`);
+    assertInvalid(reply, "number_unrepresentable", "?input=");
+  });
+
+  test("numbers that are exactly their double reach the policy", async () => {
+    for (const literal of ["0.1", "1e3", "9.0e2", "-0", "5e-324", "1.7976931348623157e308"]) {
+      const reply = await post(pdp.url, `${decisionPath}/allow`, `{"input": ${literal}}`);
+      assert.equal(reply.status, 200, `${literal}: ${JSON.stringify(reply.body)}`);
+      assert.equal(reply.body.result, false, literal);
+    }
+  });
+
+  test("a lone surrogate is read as U+FFFD, as OPA reads it (no 500)", async () => {
+    const input = JSON.stringify(allowing.input);
+    const plain = await post(pdp.url, decisionPath, `{"input": ${input}}`);
+    // The lone surrogate sits in a key the default policy never reads: the answer is unchanged.
+    const spiced = input.replace('{"subject"', '{"note\\ud800":"\\udc00","subject"');
+    assert.notEqual(spiced, input);
+    const reply = await post(pdp.url, decisionPath, `{"input": ${spiced}}`);
+    assert.equal(reply.status, 200, JSON.stringify(reply.body));
+    assert.deepEqual(reply.body.result, plain.body.result);
+  });
+
   test("other methods are 405 with Allow: GET, POST", async () => {
     for (const method of ["PUT", "PATCH", "DELETE"]) {
       for (const path of [decisionPath, "/v1/data"]) {
@@ -308,6 +343,8 @@ describe("OPA Data API", () => {
       { name: "too deep", body: JSON.stringify({ input: nested(40) }) },
       { name: "hostile key", body: '{"input": {"a": {"__proto__": 1}}}' },
       { name: "bad UTF-8", body: new Uint8Array([0x7b, 0xff, 0x7d]) },
+      { name: "lone surrogate", body: '{"input": {"a\\ud800": "\\udc00"}}' },
+      { name: "unrepresentable number", body: '{"input": {"n": 1e400}}' },
       { name: "405", method: "DELETE" },
     ];
 

@@ -1,7 +1,8 @@
 /**
  * parseBearer: the strict reading of an `Authorization: Bearer` header value.
- * Case-insensitive scheme, exactly one space, one RFC 6750 b64token; whitespace
- * and case tricks are refused with a precise code, never guessed at.
+ * Case-insensitive scheme, one or more spaces (RFC 6750: `"Bearer" 1*SP b64token`),
+ * one b64token; other whitespace and case tricks are refused with a precise
+ * code, never guessed at.
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
@@ -38,6 +39,14 @@ describe("parseBearer accepts", () => {
   test("a one-character credential", () => {
     assert.equal(parseBearer("Bearer x"), "x");
   });
+
+  // RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token.
+  for (const spaces of [2, 3, 17]) {
+    test(`${spaces} spaces between the scheme and the token`, () => {
+      assert.equal(parseBearer(`Bearer${" ".repeat(spaces)}${jwt}`), jwt);
+      assert.equal(parseBearer(`bearer${" ".repeat(spaces)}x`), "x");
+    });
+  }
 });
 
 describe("parseBearer refuses with token_missing", () => {
@@ -49,8 +58,9 @@ describe("parseBearer refuses with token_missing", () => {
     refuses("", "token_missing");
   });
 
-  test("the Bearer scheme with an empty credential (trailing space)", () => {
+  test("the Bearer scheme with an empty credential (trailing spaces)", () => {
     refuses("Bearer ", "token_missing");
+    refuses("Bearer    ", "token_missing");
   });
 
   test('"Bearer" alone: no credential at all (the scheme is not a token)', () => {
@@ -78,10 +88,14 @@ describe("parseBearer refuses with token_missing", () => {
 describe("parseBearer refuses with token_malformed", () => {
   const cases: [string, string][] = [
     ["a tab as separator", `Bearer\t${jwt}`],
-    ["two spaces", `Bearer  ${jwt}`],
+    ["spaces, then a tab", `Bearer  \t${jwt}`],
+    ["a tab, then spaces", `Bearer\t  ${jwt}`],
+    ["two spaces, then trailing text", `Bearer  ${jwt} x`],
+    ["two spaces, then two tokens", `Bearer  ${jwt}  ${jwt}`],
     ["a trailing space", `Bearer ${jwt} `],
     ["a trailing tab", `Bearer ${jwt}\t`],
     ["a leading space", ` Bearer ${jwt}`],
+    ["leading spaces before a two-space separator", `  Bearer  ${jwt}`],
     ["a leading tab", `\tBearer ${jwt}`],
     ["no separator (Bearerabc)", "Bearerabc"],
     ["no separator before a JWT", `Bearer${jwt}`],
@@ -113,7 +127,7 @@ describe("parseBearer refuses with token_malformed", () => {
 describe("parseBearer errors never echo the credential", () => {
   test("the message of a refused credential does not contain it", () => {
     const secret = "s3cr3t-t0ken-value";
-    for (const header of [`Bearer  ${secret}`, `Bearer ${secret} x`, `Bearer${secret}`]) {
+    for (const header of [`Bearer\t${secret}`, `Bearer ${secret} x`, `Bearer${secret}`]) {
       assert.throws(
         () => parseBearer(header),
         (error: unknown) => {

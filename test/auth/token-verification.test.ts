@@ -480,12 +480,8 @@ describe("the subject the policy sees (echo policy)", () => {
 
 describe("hostile tokens are denied with the exact reason", () => {
   describe("algorithm attacks", () => {
-    test("alg none with an empty signature", async () => {
-      await assertDenied(
-        pdp,
-        handBuilt({ alg: "none", typ: "JWT" }, claims()),
-        "token_alg_not_allowed",
-      );
+    test("alg none with an empty signature: malformed, as every token with an empty segment", async () => {
+      await assertDenied(pdp, handBuilt({ alg: "none", typ: "JWT" }, claims()), "token_malformed");
     });
 
     test("alg none with a real signature appended", async () => {
@@ -498,8 +494,14 @@ describe("hostile tokens are denied with the exact reason", () => {
     });
 
     test("alg none spelt None, NONE, nOnE", async () => {
+      const signature = signaturePart(await mint(published.RS256, claims()));
       for (const alg of ["None", "NONE", "nOnE"]) {
-        await assertDenied(pdp, handBuilt({ alg }, claims()), "token_alg_not_allowed", alg);
+        await assertDenied(
+          pdp,
+          handBuilt({ alg }, claims(), signature),
+          "token_alg_not_allowed",
+          alg,
+        );
       }
     });
 
@@ -820,10 +822,11 @@ describe("hostile tokens are denied with the exact reason", () => {
       await assertDenied(pdp, forged, "token_bad_signature");
     });
 
-    test("a signature truncated by 4 characters (still base64url) does not verify", async () => {
-      // 342 characters of RS256 signature → 338: decodes to 253 bytes, which fail verification.
+    test("a signature truncated by 2 characters (still canonical base64url) does not verify", async () => {
+      // 342 characters of RS256 signature → 340: decodes to 255 bytes, which fail verification.
+      // (Other cuts leave a last character whose unused bits are set: non-canonical, malformed.)
       const real = await mint(published.RS256, claims());
-      await assertDenied(pdp, real.slice(0, -4), "token_bad_signature");
+      await assertDenied(pdp, real.slice(0, -2), "token_bad_signature");
     });
 
     test("a signature truncated by 1 character is not base64url at all", async () => {
@@ -843,9 +846,9 @@ describe("hostile tokens are denied with the exact reason", () => {
       }
     });
 
-    test("an empty signature on a real header and payload", async () => {
+    test("an empty signature on a real header and payload is malformed", async () => {
       const real = await mint(published.RS256, claims());
-      await assertDenied(pdp, `${real.slice(0, real.lastIndexOf("."))}.`, "token_bad_signature");
+      await assertDenied(pdp, `${real.slice(0, real.lastIndexOf("."))}.`, "token_malformed");
     });
 
     test("garbage", async () => {
@@ -1135,7 +1138,7 @@ describe("the token cache", () => {
     const [header, , signature] = token.split(".");
     const raised = `${header ?? ""}.${b64json(claims({ scope: "mcp:admin" }))}.${signature ?? ""}`;
     await assertDenied(stack.pdp, raised, "token_bad_signature");
-    await assertDenied(stack.pdp, token.slice(0, -4), "token_bad_signature");
+    await assertDenied(stack.pdp, token.slice(0, -2), "token_bad_signature");
     await assertAllowed(stack.pdp, token, "the original is still fine");
   });
 });

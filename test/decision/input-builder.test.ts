@@ -80,3 +80,26 @@ test("the request is never mutated (batch items share their defaults)", () => {
   buildPolicyInput(original, nowMs);
   assert.deepEqual(original, snapshot);
 });
+
+test("an IPv4-mapped context.ip reaches the policy as its IPv4 address", () => {
+  for (const ip of ["::ffff:10.1.2.3", "::ffff:a01:203", "0:0:0:0:0:ffff:a01:203"]) {
+    const original = request({ context: { ip, device: { trust: "managed" } } });
+    const input = buildPolicyInput(original, nowMs) as { context: Record<string, unknown> };
+    assert.equal(input.context.ip, "10.1.2.3", ip);
+    assert.deepEqual(input.context.device, { trust: "managed" });
+    assert.equal(original.context?.ip, ip, "the request keeps what the caller sent");
+  }
+});
+
+test("any other context.ip is kept as sent, and none is added", () => {
+  for (const ip of ["10.1.2.3", "2001:db8::1", "::ffff:0:10.1.2.3", "not an address", 42, null]) {
+    const input = buildPolicyInput(request({ context: { ip } }), nowMs) as {
+      context: Record<string, unknown>;
+    };
+    assert.equal(input.context.ip, ip, String(ip));
+  }
+  const without = buildPolicyInput(request({ context: {} }), nowMs) as {
+    context: Record<string, unknown>;
+  };
+  assert.equal("ip" in without.context, false);
+});

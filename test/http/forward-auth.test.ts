@@ -605,10 +605,10 @@ for (const proxy of proxies) {
       assert.equal(challenge.scope, undefined);
     });
 
-    test("a malformed Bearer header (two spaces): 401", async () => {
+    test("a malformed Bearer header (a tab as separator): 401", async () => {
       const answer = await call(pdp, {
         method: "POST",
-        authorization: `Bearer  ${tokens.reader}`,
+        authorization: `Bearer\t${tokens.reader}`,
         mcpMethod: "tools/call",
         mcpName: "read_file",
         body: toolCall(10, "read_file"),

@@ -1,0 +1,236 @@
+/**
+ * Inputs the compiled policy and OPA would read differently get a clear 400
+ * on the PDP's own APIs, over real HTTP (the lean path and express alike):
+ * a lone UTF-16 surrogate escape anywhere in a string or key is
+ * `invalid_unicode`, a number literal a double cannot hold exactly is
+ * `number_unrepresentable`, each with the JSON pointer of the culprit. On
+ * forward-auth the body is a relayed JSON-RPC message: the refusal is
+ * JSON-RPC's invalid request (reason `mcp_invalid`) naming the problem.
+ * Before, AuthZEN answered an `evaluation_error` deny for the first and
+ * evaluated the second as a double.
+ */
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { JwksServer } from "../support/jwks-server.js";
+import { scratchDir } from "../support/opa.js";
+import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
+import { generateTestKey, mint } from "../support/tokens.js";
+
+type Json = Record<string, unknown>;
+
+const operatorData = fileURLToPath(new URL("../../examples/operator-data.yaml", import.meta.url));
+const nowMs = Date.UTC(2026, 2, 10, 12, 0, 0);
+const nowS = nowMs / 1000;
+const clock = () => nowMs;
+
+const scratch = scratchDir();
+const closers: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const close of closers.reverse()) await close();
+  scratch.remove();
+});
+
+/** A valid AuthZEN evaluation as JSON text, with `"@@"` left for the test to splice into. */
+const evaluation = JSON.stringify({
+  subject: {
+    type: "user",
+    id: "alice",
+    properties: { scope: "mcp:read", auth_time: nowS - 300 },
+  },
+  action: { name: "tools/call" },
+  resource: { type: "tool", id: "files/read_file" },
+  context: { device: { trust: "managed" }, extra: "@@" },
+});
+
+/** The evaluation with `"@@"` replaced by a raw JSON fragment. */
+function splice(fragment: string): string {
+  return evaluation.replace('"@@"', fragment);
+}
+
+describe("AuthZEN", () => {
+  const pdps: { name: string; pdp?: RunningPdp }[] = [{ name: "lean" }, { name: "express" }];
+  before(async () => {
+    for (const entry of pdps) {
+      entry.pdp = await startPdp({
+        env: { PDP_DATA: operatorData },
+        clock,
+        expressOnly: entry.name === "express",
+      });
+      closers.push(() => entry.pdp?.close() ?? Promise.resolve());
+    }
+  });
+
+  /** Posts raw JSON text to every PDP; asserts they answer alike and returns the answer. */
+  async function post(path: string, text: string): Promise<{ status: number; body: Json }> {
+    const answers = [];
+    for (const { pdp } of pdps) {
+      assert.ok(pdp);
+      const answer = await postJson(`${pdp.url}${path}`, text);
+      answers.push({ status: answer.status, body: answer.body as Json });
+    }
+    const [lean, express] = answers;
+    assert.ok(lean && express);
+    // Decision ids differ per request; everything a client acts on must not.
+    const gist = ({ status, body }: { status: number; body: Json }) => ({
+      status,
+      code: body.code,
+      field: body.field,
+      decision: body.decision,
+    });
+    assert.deepEqual(gist(express), gist(lean), "express and the lean path answer alike");
+    return lean;
+  }
+
+  test("the unspliced request is a plain allow (the baseline the refusals below depart from)", async () => {
+    const answer = await post("/access/v1/evaluation", splice('"fine"'));
+    assert.equal(answer.status, 200);
+    assert.equal(answer.body.decision, true, JSON.stringify(answer.body));
+  });
+
+  for (const [name, text, field] of [
+    ["in a context string", splice('"x\\ud800"'), "/context/extra"],
+    ["in a context key", splice('{"\\udc00":1}'), "/context/extra/\ufffd"],
+    ["in an array", splice('["ok", "\\ud800\\u0041"]'), "/context/extra/1"],
+    ["in the subject id", evaluation.replace('"alice"', '"ali\\udbffce"'), "/subject/id"],
+    [
+      "in the tool name",
+      evaluation.replace('"files/read_file"', '"files/read_\\udfff"'),
+      "/resource/id",
+    ],
+  ] as const) {
+    test(`a lone surrogate ${name}: 400 invalid_unicode at ${field}`, async () => {
+      const answer = await post("/access/v1/evaluation", text);
+      assert.equal(answer.status, 400, JSON.stringify(answer.body));
+      assert.equal(answer.body.code, "invalid_unicode");
+      assert.equal(answer.body.field, field);
+    });
+  }
+
+  test("a surrogate pair is accepted", async () => {
+    const answer = await post("/access/v1/evaluation", splice('"\\ud83d\\ude00"'));
+    assert.equal(answer.status, 200);
+    assert.equal(answer.body.decision, true);
+  });
+
+  for (const [name, text, field] of [
+    ["with more digits than a double holds", splice("900.00000000000000001"), "/context/extra"],
+    ["that is a big integer past 2^53", splice("12345678901234567890"), "/context/extra"],
+    ["out of range", splice("[1, 1e400]"), "/context/extra/1"],
+    ["that underflows to 0", splice('{"n": 4e-330}'), "/context/extra/n"],
+    [
+      "in an auth_time a double cannot hold",
+      evaluation.replace(String(nowS - 300), `${nowS - 300}.00000000000000001`),
+      "/subject/properties/auth_time",
+    ],
+  ] as const) {
+    test(`a number ${name}: 400 number_unrepresentable at ${field}`, async () => {
+      assert.notEqual(text, evaluation);
+      const answer = await post("/access/v1/evaluation", text);
+      assert.equal(answer.status, 400, JSON.stringify(answer.body));
+      assert.equal(answer.body.code, "number_unrepresentable");
+      assert.equal(answer.body.field, field);
+    });
+  }
+
+  test("numbers that are exactly their double are accepted", async () => {
+    for (const literal of ["0.1", "1e3", "9.0e2", "900.0", "-0", "1.5e-7", "5e-324"]) {
+      const answer = await post("/access/v1/evaluation", splice(literal));
+      assert.equal(answer.status, 200, `${literal}: ${JSON.stringify(answer.body)}`);
+      assert.equal(answer.body.decision, true, literal);
+    }
+  });
+
+  test("in a batch, the pointer names the item", async () => {
+    const batch = `{"subject":{"type":"user","id":"alice","properties":{"scope":"mcp:read"}},"action":{"name":"tools/call"},"evaluations":[{"resource":{"type":"tool","id":"files/read_file"}},{"resource":{"type":"tool","id":"files/read_file"},"context":{"n":1e400}},{"resource":{"type":"tool","id":"\\ud800"}}]}`;
+    const answer = await post("/access/v1/evaluations", batch);
+    assert.equal(answer.status, 400, JSON.stringify(answer.body));
+    // Surrogates are checked before numbers: the whole body is refused for the first problem.
+    assert.equal(answer.body.code, "invalid_unicode");
+    assert.equal(answer.body.field, "/evaluations/2/resource/id");
+    const numbersOnly = batch.replace('"\\ud800"', '"files/read_file"');
+    const second = await post("/access/v1/evaluations", numbersOnly);
+    assert.equal(second.body.code, "number_unrepresentable");
+    assert.equal(second.body.field, "/evaluations/1/context/n");
+  });
+});
+
+describe("forward-auth: the relayed JSON-RPC body", () => {
+  const issuer = "https://idp.test";
+  const filesResource = "https://mcp.test/files";
+  let pdp: RunningPdp;
+  let token = "";
+
+  before(async () => {
+    const key = await generateTestKey("ES256");
+    const jwks = await JwksServer.start([key.publicJwk]);
+    closers.push(() => jwks.close());
+    token = await mint(key, {
+      iss: issuer,
+      sub: "alice",
+      aud: filesResource,
+      iat: nowS - 60,
+      exp: nowS + 3600,
+      auth_time: nowS - 300,
+      scope: "mcp:read",
+    });
+    const config = join(scratch.dir, "pdp-config.json");
+    writeFileSync(
+      config,
+      JSON.stringify({
+        issuers: [{ issuer, jwks_uri: jwks.url, audiences: [filesResource] }],
+        forward_auth: {
+          trusted_proxies: ["127.0.0.1/32"],
+          context_headers: { "x-device-trust": "device.trust" },
+          servers: { files: { resource: filesResource } },
+        },
+      }),
+    );
+    pdp = await startPdp({ env: { PDP_CONFIG: config, PDP_DATA: operatorData }, clock });
+    closers.push(() => pdp.close());
+  });
+
+  /** A read_file call relayed with its body (Envoy, Traefik with forwardBody), `"@@"` spliced. */
+  async function relay(fragment: string): Promise<{ status: number; body: Json }> {
+    const body = JSON.stringify({
+      jsonrpc: "2.0",
+      id: 5,
+      method: "tools/call",
+      params: { name: "read_file", arguments: { path: "@@" } },
+    }).replace('"@@"', fragment);
+    const response = await fetch(`${pdp.url}/forward-auth/files/mcp`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${token}`,
+        "content-type": "application/json",
+        "x-device-trust": "managed",
+      },
+      body,
+    });
+    const text = await response.text();
+    return { status: response.status, body: (text === "" ? {} : JSON.parse(text)) as Json };
+  }
+
+  test("the unspliced call is allowed (the baseline)", async () => {
+    const answer = await relay('"a.txt"');
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+  });
+
+  for (const [name, fragment, problem] of [
+    ["a lone surrogate", '"a\\ud800.txt"', /lone UTF-16 surrogate/],
+    ["a lone surrogate in a key", '{"\\udc00": 1}', /lone UTF-16 surrogate/],
+    ["a number a double cannot hold", "900.00000000000000001", /cannot be represented exactly/],
+    ["an out-of-range number", "1e400", /cannot be represented exactly/],
+  ] as const) {
+    test(`${name}: 400, a JSON-RPC invalid request naming the problem`, async () => {
+      const answer = await relay(fragment);
+      assert.equal(answer.status, 400, JSON.stringify(answer.body));
+      const error = answer.body.error as { code: number; message: string; data: Json };
+      assert.equal(error.code, -32600);
+      assert.deepEqual(error.data.reasons, ["mcp_invalid"]);
+      assert.match(error.message, problem);
+    });
+  }
+});
