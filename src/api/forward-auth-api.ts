@@ -355,19 +355,22 @@ function denial(
   return { status, headers, body };
 }
 
+/** A 400: the refusal's code, and the JSON rule that refused the body (with its pointer), if any. */
 function refusal(error: McpRefusal): ApiResponse {
+  const reasons = error.refusedBy === undefined ? [error.code] : [error.code, error.refusedBy.code];
+  const field = error.refusedBy?.field === undefined ? {} : { field: error.refusedBy.field };
   return {
     status: 400,
     body:
       error.id === undefined
-        ? { code: error.code, message: error.message }
+        ? { code: error.code, message: error.message, reasons, ...field }
         : {
             jsonrpc: "2.0",
             id: error.id,
             error: {
               code: jsonRpcInvalidRequest,
               message: error.message,
-              data: { reasons: [error.code] },
+              data: { reasons, ...field },
             },
           },
   };

@@ -29,12 +29,20 @@ export class McpRefusal extends Error {
   readonly code: McpRefusalCode;
   /** The JSON-RPC id to answer, when there is exactly one request. */
   readonly id: string | number | null | undefined;
+  /** Why the body could not be read, when the JSON rules refused it (`invalid_unicode` …). */
+  readonly refusedBy: { code: string; field: string | undefined } | undefined;
 
-  constructor(code: McpRefusalCode, message: string, id?: string | number | null) {
+  constructor(
+    code: McpRefusalCode,
+    message: string,
+    id?: string | number | null,
+    refusedBy?: { code: string; field: string | undefined },
+  ) {
     super(message);
     this.name = "McpRefusal";
     this.code = code;
     this.id = id;
+    this.refusedBy = refusedBy;
   }
 }
 
@@ -104,7 +112,12 @@ export function readMcpRequest(
   try {
     document = parseJsonDocument(original.body, options.limits);
   } catch (error) {
-    if (error instanceof ApiError) throw new McpRefusal("mcp_invalid", error.message, null);
+    if (error instanceof ApiError) {
+      throw new McpRefusal("mcp_invalid", error.message, null, {
+        code: error.code,
+        field: error.field,
+      });
+    }
     throw error;
   }
   const elements: unknown[] = Array.isArray(document) ? (document as unknown[]) : [document];

@@ -474,14 +474,14 @@ function assertStepUp(answer: Answer, scope: string): void {
 }
 
 /** A 400 refusal of a request that is not valid MCP, addressed to `id` (JSON-RPC) when given. */
-function assertRefused(answer: Answer, code: string, id: number | string | null): void {
+function assertRefused(answer: Answer, code: string | string[], id: number | string | null): void {
   assert.equal(answer.status, 400, JSON.stringify(answer.body));
   const body = answer.body as Json;
   assert.equal(body.jsonrpc, "2.0");
   assert.equal(body.id, id);
   const error = body.error as Json;
   assert.equal(error.code, -32600);
-  assert.deepEqual((error.data as Json).reasons, [code]);
+  assert.deepEqual((error.data as Json).reasons, typeof code === "string" ? [code] : code);
 }
 
 // ---------------------------------------------------------------- every proxy
@@ -753,7 +753,8 @@ for (const proxy of proxies.filter((p) => p.bodyVisible)) {
       });
       assertRefused(answer, "mcp_invalid", null);
       const garbled = await call(pdp, { method: "POST", token: tokens.reader, body: "{not json" });
-      assertRefused(garbled, "mcp_invalid", null);
+      // The refusal, then the JSON rule that refused the body.
+      assertRefused(garbled, ["mcp_invalid", "invalid_json"], null);
     });
 
     test("forward_auth.batch authorize_each: one forbidden call denies the batch", async () => {

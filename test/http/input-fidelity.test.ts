@@ -218,18 +218,25 @@ describe("forward-auth: the relayed JSON-RPC body", () => {
     assert.equal(answer.status, 200, JSON.stringify(answer.body));
   });
 
-  for (const [name, fragment, problem] of [
-    ["a lone surrogate", '"a\\ud800.txt"', /lone UTF-16 surrogate/],
-    ["a lone surrogate in a key", '{"\\udc00": 1}', /lone UTF-16 surrogate/],
-    ["a number a double cannot hold", "900.00000000000000001", /cannot be represented exactly/],
-    ["an out-of-range number", "1e400", /cannot be represented exactly/],
+  for (const [name, fragment, problem, rule] of [
+    ["a lone surrogate", '"a\\ud800.txt"', /lone UTF-16 surrogate/, "invalid_unicode"],
+    ["a lone surrogate in a key", '{"\\udc00": 1}', /lone UTF-16 surrogate/, "invalid_unicode"],
+    [
+      "a number a double cannot hold",
+      "900.00000000000000001",
+      /cannot be represented exactly/,
+      "number_unrepresentable",
+    ],
+    ["an out-of-range number", "1e400", /cannot be represented exactly/, "number_unrepresentable"],
   ] as const) {
     test(`${name}: 400, a JSON-RPC invalid request naming the problem`, async () => {
       const answer = await relay(fragment);
       assert.equal(answer.status, 400, JSON.stringify(answer.body));
       const error = answer.body.error as { code: number; message: string; data: Json };
       assert.equal(error.code, -32600);
-      assert.deepEqual(error.data.reasons, ["mcp_invalid"]);
+      // The refusal, then the JSON rule behind it, with the pointer to the culprit.
+      assert.deepEqual(error.data.reasons, ["mcp_invalid", rule]);
+      assert.equal(typeof error.data.field, "string");
       assert.match(error.message, problem);
     });
   }
