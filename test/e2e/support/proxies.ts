@@ -248,7 +248,8 @@ export interface TraefikClientTls {
 /**
  * Traefik ForwardAuth with forwardBody (file provider, dynamic
  * configuration), one middleware, router and service per MCP server. Traefik
- * cannot add a header to the auth request alone, so it authenticates to the
+ * cannot set a header on the auth request alone (a headers middleware changes
+ * the upstream request too), so it authenticates to the
  * PDP with a client certificate (`tls`), which never reaches the MCP server.
  */
 export function traefikDynamic(options: {
