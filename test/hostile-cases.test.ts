@@ -178,6 +178,7 @@ for (const file of files) {
         if (!("x-api-key" in headers)) headers["x-api-key"] = opaData ? keys.gateway : keys.pep;
         if (headers["x-api-key"] === "") delete headers["x-api-key"];
         if (headers["x-api-key"] === "${gateway}") headers["x-api-key"] = keys.gateway;
+        if (headers["x-api-key"] === "${pep}") headers["x-api-key"] = keys.pep;
         if (headers["x-api-key"] === "${ops}") headers["x-api-key"] = keys.ops;
         const { body, bodyText, bodyBase64 } = hostile.request;
         const payload =

@@ -1,7 +1,9 @@
 /**
  * mcp-pdp behind a real Caddy (2.6) with forward_auth: a GET carrying the
  * client's headers and X-Forwarded-Method/-Uri, never the body. A real MCP
- * server (the official SDK) behind it, the official SDK client in front.
+ * server (the official SDK) behind it, the official SDK client in front. The
+ * PDP has `callers`: Caddy sends its API key (from its environment) on the
+ * auth request only.
  */
 import { after, before, describe, test } from "node:test";
 import { E2eEnvironment } from "./support/environment.js";
@@ -9,12 +11,12 @@ import { startCaddy, type RunningProxy } from "./support/proxies.js";
 import { assertReadmeShows } from "./support/readme.js";
 import { defineProxyScenarios } from "./support/scenarios.js";
 
-const env = new E2eEnvironment();
+const env = new E2eEnvironment({ kind: "api-key" });
 let caddy: RunningProxy | undefined;
 
 before(async () => {
   await env.start();
-  caddy = await startCaddy(env.dir("caddy"), env.ports);
+  caddy = await startCaddy(env.dir("caddy"), env);
   env.own(caddy.process);
 });
 
@@ -27,12 +29,13 @@ describe("caddy forward_auth: headers only", () => {
     { seesBody: false, relaysBody: true },
     () => {
       if (caddy === undefined) throw new Error(`caddy did not start:\n${env.diagnostics()}`);
-      return caddy.origin;
+      return caddy.origins;
     },
     () => env,
   );
 });
 
 test("the README shows the configuration these tests run", () => {
+  assertReadmeShows("pdpConfig");
   assertReadmeShows("caddy");
 });

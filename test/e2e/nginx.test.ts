@@ -1,20 +1,27 @@
 /**
  * mcp-pdp behind a real NGINX (1.22 + njs): auth_request (headers only) and an
  * njs handler that sends the JSON-RPC body along. A real MCP server (the
- * official SDK) behind it, the official SDK client in front.
+ * official SDK) behind it, the official SDK client in front. The PDP has
+ * `callers`: NGINX sends its API key (from an include file) on the auth
+ * subrequest only.
  */
 import { after, before, describe, test } from "node:test";
 import { E2eEnvironment } from "./support/environment.js";
-import { startNginx, type RunningProxy } from "./support/proxies.js";
+import { apiKeyDigest } from "./support/pdp-process.js";
+import { makeNginxKey, nginxKeyFile, startNginx, type RunningProxy } from "./support/proxies.js";
 import { assertReadmeShows } from "./support/readme.js";
 import { defineProxyScenarios } from "./support/scenarios.js";
 
-const env = new E2eEnvironment();
+// The key is made by the README's own commands (openssl, the include file, sha256sum).
+const env = new E2eEnvironment({
+  kind: "api-key",
+  makeKey: (dir) => makeNginxKey(dir, apiKeyDigest),
+});
 let nginx: { plain: RunningProxy; njs: RunningProxy } | undefined;
 
 before(async () => {
   await env.start();
-  nginx = await startNginx(env.dir("nginx"), env.ports);
+  nginx = await startNginx(env.dir("nginx"), env, nginxKeyFile(env.dir("key")));
   env.own(nginx.plain.process);
 });
 
@@ -30,7 +37,7 @@ function running(): { plain: RunningProxy; njs: RunningProxy } {
 describe("nginx auth_request: headers only", () => {
   defineProxyScenarios(
     { seesBody: false, relaysBody: false },
-    () => running().plain.origin,
+    () => running().plain.origins,
     () => env,
   );
 });
@@ -38,14 +45,15 @@ describe("nginx auth_request: headers only", () => {
 describe("nginx + njs: the body goes to the PDP", () => {
   defineProxyScenarios(
     { seesBody: true, relaysBody: true },
-    () => running().njs.origin,
+    () => running().njs.origins,
     () => env,
   );
 });
 
 test("the README shows the configuration these tests run", () => {
+  assertReadmeShows("pdpConfig");
+  assertReadmeShows("nginxKey");
   assertReadmeShows("nginxAuthRequest");
   assertReadmeShows("nginxNjs");
   assertReadmeShows("njsScript");
-  assertReadmeShows("pdpConfig");
 });

@@ -1,13 +1,11 @@
 import { JwksServer } from "../../support/jwks-server.js";
 import { generateTestKey, mint, type TestKey } from "../../support/tokens.js";
+import { resourceOf } from "./sites.js";
 
 /** The token issuer the PDP trusts in the end-to-end tests. */
 export const issuer = "https://issuer.e2e.test";
-/** The MCP server's canonical resource URI: the audience its tokens must carry. */
-export const filesResource = "https://mcp.example.com/files";
-/** Where RFC 9728 puts the protected-resource metadata of `filesResource`. */
-export const filesResourceMetadata =
-  "https://mcp.example.com/.well-known/oauth-protected-resource/files";
+/** The README's MCP server's canonical resource URI: the audience its tokens must carry. */
+export const filesResource = resourceOf("files");
 
 /**
  * Who calls, as the tests use them. Every persona is otherwise "perfect"
@@ -56,7 +54,7 @@ export const personas = {
     authAgeS: 1000,
     audience: filesResource,
   },
-  /** The admin's token for another resource. */
+  /** The admin's token for a resource no server of this PDP has. */
   otherAudience: {
     sub: "admin-1",
     scope: "mcp:read mcp:write mcp:admin",
@@ -81,14 +79,17 @@ export class Identity {
     return new Identity(jwks, key);
   }
 
-  /** A fresh access token for `name`, minted relative to the real clock (the PDP runs apart). */
-  token(name: PersonaName): Promise<string> {
+  /**
+   * A fresh access token for `name`, minted relative to the real clock (the PDP
+   * runs apart), for `audience` (default: the persona's, the files server).
+   */
+  token(name: PersonaName, audience?: string): Promise<string> {
     const persona: Persona = personas[name];
     const now = Math.floor(Date.now() / 1000);
     return mint(this.key, {
       iss: issuer,
       sub: persona.sub,
-      aud: persona.audience,
+      aud: audience ?? persona.audience,
       iat: now,
       exp: now + 600,
       scope: persona.scope,

@@ -4,10 +4,13 @@ import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import express, { type NextFunction, type Request, type Response } from "express";
 import * as z from "zod";
+import type { Upstream } from "./sites.js";
 
 /** One tool call the server executed, with the headers the proxy added. */
 export interface Execution {
   tool: string;
+  /** The listener that ran it. */
+  upstream: Upstream;
   subject: string | undefined;
   risk: string | undefined;
   decisionId: string | undefined;
@@ -31,82 +34,46 @@ export const tools = {
   lying: "delete_cache",
 } as const;
 
+/** One request that reached the server, as it arrived. */
+export interface ReceivedRequest {
+  upstream: Upstream;
+  method: string;
+  path: string;
+  /** JSON-RPC method(s) of a POST body. */
+  methods: string[];
+  headers: Record<string, string | string[] | undefined>;
+}
+
 /**
  * A real MCP server: the official SDK's McpServer behind its
  * StreamableHTTPServerTransport (stateless, JSON responses) on Express.
  * It counts what it executes, so a test can prove a denied tool never ran.
  *
- * `/mcp` is the SDK as is (1.32.2 neither reads nor checks Mcp-Method /
- * Mcp-Name). `/mcp-sep2243` first checks those headers against the body, as
- * SEP-2243 requires of servers that read the body. `/healthz` is for proxy
- * readiness checks.
+ * It listens twice, with one record of requests and executions: `plain` is
+ * the SDK as is (1.32.2 neither reads nor checks Mcp-Method / Mcp-Name);
+ * `sep2243` first checks those headers against the body, as SEP-2243 requires
+ * of servers. Both serve `/mcp`; `/healthz` is for proxy readiness checks.
  */
 export class FilesMcpServer {
   private constructor(
-    private readonly server: Server,
-    readonly port: number,
+    private readonly servers: Record<Upstream, Server>,
     readonly executions: Execution[],
-    /** POSTs that reached the server: JSON-RPC method(s) per request. */
-    readonly requests: { path: string; methods: string[] }[],
+    /** Every request that reached the server, on either listener. */
+    readonly requests: ReceivedRequest[],
   ) {}
 
   static async start(): Promise<FilesMcpServer> {
-    const app = express();
     const executions: Execution[] = [];
-    const requests: { path: string; methods: string[] }[] = [];
-    const record = (execution: Execution) => executions.push(execution);
-    app.get("/healthz", (_request, response) => {
-      response.json({ status: "ok" });
-    });
-    app.use(express.json({ limit: "1mb" }));
-    app.use((request, _response, next) => {
-      if (request.method === "POST") {
-        const body: unknown = request.body;
-        const messages: unknown[] = Array.isArray(body) ? body : [body];
-        requests.push({
-          path: request.path,
-          methods: messages.map((m) =>
-            typeof m === "object" && m !== null && "method" in m ? String(m.method) : "?",
-          ),
-        });
-      }
-      next();
-    });
-    const serve = async (request: Request, response: Response) => {
-      const server = buildServer(record);
-      // No sessionIdGenerator: stateless, every POST stands alone.
-      const transport = new StreamableHTTPServerTransport({ enableJsonResponse: true });
-      response.on("close", () => {
-        void transport.close();
-        void server.close();
-      });
-      await server.connect(transport);
-      await transport.handleRequest(request, response, request.body);
-    };
-    app.post("/mcp", serve);
-    app.post("/mcp-sep2243", checkSep2243Headers, serve);
-    app.all(["/mcp", "/mcp-sep2243"], (_request, response) => {
-      // Stateless: no standalone SSE stream, no session to end.
-      response
-        .status(405)
-        .set("allow", "POST")
-        .json({
-          jsonrpc: "2.0",
-          id: null,
-          error: { code: -32000, message: "Method not allowed." },
-        });
-    });
-    const server = app.listen(0, "127.0.0.1");
-    await new Promise<void>((resolve, reject) => {
-      server.once("listening", resolve);
-      server.once("error", reject);
-    });
-    const { port } = server.address() as AddressInfo;
-    return new FilesMcpServer(server, port, executions, requests);
+    const requests: ReceivedRequest[] = [];
+    const plain = await listen(buildApp("plain", executions, requests));
+    const sep2243 = await listen(buildApp("sep2243", executions, requests));
+    return new FilesMcpServer({ plain, sep2243 }, executions, requests);
   }
 
-  get origin(): string {
-    return `http://127.0.0.1:${this.port}`;
+  /** host:port of each listener, for the proxies' upstreams. */
+  get addresses(): Record<Upstream, string> {
+    const address = (server: Server) => `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return { plain: address(this.servers.plain), sep2243: address(this.servers.sep2243) };
   }
 
   /** How often `tool` was executed. */
@@ -119,18 +86,88 @@ export class FilesMcpServer {
     return this.executions.filter((e) => e.tool === tool).at(-1);
   }
 
-  close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve, reject) => {
-      this.server.close((error) => {
-        if (error) reject(error);
-        else resolve();
-      });
-    });
+  async close(): Promise<void> {
+    await Promise.all(
+      Object.values(this.servers).map(
+        (server) =>
+          new Promise<void>((resolve, reject) => {
+            server.closeAllConnections();
+            server.close((error) => {
+              if (error) reject(error);
+              else resolve();
+            });
+          }),
+      ),
+    );
   }
 }
 
-function buildServer(record: (execution: Execution) => void): McpServer {
+async function listen(app: express.Express): Promise<Server> {
+  const server = app.listen(0, "127.0.0.1");
+  await new Promise<void>((resolve, reject) => {
+    server.once("listening", resolve);
+    server.once("error", reject);
+  });
+  return server;
+}
+
+function buildApp(
+  upstream: Upstream,
+  executions: Execution[],
+  requests: ReceivedRequest[],
+): express.Express {
+  const app = express();
+  const record = (execution: Omit<Execution, "upstream">) =>
+    executions.push({ ...execution, upstream });
+  app.get("/healthz", (_request, response) => {
+    response.json({ status: "ok" });
+  });
+  app.use(express.json({ limit: "1mb" }));
+  app.use((request, _response, next) => {
+    const body: unknown = request.body;
+    const messages: unknown[] = Array.isArray(body) ? body : [body];
+    requests.push({
+      upstream,
+      method: request.method,
+      path: request.path,
+      methods:
+        request.method === "POST"
+          ? messages.map((m) =>
+              typeof m === "object" && m !== null && "method" in m ? String(m.method) : "?",
+            )
+          : [],
+      headers: { ...request.headers },
+    });
+    next();
+  });
+  const serve = async (request: Request, response: Response) => {
+    const server = buildServer(record);
+    // No sessionIdGenerator: stateless, every POST stands alone.
+    const transport = new StreamableHTTPServerTransport({ enableJsonResponse: true });
+    response.on("close", () => {
+      void transport.close();
+      void server.close();
+    });
+    await server.connect(transport);
+    await transport.handleRequest(request, response, request.body);
+  };
+  if (upstream === "sep2243") app.post("/mcp", checkSep2243Headers, serve);
+  else app.post("/mcp", serve);
+  app.all("/mcp", (_request, response) => {
+    // Stateless: no standalone SSE stream, no session to end.
+    response
+      .status(405)
+      .set("allow", "POST")
+      .json({
+        jsonrpc: "2.0",
+        id: null,
+        error: { code: -32000, message: "Method not allowed." },
+      });
+  });
+  return app;
+}
+
+function buildServer(record: (execution: Omit<Execution, "upstream">) => void): McpServer {
   const server = new McpServer({ name: "files", version: "1.0.0" });
   const register = (
     name: string,

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { accessSync, constants, readFileSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
 
 /** A process a test started (its own process group), with its output captured. */
 export interface Managed {
@@ -86,15 +87,39 @@ export function spawnManaged(
   return { name, child, output: fullOutput, exited, stop };
 }
 
+/** What an HTTPS client of an mTLS listener presents: the CA to trust, its certificate and key (PEM). */
+export interface ClientTls {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+/** The status of a GET over HTTPS with a client certificate (fetch cannot present one). */
+export function httpsStatus(url: string, tls: ClientTls, timeoutMs = 2000): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const request = httpsRequest(url, { ...tls, agent: false, timeout: timeoutMs }, (response) => {
+      response.resume();
+      resolve(response.statusCode ?? 0);
+    });
+    request.on("timeout", () => {
+      request.destroy(new Error("timed out"));
+    });
+    request.on("error", reject);
+    request.end();
+  });
+}
+
 /**
- * Polls `url` until `ready(status)` holds. Fails with the process output when
- * the process exits first or the deadline passes.
+ * Polls `url` until `ready(status)` holds (over HTTPS with `tls` when given).
+ * Fails with the process output when the process exits first or the deadline
+ * passes.
  */
 export async function waitForHttp(
   url: string,
   managed: Managed,
   ready: (status: number) => boolean = (status) => status === 200,
   timeoutMs = 30000,
+  tls?: ClientTls,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let exitCode: number | null | undefined;
@@ -109,10 +134,16 @@ export async function waitForHttp(
       );
     }
     try {
-      const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
-      await response.body?.cancel();
-      if (ready(response.status)) return;
-      last = `status ${response.status}`;
+      let status: number;
+      if (tls === undefined) {
+        const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
+        await response.body?.cancel();
+        status = response.status;
+      } else {
+        status = await httpsStatus(url, tls);
+      }
+      if (ready(status)) return;
+      last = `status ${status}`;
     } catch (error) {
       last = error instanceof Error ? error.message : String(error);
     }

@@ -9,8 +9,9 @@ import {
   type SdkSession,
 } from "./client.js";
 import type { E2eEnvironment } from "./environment.js";
-import { filesResourceMetadata, type PersonaName } from "./identity.js";
+import type { PersonaName } from "./identity.js";
 import { tools } from "./mcp-server.js";
+import { resourceMetadataOf, resourceOf, sites, type SiteName } from "./sites.js";
 
 /** What a way of putting mcp-pdp in front of the MCP server lets it see. */
 export interface ProxyPath {
@@ -20,13 +21,21 @@ export interface ProxyPath {
   relaysBody: boolean;
 }
 
-const metadata = `resource_metadata="${filesResourceMetadata}"`;
-export const challenges = {
-  noToken: `Bearer ${metadata}`,
-  invalidToken: `Bearer error="invalid_token", ${metadata}`,
-  needsAdmin: `Bearer error="insufficient_scope", scope="mcp:admin", ${metadata}`,
-  freshSignIn: `Bearer error="insufficient_user_authentication", max_age=900, ${metadata}`,
-};
+/** The WWW-Authenticate values the PDP answers with for a registered server. */
+export function challengesFor(site: SiteName): {
+  noToken: string;
+  invalidToken: string;
+  needsAdmin: string;
+  freshSignIn: string;
+} {
+  const metadata = `resource_metadata="${resourceMetadataOf(site)}"`;
+  return {
+    noToken: `Bearer ${metadata}`,
+    invalidToken: `Bearer error="invalid_token", ${metadata}`,
+    needsAdmin: `Bearer error="insufficient_scope", scope="mcp:admin", ${metadata}`,
+    freshSignIn: `Bearer error="insufficient_user_authentication", max_age=900, ${metadata}`,
+  };
+}
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -45,18 +54,31 @@ export function reasonsOf(body: string): string[] | undefined {
 }
 
 /**
- * The scenarios every proxy path must pass. `origin()` (the proxy's base URL)
- * and `env()` are read when the tests run: the components start in the
- * file's `before`. A path that cannot run fails; nothing is skipped.
+ * The scenarios every proxy path must pass, with `callers` configured on the
+ * PDP (the proxy authenticates itself). `origins()` (the proxy's base URL per
+ * e2e server) and `env()` are read when the tests run: the components start
+ * in the file's `before`. A path that cannot run fails; nothing is skipped.
+ *
+ * Where the proxy shows the PDP the body, every tool-level scenario runs on
+ * `files`, the README's server with safe defaults. Where it does not, `files`
+ * sees only opaque POSTs (judged at the highest class: its Mcp-* headers are
+ * not believed), so the tool-level scenarios run on `files-sep2243`, a server
+ * that enforces SEP-2243's header check and is marked so
+ * (`enforces_mcp_headers: true`): the only honest way to tell a read from a
+ * delete without the body.
  */
 export function defineProxyScenarios(
   proxy: ProxyPath,
-  origin: () => string,
+  origins: () => Record<SiteName, string>,
   env: () => E2eEnvironment,
 ): void {
-  const url = () => `${origin()}/mcp`;
-  const token = (who: PersonaName) => env().identity.token(who);
-  /** The SDK client as this path needs it: SEP-2243 headers where the proxy cannot see the body. */
+  /** Where tool-level decisions can be made on this path. */
+  const named: SiteName = proxy.seesBody ? "files" : "sep2243";
+  const url = (site: SiteName = named) => `${origins()[site]}/mcp`;
+  const token = (who: PersonaName, site: SiteName = named) =>
+    env().identity.token(who, resourceOf(site));
+  const challenges = challengesFor(named);
+  /** The SDK client on `site`: SEP-2243 headers where the PDP believes them (headers-only paths). */
   const session = async (
     who: PersonaName | undefined,
     device = "compliant",
@@ -69,12 +91,18 @@ export function defineProxyScenarios(
       extraHeaders,
     });
 
-  /** Runs `action`; the MCP server must receive no request meanwhile. */
+  /**
+   * Runs `action`; the MCP server must receive no POST meanwhile (the SDK
+   * client's own GET of its SSE stream may arrive at any time after connecting).
+   */
   const unreached = async <T>(action: () => Promise<T>): Promise<T> => {
-    const before = env().mcp.requests.length;
+    const posts = () => env().mcp.requests.filter((r) => r.method === "POST");
+    const before = posts().length;
     const result = await action();
     assert.deepEqual(
-      env().mcp.requests.slice(before),
+      posts()
+        .slice(before)
+        .map((r) => `${r.path} ${r.methods.join(",")}`),
       [],
       "a denied request reached the MCP server",
     );
@@ -103,7 +131,7 @@ export function defineProxyScenarios(
 
   const readerTitle = proxy.seesBody
     ? "a reader reads a file through the official SDK client"
-    : "a reader reads a file through the official SDK client sending SEP-2243 Mcp-Method/Mcp-Name";
+    : "a reader reads a file through the official SDK client sending SEP-2243 Mcp-Method/Mcp-Name, on a server marked enforces_mcp_headers that checks them";
   test(readerTitle, async () => {
     const reader = await session("reader");
     try {
@@ -117,6 +145,7 @@ export function defineProxyScenarios(
       const execution = env().mcp.last(tools.read);
       assert.equal(execution?.subject, "reader-1");
       assert.equal(execution.risk, "read");
+      assert.equal(execution.upstream, sites[named].upstream);
       assert.match(execution.decisionId ?? "", uuid);
       if (!proxy.seesBody) {
         // What made it work: the method and tool name in headers (SEP-2243).
@@ -145,46 +174,61 @@ export function defineProxyScenarios(
   });
 
   if (!proxy.seesBody) {
-    test("the SDK 1.32.2 client sends no Mcp-Method: every POST is opaque, judged at the highest risk", async () => {
+    test("files (safe defaults): every POST is opaque, judged at the highest risk, whatever Mcp-Method says", async () => {
+      const files = challengesFor("files");
       // The reader is otherwise perfect (compliant device, MFA, fresh sign-in):
       // only the missing mcp:admin separates it from the destructive class.
-      const reader = sdkSession(url(), { token: await token("reader"), device: "compliant" });
+      const reader = sdkSession(url("files"), {
+        token: await token("reader", "files"),
+        device: "compliant",
+      });
       try {
         const error = await unreached(() => sdkHttpError(() => reader.connect()));
         assert.equal(error.code, 403);
         const initialize = reader.last("initialize");
         assert.equal(initialize?.requestHeaders.get("mcp-method"), null, "SDK 1.32.2 sends none");
-        assert.equal(initialize.headers.get("www-authenticate"), challenges.needsAdmin);
+        assert.equal(initialize.headers.get("www-authenticate"), files.needsAdmin);
         // What the SDK's own parser reads: the step-up it would ask the user for.
         assert.equal(initialize.wwwAuthenticate.error, "insufficient_scope");
         assert.equal(initialize.wwwAuthenticate.scope, "mcp:admin");
-        assert.equal(initialize.wwwAuthenticate.resourceMetadataUrl?.href, filesResourceMetadata);
+        assert.equal(
+          initialize.wwwAuthenticate.resourceMetadataUrl?.href,
+          resourceMetadataOf("files"),
+        );
       } finally {
         await reader.close();
       }
-      // The same read as a raw tools/call: without headers denied, with them allowed.
+      // The same read as a raw tools/call, with and without SEP-2243 headers: on
+      // files they are the client's word (no enforces_mcp_headers), so both are
+      // denied; on files-sep2243, whose server checks them, the named read passes.
       const headers = {
-        authorization: `Bearer ${await token("reader")}`,
+        authorization: `Bearer ${await token("reader", "files")}`,
         "x-device-trust": "compliant",
       };
+      const sep2243 = { "mcp-method": "tools/call", "mcp-name": tools.read };
       const before = env().mcp.count(tools.read);
-      const opaque = await unreached(() =>
-        postRpc(url(), toolCall(tools.read, { path: "a" }), headers),
-      );
-      assert.equal(opaque.status, 403);
-      assert.equal(opaque.headers.get("www-authenticate"), challenges.needsAdmin);
-      const named = await postRpc(url(), toolCall(tools.read, { path: "a" }), {
-        ...headers,
-        "mcp-method": "tools/call",
-        "mcp-name": tools.read,
+      for (const extra of [{}, sep2243]) {
+        const opaque = await unreached(() =>
+          postRpc(url("files"), toolCall(tools.read, { path: "a" }), { ...headers, ...extra }),
+        );
+        assert.equal(opaque.status, 403, opaque.text);
+        assert.equal(opaque.headers.get("www-authenticate"), files.needsAdmin);
+      }
+      const named = await postRpc(url("sep2243"), toolCall(tools.read, { path: "a" }), {
+        authorization: `Bearer ${await token("reader", "sep2243")}`,
+        "x-device-trust": "compliant",
+        ...sep2243,
       });
       assert.equal(named.status, 200, named.text);
       assert.equal(env().mcp.count(tools.read), before + 1);
       assert.equal(env().mcp.last(tools.read)?.risk, "read");
     });
 
-    test("an admin's opaque calls pass at the highest class (the SDK client unchanged)", async () => {
-      const admin = sdkSession(url(), { token: await token("admin"), device: "compliant" });
+    test("files (safe defaults): an admin's opaque calls pass at the highest class (the SDK client unchanged)", async () => {
+      const admin = sdkSession(url("files"), {
+        token: await token("admin", "files"),
+        device: "compliant",
+      });
       try {
         await admin.connect();
         await admin.client.callTool({ name: tools.read, arguments: { path: "a" } });
@@ -284,32 +328,95 @@ export function defineProxyScenarios(
   });
 
   test("no token: 401 with the resource metadata URL (RFC 9728)", async () => {
-    const anonymous = sdkSession(url(), { device: "compliant" });
+    const anonymous = sdkSession(url("files"), { device: "compliant" });
     try {
       const error = await unreached(() => sdkHttpError(() => anonymous.connect()));
       assert.equal(error.code, 401);
       const initialize = anonymous.last("initialize");
-      assert.equal(initialize?.headers.get("www-authenticate"), challenges.noToken);
-      assert.equal(initialize.wwwAuthenticate.resourceMetadataUrl?.href, filesResourceMetadata);
+      assert.equal(initialize?.headers.get("www-authenticate"), challengesFor("files").noToken);
+      assert.equal(
+        initialize.wwwAuthenticate.resourceMetadataUrl?.href,
+        resourceMetadataOf("files"),
+      );
       if (proxy.relaysBody) assert.deepEqual(reasonsOf(initialize.body), ["token_missing"]);
     } finally {
       await anonymous.close();
     }
   });
 
-  test("a token for another audience: 401 invalid_token", async () => {
-    const other = sdkSession(url(), { token: await token("otherAudience"), device: "compliant" });
+  test("a token for a resource no server here has: 401 invalid_token", async () => {
+    const other = sdkSession(url("files"), {
+      token: await env().identity.token("otherAudience"),
+      device: "compliant",
+    });
     try {
       const error = await unreached(() => sdkHttpError(() => other.connect()));
       assert.equal(error.code, 401);
       const initialize = other.last("initialize");
-      assert.equal(initialize?.headers.get("www-authenticate"), challenges.invalidToken);
+      assert.equal(
+        initialize?.headers.get("www-authenticate"),
+        challengesFor("files").invalidToken,
+      );
       assert.equal(initialize.wwwAuthenticate.error, "invalid_token");
       if (proxy.relaysBody) {
         assert.deepEqual(reasonsOf(initialize.body), ["token_wrong_audience"]);
       }
     } finally {
       await other.close();
+    }
+  });
+
+  test("a token minted for another registered server of the same issuer: 401 token_wrong_audience, the tool never runs", async () => {
+    // An admin's token for files-sep2243, used on files: the issuer, signature and
+    // scopes are all fine; only the audience binds it to the other server.
+    const misused = await token("admin", "sep2243");
+    const other = sdkSession(url("files"), { token: misused, device: "compliant" });
+    try {
+      const error = await unreached(() => sdkHttpError(() => other.connect()));
+      assert.equal(error.code, 401);
+      const initialize = other.last("initialize");
+      assert.equal(
+        initialize?.headers.get("www-authenticate"),
+        challengesFor("files").invalidToken,
+      );
+      if (proxy.relaysBody) {
+        assert.deepEqual(reasonsOf(initialize.body), ["token_wrong_audience"]);
+      }
+    } finally {
+      await other.close();
+    }
+    // The same token on a raw tools/call of the destructive tool, with SEP-2243 headers.
+    const before = env().mcp.count(tools.destructive);
+    const reply = await unreached(() =>
+      postRpc(url("files"), toolCall(tools.destructive, { repo: "r" }), {
+        authorization: `Bearer ${misused}`,
+        "x-device-trust": "compliant",
+        "mcp-method": "tools/call",
+        "mcp-name": tools.destructive,
+      }),
+    );
+    assert.equal(reply.status, 401, reply.text);
+    if (proxy.relaysBody) assert.deepEqual(reasonsOf(reply.text), ["token_wrong_audience"]);
+    assert.equal(env().mcp.count(tools.destructive), before);
+  });
+
+  test("a proxy route to a server the PDP does not know: 403 server_unknown, even for an admin", async () => {
+    // The admin's token for files: valid, but /forward-auth/files-unregistered has no audience to bind it to.
+    const lost = sdkSession(url("unregistered"), {
+      token: await token("admin", "files"),
+      device: "compliant",
+    });
+    try {
+      const error = await unreached(() => sdkHttpError(() => lost.connect()));
+      assert.equal(error.code, 403);
+      const initialize = lost.last("initialize");
+      assert.ok(initialize, "the SDK sent initialize");
+      assert.match(initialize.headers.get("x-pdp-decision-id") ?? "", uuid);
+      // No server, so no resource metadata to announce and no step-up that could help.
+      assert.equal(initialize.headers.get("www-authenticate"), null);
+      if (proxy.relaysBody) assert.deepEqual(reasonsOf(initialize.body), ["server_unknown"]);
+    } finally {
+      await lost.close();
     }
   });
 
@@ -361,27 +468,40 @@ export function defineProxyScenarios(
       assert.deepEqual(reasonsOf(reply.text), ["mcp_header_mismatch"]);
     });
   } else {
-    test("KNOWN LIMIT: a lying Mcp-Name passes a headers-only proxy; only an SEP-2243 server stops it", async () => {
-      const lie = {
-        authorization: `Bearer ${await token("reader")}`,
-        "x-device-trust": "compliant",
-        "mcp-method": "tools/call",
-        "mcp-name": tools.read,
-      };
-      // The PDP sees a read of read_file (all it can see) and allows it; the SDK
-      // 1.32.2 server does not compare headers with the body and runs delete_repo.
+    test("KNOWN LIMIT: a lying Mcp-Name is stopped by the default or by an SEP-2243 server; enforces_mcp_headers on a server that does not check lets it run", async () => {
+      const lie = (site: SiteName) =>
+        token("reader", site).then((reader) => ({
+          authorization: `Bearer ${reader}`,
+          "x-device-trust": "compliant",
+          "mcp-method": "tools/call",
+          "mcp-name": tools.read,
+        }));
       const before = env().mcp.count(tools.destructive);
-      const unchecked = await postRpc(url(), toolCall(tools.destructive, { repo: "r" }), lie);
+      // files (the default): the headers are not believed, the POST is opaque.
+      const refused = await unreached(async () =>
+        postRpc(url("files"), toolCall(tools.destructive, { repo: "r" }), await lie("files")),
+      );
+      assert.equal(refused.status, 403, refused.text);
+      assert.equal(refused.headers.get("www-authenticate"), challengesFor("files").needsAdmin);
+      // files-misconfigured: marked enforces_mcp_headers, but the SDK 1.32.2 server
+      // does not compare headers with the body. The PDP sees a read of read_file (all
+      // it can see) and allows it; the server runs delete_repo.
+      const unchecked = await postRpc(
+        url("misconfigured"),
+        toolCall(tools.destructive, { repo: "r" }),
+        await lie("misconfigured"),
+      );
       assert.equal(unchecked.status, 200, unchecked.text);
       assert.equal(env().mcp.count(tools.destructive), before + 1);
       const execution = env().mcp.last(tools.destructive);
       assert.equal(execution?.subject, "reader-1");
       assert.equal(execution.risk, "read", "the PDP approved what the headers named");
-      // A server that checks the headers against the body (SEP-2243) refuses.
+      // files-sep2243: the same PDP decision, but the server checks the headers
+      // against the body (SEP-2243) and refuses.
       const checked = await postRpc(
-        `${origin()}/mcp-sep2243`,
+        url("sep2243"),
         toolCall(tools.destructive, { repo: "r" }),
-        lie,
+        await lie("sep2243"),
       );
       assert.equal(checked.status, 400, checked.text);
       assert.equal(env().mcp.count(tools.destructive), before + 1);
@@ -389,8 +509,8 @@ export function defineProxyScenarios(
 
     test("without the body, batch: reject cannot hold: an admin's batch passes as one opaque POST", async () => {
       const before = env().mcp.count(tools.read);
-      const reply = await postRpc(url(), [toolCall(tools.read, { path: "a" })], {
-        authorization: `Bearer ${await token("admin")}`,
+      const reply = await postRpc(url("files"), [toolCall(tools.read, { path: "a" })], {
+        authorization: `Bearer ${await token("admin", "files")}`,
         "x-device-trust": "compliant",
       });
       assert.equal(reply.status, 200, reply.text);
@@ -443,6 +563,32 @@ export function defineProxyScenarios(
       assert.equal(env().mcp.count(tools.write), before + 1);
     } finally {
       await writer.close();
+    }
+  });
+
+  // Last, so that it covers every request of the scenarios above.
+  test("the proxy's PDP credential is its own: a client's X-Api-Key does not replace it, and it never reaches the MCP server", async () => {
+    const admin = await session("admin", "compliant", { "x-api-key": "chosen-by-the-client" });
+    try {
+      // Allowed: the PDP authenticated the proxy, not the client's header.
+      await admin.client.callTool({ name: tools.read, arguments: { path: "a" } });
+      assert.equal(env().mcp.last(tools.read)?.subject, "admin-1");
+    } finally {
+      await admin.close();
+    }
+    const requests = env().mcp.requests;
+    assert.ok(requests.length > 10, "the scenarios above reached the MCP server");
+    const credential = env().credential;
+    for (const request of requests) {
+      // Only what the client itself sent, if anything.
+      assert.ok(
+        [undefined, "chosen-by-the-client"].includes(request.headers["x-api-key"] as string),
+        `the MCP server received X-Api-Key ${String(request.headers["x-api-key"])}`,
+      );
+      if (credential.kind === "api-key") {
+        const everything = JSON.stringify(request.headers);
+        assert.ok(!everything.includes(credential.key), "the proxy's key reached the MCP server");
+      }
     }
   });
 }
