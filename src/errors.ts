@@ -14,6 +14,7 @@ export const apiErrorStatus = {
   invalid_request: 400,
   too_many_evaluations: 400,
   resource_mismatch: 400,
+  duplicate_key: 400,
   invalid_unicode: 400,
   number_unrepresentable: 400,
   caller_unauthenticated: 401,

@@ -1,4 +1,5 @@
 import { ApiError } from "../errors.js";
+import { findDuplicateKey } from "./json-duplicate-keys.js";
 import { findInexactNumber, jsonPointerAt } from "./json-numbers.js";
 
 export interface JsonBodyLimits {
@@ -30,6 +31,12 @@ export type LoneSurrogates = "refuse" | "replace";
 export interface JsonReadOptions {
   /** Default `refuse`. */
   loneSurrogates?: LoneSurrogates;
+  /**
+   * Refuse a key that occurs twice in one object (400 `duplicate_key`). For
+   * bodies another parser reads too (a relayed MCP request): the PDP and OPA
+   * both keep the last value, but the MCP server's parser need not.
+   */
+  refuseDuplicateKeys?: boolean;
 }
 
 /**
@@ -116,6 +123,16 @@ export function parseJsonDocument(
   if (typeof parsed === "object" && parsed !== null) checkShape(parsed, limits.maxDepth);
   if (surrogateEscape.test(text)) {
     parsed = handleLoneSurrogates(parsed, options.loneSurrogates ?? "refuse");
+  }
+  if (options.refuseDuplicateKeys === true) {
+    const duplicate = findDuplicateKey(text);
+    if (duplicate !== undefined) {
+      throw new ApiError(
+        "duplicate_key",
+        `key ${JSON.stringify(duplicate.key.slice(0, 64))} occurs twice in one object`,
+        jsonPointerAt(text, duplicate.offset),
+      );
+    }
   }
   // The wasm policy compares doubles, OPA's evaluator exact decimals: refuse what they read differently.
   const inexact = findInexactNumber(text);

@@ -73,8 +73,8 @@ export function findInexactNumber(text: string): InexactNumber | undefined {
   return undefined;
 }
 
-/** The index just past the closing quote of the string opening at `start`. */
-function endOfString(text: string, start: number): number {
+/** The index just past the closing quote of the string that opens at `start`. */
+export function endOfString(text: string, start: number): number {
   let close = text.indexOf('"', start + 1);
   for (;;) {
     // A quote preceded by an odd number of backslashes is escaped.

@@ -188,12 +188,36 @@ function postedInput(body: Buffer, limits: JsonBodyLimits): Input {
 /** The input of a GET: OPA's `?input=<JSON>` (the last one), else none. */
 function queriedInput(query: string | undefined, limits: JsonBodyLimits): Input {
   if (query === undefined || query === "") return { present: false };
-  const value = new URLSearchParams(query).getAll("input").at(-1);
+  const value = lastQueryValue(query, "input");
   if (value === undefined) return { present: false };
   return {
     present: true,
     value: parseJsonDocument(Buffer.from(value, "utf8"), limits, asOpaReads),
   };
+}
+
+/**
+ * The last value of a query parameter, percent-decoded strictly.
+ * URLSearchParams makes one U+FFFD of a truncated UTF-8 sequence where Go (so
+ * OPA) makes one per byte: the compiled policy and OPA would see different
+ * strings, so percent-escapes that are not UTF-8 (or not escapes) are a 400.
+ */
+function lastQueryValue(query: string, name: string): string | undefined {
+  const decode = (text: string): string => {
+    try {
+      return decodeURIComponent(text.replaceAll("+", " "));
+    } catch {
+      throw new ApiError("invalid_utf8", "the query is not percent-encoded UTF-8", `?${name}`);
+    }
+  };
+  let last: string | undefined;
+  for (const pair of query.split("&")) {
+    const equals = pair.indexOf("=");
+    // Keys are decoded too: `%69nput` is `input` to OPA.
+    const key = decode(equals === -1 ? pair : pair.slice(0, equals));
+    if (key === name) last = equals === -1 ? "" : pair.slice(equals + 1);
+  }
+  return last === undefined ? undefined : decode(last);
 }
 
 /** Whether a body holds nothing but JSON whitespace (OPA reads it as no input). */

@@ -20,12 +20,47 @@ export function isPseudoMethod(method: string): boolean {
   return /^mcp\//i.test(method);
 }
 
+/** The members of a JSON-RPC message, and of its params, that the PDP reads. */
+const messageMembers = ["jsonrpc", "id", "method", "params", "result", "error"] as const;
+const paramsMembers = ["name", "uri", "arguments"] as const;
+
+/**
+ * A key that is not one the PDP reads but matches one case-insensitively.
+ * JavaScript reads JSON keys exactly; Go's encoding/json (mcp-go) and .NET's
+ * web defaults (the C# SDK) match struct fields case-insensitively, with
+ * Unicode simple folding (`ſ` is `s`, `K` is `k`) and the last match
+ * winning. `{"name": "read_file", "Name": "delete_repo"}` would then be judged
+ * as one tool and run as another: such a body is refused.
+ */
+function caseShadow(object: object, members: readonly string[]): string | undefined {
+  for (const key of Object.keys(object)) {
+    if (members.includes(key)) continue;
+    // Upper then lower folds what toLowerCase alone keeps apart (ſ → S → s).
+    if (members.includes(key.toUpperCase().toLowerCase()) || members.includes(key.toLowerCase())) {
+      return key;
+    }
+  }
+  return undefined;
+}
+
 /** Classifies a parsed JSON value as a JSON-RPC request, notification or response. */
 export function classifyMessage(value: unknown): JsonRpcMessage {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     return { kind: "invalid", reason: "a JSON-RPC message must be an object" };
   }
   const message = value as Record<string, unknown>;
+  const params = message.params;
+  const shadow =
+    caseShadow(message, messageMembers) ??
+    (typeof params === "object" && params !== null && !Array.isArray(params)
+      ? caseShadow(params, paramsMembers)
+      : undefined);
+  if (shadow !== undefined) {
+    return {
+      kind: "invalid",
+      reason: `key ${JSON.stringify(shadow.slice(0, 64))} differs from one the PDP reads only in case: servers that match keys case-insensitively would read it instead`,
+    };
+  }
   if (message.jsonrpc !== "2.0") return { kind: "invalid", reason: 'jsonrpc must be "2.0"' };
   const { id, method } = message;
   const validId = typeof id === "string" || (typeof id === "number" && Number.isFinite(id));

@@ -110,7 +110,8 @@ export function readMcpRequest(
 
   let document: unknown;
   try {
-    document = parseJsonDocument(original.body, options.limits);
+    // The MCP server parses this body too: nothing it could read differently is let through.
+    document = parseJsonDocument(original.body, options.limits, { refuseDuplicateKeys: true });
   } catch (error) {
     if (error instanceof ApiError) {
       throw new McpRefusal("mcp_invalid", error.message, null, {
