@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { droppedRecordReasons, type DroppedRecordReason } from "./decision-log.js";
 
 /** Every metric the PDP exports is declared here, under this prefix. */
 export const metricsPrefix = "mcp_pdp_";
@@ -96,7 +97,7 @@ export class Metrics {
   private readonly tokenVerifications: Counter<"result">;
   private readonly jwksFetches: Counter<"issuer" | "outcome">;
   private readonly callerAuthFailures: Counter<"reason">;
-  private readonly droppedDecisionRecords: Counter;
+  private readonly droppedDecisionRecords: Counter<"reason">;
   private readonly issuers = new Set<string>();
 
   constructor(options: MetricsOptions) {
@@ -186,9 +187,12 @@ export class Metrics {
     });
     this.droppedDecisionRecords = new Counter({
       name: name("decision_records_dropped_total"),
-      help: "Decision records dropped because the decision log's destination fell too far behind.",
+      help: "Decision records lost: the destination fell too far behind (backpressure), refused the write (write_error), or the record was not serializable (serialize_error).",
+      labelNames: ["reason"],
       registers,
     });
+    // Every reason is exported from the start, so that rate() and alerts see the first loss.
+    for (const reason of droppedRecordReasons) this.droppedDecisionRecords.inc({ reason }, 0);
     if (options.processMetrics !== false) {
       collectDefaultMetrics({ register: this.registry, prefix: metricsPrefix });
       // prom-client names these gauges *_total, which Prometheus reserves for counters
@@ -252,8 +256,8 @@ export class Metrics {
     });
   }
 
-  recordDroppedDecisionRecord(): void {
-    this.droppedDecisionRecords.inc();
+  recordDroppedDecisionRecord(reason: DroppedRecordReason): void {
+    this.droppedDecisionRecords.inc({ reason });
   }
 
   recordCallerAuthFailure(reason: string): void {
