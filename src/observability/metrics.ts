@@ -98,6 +98,7 @@ export class Metrics {
   private readonly jwksFetches: Counter<"issuer" | "outcome">;
   private readonly callerAuthFailures: Counter<"reason">;
   private readonly droppedDecisionRecords: Counter<"reason">;
+  private readonly truncatedDecisionRecords: Counter;
   private readonly issuers = new Set<string>();
 
   constructor(options: MetricsOptions) {
@@ -193,6 +194,11 @@ export class Metrics {
     });
     // Every reason is exported from the start, so that rate() and alerts see the first loss.
     for (const reason of droppedRecordReasons) this.droppedDecisionRecords.inc({ reason }, 0);
+    this.truncatedDecisionRecords = new Counter({
+      name: name("decision_record_truncations_total"),
+      help: "Decision records in which values were replaced by [TRUNCATED] to keep the record within PDP_DECISION_LOG_MAX_RECORD_BYTES.",
+      registers,
+    });
     if (options.processMetrics !== false) {
       collectDefaultMetrics({ register: this.registry, prefix: metricsPrefix });
       // prom-client names these gauges *_total, which Prometheus reserves for counters
@@ -258,6 +264,10 @@ export class Metrics {
 
   recordDroppedDecisionRecord(reason: DroppedRecordReason): void {
     this.droppedDecisionRecords.inc({ reason });
+  }
+
+  recordTruncatedDecisionRecord(): void {
+    this.truncatedDecisionRecords.inc();
   }
 
   recordCallerAuthFailure(reason: string): void {

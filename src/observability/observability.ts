@@ -54,6 +54,7 @@ export function createObservability(
     contextKeys: config.decisionLogContext,
     includeInput: config.decisionLogInput,
     erase: config.decisionLogErase,
+    maxRecordBytes: config.decisionLogMaxRecordBytes,
   });
   return { metrics, observer };
 }
