@@ -188,7 +188,7 @@ async function readBounded(response: Response, maxBytes: number): Promise<string
     await response.body?.cancel();
     throw new JwksUnavailable(`JWKS body of ${declared} bytes exceeds ${maxBytes}`);
   }
-  const reader = response.body?.getReader();
+  const reader = (response.body as ReadableStream<Uint8Array> | null)?.getReader();
   if (reader === undefined) return "";
   const chunks: Uint8Array[] = [];
   let length = 0;

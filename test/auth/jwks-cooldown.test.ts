@@ -58,7 +58,7 @@ function sourceFor(server: JwksServer): {
 /** Asks for the key of `kid` (RS256) and returns the token error it was classified as. */
 async function lookupFailure(source: RemoteJwksKeySource, kid: string): Promise<string> {
   try {
-    await source.getKey({ alg: "RS256", kid }, { payload: "", signature: "" } as never);
+    await source.getKey({ alg: "RS256", kid }, { payload: "", signature: "" });
   } catch (error) {
     const classified = source.classify(error);
     assert.ok(classified !== undefined, `unclassified: ${String(error)}`);
