@@ -16,7 +16,12 @@ import { createLogger, diagnosticStream, type Logger } from "./observability/log
  * requests and exit. The only module that reads the environment or listens.
  */
 async function main(): Promise<void> {
-  const bootLogger = createLogger({ level: "info" });
+  // Until the configured destination is open: stdout, through a writer that never throws (a
+  // refusal to start must not become a crash when stdout itself cannot be written).
+  const bootLogger = createLogger({
+    level: "info",
+    stream: diagnosticStream(new StreamLineWriter(process.stdout), () => undefined),
+  });
   let config;
   try {
     config = loadConfig(process.env);

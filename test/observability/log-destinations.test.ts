@@ -9,11 +9,13 @@
  * in one diagnostic line, and the PDP keeps answering.
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { existsSync, mkdirSync, openSync, closeSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { scratchDir } from "../support/opa.js";
+import { repoRoot, scratchDir } from "../support/opa.js";
 import {
   freePort,
   jsonLines,
@@ -197,6 +199,39 @@ describe("at run time a destination that fails is counted and reported, never a 
     assert.equal(reports.length, 1, "rate-limited");
     assert.match(String(reports[0]?.error), /ENOSPC/);
     assert.equal(started.child.exitCode, null, "still running");
+  });
+
+  test("stdout itself is /dev/full (both logs on it, the defaults): answering, counted, reported on stderr", async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const full = openSync("/dev/full", "w");
+    const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "src", "main.ts")], {
+      cwd: repoRoot,
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", PORT: String(port) },
+      stdio: ["ignore", full, "pipe"],
+    });
+    closeSync(full);
+    let stderr = "";
+    child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = once(child, "exit");
+    try {
+      await waitFor(
+        `${url}/ready`,
+        async () => ((await fetch(`${url}/ready`)).status === 200 ? true : undefined),
+        20000,
+        () => stderr,
+      );
+      await decide(url, 5);
+      assert.equal(await dropped(url, "write_error"), 5);
+      assert.equal(child.exitCode, null, `still running\n${stderr}`);
+      const reports = jsonLines(stderr).filter(
+        (line) => line.message === "diagnostic lines lost: PDP_DIAGNOSTIC_LOG cannot be written",
+      );
+      assert.equal(reports.length, 1, stderr);
+    } finally {
+      child.kill("SIGKILL");
+      await exited;
+    }
   });
 
   test("PDP_DECISION_LOG=stdout and the reader of stdout goes away (EPIPE): counted, still answering", async () => {
