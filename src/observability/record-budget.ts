@@ -64,6 +64,8 @@ export class RecordBudget {
   private readonly contextKeys: readonly string[];
   /** Sizes of large objects already measured: batch items share their defaults. */
   private readonly sizes = new WeakMap<object, number>();
+  /** What surelyFits may still count (in UTF-16 units and punctuation) before giving up. */
+  private allowance = 0;
 
   constructor(maxBytes: number, contextKeys: readonly string[]) {
     this.maxBytes = maxBytes;
@@ -74,6 +76,11 @@ export class RecordBudget {
     record: Record<string, unknown>;
     truncated: Truncation[];
   } {
+    // Normal records are a small fraction of the budget: a walk that only adds up lengths
+    // proves they fit (no UTF-16 unit takes more than 6 bytes of JSON, \uXXXX), and gives up
+    // as soon as it cannot, so that it never costs more than the budget's worth of walking.
+    this.allowance = Math.floor(this.maxBytes / 6);
+    if (this.surelyFits(record)) return { record, truncated: [] };
     let total = this.size(record);
     if (total <= this.maxBytes) return { record, truncated: [] };
 
@@ -114,6 +121,36 @@ export class RecordBudget {
       }
     }
     return { record: result, truncated };
+  }
+
+  /**
+   * Whether `value`'s JSON is within `allowance` × 6 bytes: string lengths, 24 for a number
+   * (the longest a double prints), and the punctuation, without looking at characters.
+   */
+  private surelyFits(value: unknown): boolean {
+    switch (typeof value) {
+      case "string":
+        this.allowance -= value.length + 2;
+        break;
+      case "object":
+        if (value === null) {
+          this.allowance -= 4;
+        } else if (Array.isArray(value)) {
+          this.allowance -= 2 + value.length;
+          for (const item of value as unknown[]) if (!this.surelyFits(item)) return false;
+        } else {
+          this.allowance -= 2;
+          for (const key in value) {
+            if (!Object.hasOwn(value, key)) continue;
+            this.allowance -= key.length + 4;
+            if (!this.surelyFits((value as Record<string, unknown>)[key])) return false;
+          }
+        }
+        break;
+      default:
+        this.allowance -= 24;
+    }
+    return this.allowance >= 0;
   }
 
   /**
