@@ -2,7 +2,7 @@
  * 6. Decision logging on vs off: what one decision record per decision costs.
  *   - in-process: PolicyDecisionEngine.decide alone, then decide + the
  *     decision observer with metrics only, then decide + the observer writing
- *     records through winston to /dev/null, built as src/app.ts builds them;
+ *     records (JSON lines) to /dev/null, built as src/app.ts builds them;
  *   - HTTP: the PDP as a child process at saturation, a fresh child per
  *     decision-log destination: off, a file, and stdout attached to /dev/null.
  * Decision records never reach this process: with PDP_DECISION_LOG=stdout
@@ -17,10 +17,11 @@ import { join } from "node:path";
 import { loadConfig } from "../src/config.js";
 import type { PolicyDecisionEngine } from "../src/decision/decision-engine.js";
 import {
+  JsonLinesDecisionLog,
   noDecisionLog,
-  WinstonDecisionLog,
   type DecisionLog,
 } from "../src/observability/decision-log.js";
+import { StreamLineWriter } from "../src/observability/log-destination.js";
 import type { DecisionObserver } from "../src/observability/decision-observer.js";
 import { createObservability } from "../src/observability/observability.js";
 import type { ActivePolicy } from "../src/policy/policy-loader.js";
@@ -135,8 +136,8 @@ async function inProcess(ctx: LoggingBenchContext): Promise<void> {
       nextTurn,
     ],
     [
-      "(c) decide + observer + WinstonDecisionLog to /dev/null",
-      observed(observerWith(new WinstonDecisionLog({ stream: devNull }))),
+      "(c) decide + observer + JsonLinesDecisionLog to /dev/null",
+      observed(observerWith(new JsonLinesDecisionLog(new StreamLineWriter(devNull)))),
       flushDevNull,
     ],
   ];
@@ -151,7 +152,7 @@ async function inProcess(ctx: LoggingBenchContext): Promise<void> {
     [
       `In-process (this process, one thread): ${allowed.name}, the subject asserted and resolved as in section 1.`,
       `The observers are built as src/app.ts builds them (createObservability with the default PDP_DECISION_LOG_* settings,`,
-      `processMetrics off); (c) writes through winston to fs.createWriteStream("/dev/null"), ${fixed(bytesPerRecord, 0)} bytes per record.`,
+      `processMetrics off); (c) writes JSON lines to fs.createWriteStream("/dev/null"), ${fixed(bytesPerRecord, 0)} bytes per record.`,
       `${whole(sizes.inProcessWarmup)} warm-up then ${whole(sizes.inProcessIterations)} timed decisions per row (capped at ${sizes.inProcessMaxMs / 1000} s); every ${sizes.yieldEvery} decisions the event loop`,
       `gets a turn so the log stream writes. p50/p99: each call alone (process.hrtime.bigint); "µs/decision": wall time over`,
       `the whole loop divided by the decisions, event-loop turns, stream writes and the final flush included.`,
@@ -252,8 +253,8 @@ async function overHttp(ctx: LoggingBenchContext): Promise<boolean> {
       `HTTP: POST ${evaluationPath} with the allowed request of section 2, one fresh PDP child per row:`,
       `${pin}node --import tsx src/main.ts, LOG_LEVEL=warn, no callers, pinned as in section 2, and`,
       `  - off: PDP_DECISION_LOG=off (as in sections 2 and 5): metrics only;`,
-      `  - file: PDP_DECISION_LOG=$TMP/${file.slice(ctx.scratch.length + 1)} (${fsType(ctx.scratch)}): winston's file transport (an fs.WriteStream,`,
-      `    written from libuv's thread pool);`,
+      `  - file: PDP_DECISION_LOG=$TMP/${file.slice(ctx.scratch.length + 1)} (${fsType(ctx.scratch)}): the PDP's file writer (one writev per batch`,
+      `    of waiting records, from libuv's thread pool);`,
       `  - stdout (/dev/null): PDP_DECISION_LOG=stdout with the child's stdout attached to /dev/null (spawn stdio "ignore"),`,
       `    so no record reaches this process; node writes to stdout synchronously when it is /dev/null. PDP_DIAGNOSTIC_LOG=stderr`,
       `    keeps startup errors readable here.`,
@@ -338,7 +339,7 @@ async function overHttp(ctx: LoggingBenchContext): Promise<boolean> {
   print(
     [
       `"in file at end": share of the run's records on file when the load stopped; the rest waited in the PDP's memory`,
-      `(winston's streams) and was written in the next "flush s" seconds (file size polled every 20 ms until unchanged for`,
+      `(the decision log's queue) and was written in the next "flush s" seconds (file size polled every 20 ms until unchanged for`,
       `0.5 s). "req/s incl. flush": completed requests over the load's duration plus the flush; "srv CPU µs/req incl. flush":`,
       `the PDP's CPU (all its threads, /proc) from the start of the load until it was idle again, per completed request:`,
       `the PDP's own write calls included, the kernel's later write-back to disk not. "written B/req": bytes the PDP passed`,
@@ -546,13 +547,13 @@ function peakRssMiB(pid: number): number | undefined {
 }
 
 /** Newlines in bytes [start, end) of the file. */
-/** The PDP's mcp_pdp_decision_records_dropped_total (0 when the family is absent). */
+/** The PDP's mcp_pdp_decision_records_dropped_total, every reason summed (0 when absent). */
 async function droppedRecords(baseUrl: string): Promise<number> {
   const text = await (await fetch(`${baseUrl}/metrics`)).text();
-  const line = text
+  return text
     .split("\n")
-    .find((l) => l.startsWith("mcp_pdp_decision_records_dropped_total "));
-  return line === undefined ? 0 : Number(line.split(" ")[1]);
+    .filter((l) => /^mcp_pdp_decision_records_dropped_total[{ ]/.test(l))
+    .reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
 }
 
 async function countLines(file: string, start: number, end: number): Promise<number> {

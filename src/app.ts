@@ -84,6 +84,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   });
 
   const { metrics, observer } = createObservability(config.observability, active, {
+    logger,
     ...(deps.decisionLog === undefined ? {} : { decisionLog: deps.decisionLog }),
     ...(deps.processMetrics === undefined ? {} : { processMetrics: deps.processMetrics }),
   });

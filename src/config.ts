@@ -1,6 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { defaultAuthSettings, readAuthSettings, type AuthSettings } from "./auth/auth-config.js";
 import { StartupError } from "./errors.js";
+import { defaultMaxRecordBytes } from "./observability/record-budget.js";
 
 /** The PDP's whole configuration, read once at startup and passed down. */
 export interface Config {
@@ -48,6 +49,8 @@ export interface ObservabilityConfig {
   decisionLogInput: boolean;
   /** JSON pointers removed from decision records (defaults included). */
   decisionLogErase: string[];
+  /** Largest decision record, in bytes of JSON; larger values are replaced by `[TRUNCATED]`. */
+  decisionLogMaxRecordBytes: number;
 }
 
 /** Tool arguments can hold anything a user typed: never logged unless the operator asks. */
@@ -188,6 +191,12 @@ export function loadConfig(env: Environment): Config {
     decisionLogContext: list("PDP_DECISION_LOG_CONTEXT", ["ip", "device", "location", "session"]),
     decisionLogInput: booleanFlag("PDP_DECISION_LOG_INPUT"),
     decisionLogErase: [...new Set([...defaultErasePointers, ...erase])],
+    decisionLogMaxRecordBytes: integer(
+      "PDP_DECISION_LOG_MAX_RECORD_BYTES",
+      defaultMaxRecordBytes,
+      1024,
+      64 * 1024 * 1024,
+    ),
   };
 
   const config: Config = {

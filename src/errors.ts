@@ -75,7 +75,8 @@ export type StartupErrorCode =
   | "data_invalid"
   | "entrypoint_missing"
   | "builtin_unsupported"
-  | "policy_config_invalid";
+  | "policy_config_invalid"
+  | "log_unwritable";
 
 /** A refusal to start; `problems` lists every cause, each naming its variable, key or file. */
 export class StartupError extends Error {

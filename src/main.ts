@@ -4,14 +4,24 @@ import { createServer as createTlsServer } from "node:https";
 import { buildApp } from "./app.js";
 import { loadConfig, type Config } from "./config.js";
 import { StartupError } from "./errors.js";
-import { createLogger } from "./observability/logger.js";
+import {
+  FailureReporter,
+  openLineWriter,
+  StreamLineWriter,
+} from "./observability/log-destination.js";
+import { createLogger, diagnosticStream, type Logger } from "./observability/logger.js";
 
 /**
  * Process entry: configuration → app → listen; SIGTERM/SIGINT drain in-flight
  * requests and exit. The only module that reads the environment or listens.
  */
 async function main(): Promise<void> {
-  const bootLogger = createLogger({ level: "info" });
+  // Until the configured destination is open: stdout, through a writer that never throws (a
+  // refusal to start must not become a crash when stdout itself cannot be written).
+  const bootLogger = createLogger({
+    level: "info",
+    stream: diagnosticStream(new StreamLineWriter(process.stdout), () => undefined),
+  });
   let config;
   try {
     config = loadConfig(process.env);
@@ -19,13 +29,13 @@ async function main(): Promise<void> {
     reportStartupFailure(bootLogger, error);
     return;
   }
-  const diagnostics = config.observability.diagnosticLog;
-  const logger = createLogger({
-    level: config.logLevel,
-    ...("file" in diagnostics
-      ? { file: diagnostics.file }
-      : { stream: diagnostics.stream === "stderr" ? process.stderr : process.stdout }),
-  });
+  let logger;
+  try {
+    logger = createDiagnosticLogger(config);
+  } catch (error) {
+    reportStartupFailure(bootLogger, error);
+    return;
+  }
 
   let app;
   try {
@@ -83,6 +93,40 @@ async function main(): Promise<void> {
 }
 
 /**
+ * The diagnostics log on its configured destination, opened now (a file that
+ * cannot be appended to stops the start). Lines it later fails to write are
+ * reported, at most once per 10 s, on the other standard stream (stderr, or
+ * stdout when the diagnostics are on stderr) since they cannot be reported in
+ * the log that is failing.
+ */
+function createDiagnosticLogger(config: Config): Logger {
+  const destination = config.observability.diagnosticLog;
+  const writer = openLineWriter("PDP_DIAGNOSTIC_LOG", destination);
+  const fallback = new StreamLineWriter(
+    "stream" in destination && destination.stream === "stderr" ? process.stdout : process.stderr,
+  );
+  const reporter = new FailureReporter((summary) => {
+    fallback.write(
+      `${JSON.stringify({
+        level: "error",
+        log: "diagnostic",
+        message: "diagnostic lines lost: PDP_DIAGNOSTIC_LOG cannot be written",
+        destination: "file" in destination ? destination.file : destination.stream,
+        lines: summary.counts,
+        error: summary.lastError ?? null,
+        timestamp: new Date().toISOString(),
+      })}\n`,
+    );
+  });
+  return createLogger({
+    level: config.logLevel,
+    stream: diagnosticStream(writer, (reason, error) => {
+      reporter.report(reason, error);
+    }),
+  });
+}
+
+/**
  * Plain HTTP, or HTTPS when PDP_CONFIG has `tls`; with `tls.client_ca_file`
  * the handshake requires a client certificate signed by that CA (mTLS).
  */
@@ -126,7 +170,7 @@ function shutdown(server: Server, timeoutMs: number, done: () => void): void {
   server.closeIdleConnections();
 }
 
-function reportStartupFailure(logger: ReturnType<typeof createLogger>, error: unknown): void {
+function reportStartupFailure(logger: Logger, error: unknown): void {
   if (error instanceof StartupError) {
     logger.error("cannot start", { code: error.code, problems: error.problems });
   } else {

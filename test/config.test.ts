@@ -59,3 +59,23 @@ test("every problem is reported at once, each naming its variable", () => {
     ]);
   }
 });
+
+test("PDP_DECISION_LOG_MAX_RECORD_BYTES: 16 KiB by default, 1024 to 64 MiB", () => {
+  assert.equal(loadConfig({}).observability.decisionLogMaxRecordBytes, 16384);
+  assert.equal(
+    loadConfig({ PDP_DECISION_LOG_MAX_RECORD_BYTES: "4096" }).observability
+      .decisionLogMaxRecordBytes,
+    4096,
+  );
+  for (const raw of ["1023", "67108865", "16k", "-1"]) {
+    assert.throws(
+      () => loadConfig({ PDP_DECISION_LOG_MAX_RECORD_BYTES: raw }),
+      (error: unknown) =>
+        error instanceof StartupError &&
+        error.problems.length === 1 &&
+        error.problems[0] ===
+          `PDP_DECISION_LOG_MAX_RECORD_BYTES=${raw}: must be a whole number from 1024 to 67108864`,
+      raw,
+    );
+  }
+});

@@ -54,6 +54,7 @@ async function keySource(
       timeoutMs: settings.jwksTimeoutMs,
       cooldownMs: settings.jwksCooldownS * 1000,
       refreshMs: settings.jwksRefreshS * 1000,
+      algorithms: settings.algorithms,
       onFetch: (error) => {
         onJwksFetch(settings.issuer, error);
       },

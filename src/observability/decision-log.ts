@@ -1,5 +1,4 @@
-import winston from "winston";
-import { transportFor } from "./logger.js";
+import type { LineWriter, WriteFailure } from "./log-destination.js";
 import { serializeRecord } from "./masking.js";
 
 /** One structured record per decision; see README "Decision log" for every field. */
@@ -18,50 +17,73 @@ export function isRecording(log: DecisionLog): boolean {
   return log !== noDecisionLog;
 }
 
+/**
+ * Why a record was lost (the `reason` label of mcp_pdp_decision_records_dropped_total):
+ * the destination fell too far behind, refused the write (ENOSPC, EIO, a closed pipe), or
+ * the record could not be turned into JSON.
+ */
+export const droppedRecordReasons = ["backpressure", "write_error", "serialize_error"] as const;
+export type DroppedRecordReason = (typeof droppedRecordReasons)[number];
+
 /** Records waiting for a slow destination beyond which new ones are dropped (and counted). */
 // An 8 s saturation run on 2 cores left ~34 000 records waiting for a file (bench section 6);
 // 50 000 rides out such bursts and bounds the memory (~150 MB) of a sustained overload.
 export const defaultMaxPendingRecords = 50000;
 
-/**
- * JSON lines through winston, separate from the diagnostics log so they can
- * go to a different destination (stdout, stderr or a file).
- *
- * A destination slower than the decision rate (a file under sustained
- * saturation) makes winston hold records in memory without bound. Past
- * `maxPending` waiting records new ones are dropped and `onDrop` is told, so a
- * slow disk costs records, counted in a metric, rather than the process.
- */
-export class WinstonDecisionLog implements DecisionLog {
-  private readonly logger: winston.Logger;
-  private readonly maxPending: number;
-  private readonly onDrop: () => void;
-  /** The destination stream, when the log writes to one (its buffer is where a stream backlog sits). */
-  private readonly stream: NodeJS.WritableStream | undefined;
+export interface JsonLinesDecisionLogOptions {
+  /** Records accepted and not yet written beyond which new ones are dropped. */
+  maxPending?: number;
+  /** Bytes waiting in the destination beyond which new records are dropped (default maxPending KiB). */
+  maxPendingBytes?: number;
+  /** Told about every lost record, with the write's error when there is one. */
+  onDrop?: (reason: DroppedRecordReason, error?: unknown) => void;
+}
 
-  constructor(
-    destination: { stream: NodeJS.WritableStream } | { file: string },
-    options: { maxPending?: number; onDrop?: () => void } = {},
-  ) {
-    this.logger = winston.createLogger({
-      level: "info",
-      format: winston.format.printf((info) => serializeRecord(info.record as DecisionRecord)),
-      transports: [transportFor(destination)],
-    });
+/**
+ * One JSON line per record, written to an opened destination (a standard
+ * stream or a file, see log-destination.ts), separate from the diagnostics
+ * log so that the two can go to different places.
+ *
+ * No record is lost silently and none takes the process down: a destination
+ * slower than the decision rate (a file under sustained saturation) gets at
+ * most `maxPending` records (or `maxPendingBytes`) ahead, after which new
+ * ones are dropped; a write the destination refuses is reported when it
+ * fails. Either way `onDrop` is told, for the metric and the diagnostics.
+ */
+export class JsonLinesDecisionLog implements DecisionLog {
+  private readonly writer: LineWriter;
+  private readonly maxPending: number;
+  private readonly maxPendingBytes: number;
+  private readonly onDrop: (reason: DroppedRecordReason, error?: unknown) => void;
+  /** Records handed to the writer whose write has not finished. */
+  private pending = 0;
+  private readonly written = (error: WriteFailure | undefined): void => {
+    this.pending -= 1;
+    if (error !== undefined) this.onDrop("write_error", error);
+  };
+
+  constructor(writer: LineWriter, options: JsonLinesDecisionLogOptions = {}) {
+    this.writer = writer;
     this.maxPending = options.maxPending ?? defaultMaxPendingRecords;
+    this.maxPendingBytes = options.maxPendingBytes ?? this.maxPending * 1024;
     this.onDrop = options.onDrop ?? (() => undefined);
-    this.stream = "stream" in destination ? destination.stream : undefined;
   }
 
   record(entry: DecisionRecord): void {
-    // Records wait in the logger (an object-mode stream: writableLength counts records; where a
-    // file backlog sits) or in the destination stream's buffer (bytes; ~1 KB a record).
-    const streamBacklog =
-      (this.stream as { writableLength?: number } | undefined)?.writableLength ?? 0;
-    if (this.logger.writableLength >= this.maxPending || streamBacklog >= this.maxPending * 1024) {
-      this.onDrop();
+    if (this.pending >= this.maxPending || this.writer.pendingBytes >= this.maxPendingBytes) {
+      this.onDrop("backpressure");
       return;
     }
-    this.logger.info("decision", { record: entry });
+    let line: string;
+    try {
+      line = `${serializeRecord(entry)}\n`;
+    } catch (error) {
+      // A value JSON cannot hold (a BigInt from a custom builtin, a cycle): lose the record,
+      // not the request that made the decision.
+      this.onDrop("serialize_error", error);
+      return;
+    }
+    this.pending += 1;
+    this.writer.write(line, this.written);
   }
 }

@@ -2,6 +2,7 @@ import type { AccessRequest, Decision } from "../decision/decision.js";
 import { isRecording, type DecisionLog } from "./decision-log.js";
 import { eraseFields } from "./masking.js";
 import type { Metrics } from "./metrics.js";
+import { defaultMaxRecordBytes, RecordBudget } from "./record-budget.js";
 
 /** The API that produced a decision. */
 export type DecisionEndpoint = "evaluation" | "evaluations" | "forward_auth" | "opa_data";
@@ -32,11 +33,14 @@ export interface DecisionRecordOptions {
   includeInput: boolean;
   /** JSON pointers removed from every record, e.g. `/input/resource/properties/arguments`. */
   erase: readonly string[];
+  /** Largest record (bytes of JSON); larger values are replaced by `[TRUNCATED]` (record-budget.ts). */
+  maxRecordBytes?: number;
 }
 
 /**
- * Counts every decision in the metrics and writes one masked decision record
- * (configured fields erased here; token-like strings redacted when the record
+ * Counts every decision in the metrics and writes one masked, bounded decision
+ * record (configured fields erased here, values past the record budget
+ * replaced, see record-budget.ts; token-like strings redacted when the record
  * is serialized, see masking.ts).
  * Records are shaped like OPA decision logs where the two overlap
  * (`decision_id`, `path`, `input`, `result`, `timestamp`, `bundles`,
@@ -46,11 +50,16 @@ export class RecordingDecisionObserver implements DecisionObserver {
   private readonly metrics: Metrics;
   private readonly log: DecisionLog;
   private readonly options: DecisionRecordOptions;
+  private readonly budget: RecordBudget;
 
   constructor(metrics: Metrics, log: DecisionLog, options: DecisionRecordOptions) {
     this.metrics = metrics;
     this.log = log;
     this.options = options;
+    this.budget = new RecordBudget(
+      options.maxRecordBytes ?? defaultMaxRecordBytes,
+      options.contextKeys,
+    );
   }
 
   decided(event: DecisionEvent): void {
@@ -120,6 +129,12 @@ export class RecordingDecisionObserver implements DecisionObserver {
     if (this.options.includeInput && decision.input !== undefined) record.input = decision.input;
     const masked = eraseFields(record, this.options.erase);
     if (masked.erased.length > 0) masked.record.erased = masked.erased;
-    this.log.record(masked.record);
+    const bounded = this.budget.bound(masked.record);
+    if (bounded.truncated.length > 0) {
+      // A copy: the record (and what it shares with the request) is unchanged.
+      bounded.record.truncated = bounded.truncated;
+      this.metrics.recordTruncatedDecisionRecord();
+    }
+    this.log.record(bounded.record);
   }
 }

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { droppedRecordReasons, type DroppedRecordReason } from "./decision-log.js";
 
 /** Every metric the PDP exports is declared here, under this prefix. */
 export const metricsPrefix = "mcp_pdp_";
@@ -96,7 +97,8 @@ export class Metrics {
   private readonly tokenVerifications: Counter<"result">;
   private readonly jwksFetches: Counter<"issuer" | "outcome">;
   private readonly callerAuthFailures: Counter<"reason">;
-  private readonly droppedDecisionRecords: Counter;
+  private readonly droppedDecisionRecords: Counter<"reason">;
+  private readonly truncatedDecisionRecords: Counter;
   private readonly issuers = new Set<string>();
 
   constructor(options: MetricsOptions) {
@@ -186,7 +188,15 @@ export class Metrics {
     });
     this.droppedDecisionRecords = new Counter({
       name: name("decision_records_dropped_total"),
-      help: "Decision records dropped because the decision log's destination fell too far behind.",
+      help: "Decision records lost: the destination fell too far behind (backpressure), refused the write (write_error), or the record was not serializable (serialize_error).",
+      labelNames: ["reason"],
+      registers,
+    });
+    // Every reason is exported from the start, so that rate() and alerts see the first loss.
+    for (const reason of droppedRecordReasons) this.droppedDecisionRecords.inc({ reason }, 0);
+    this.truncatedDecisionRecords = new Counter({
+      name: name("decision_record_truncations_total"),
+      help: "Decision records in which values were replaced by [TRUNCATED] to keep the record within PDP_DECISION_LOG_MAX_RECORD_BYTES.",
       registers,
     });
     if (options.processMetrics !== false) {
@@ -252,8 +262,12 @@ export class Metrics {
     });
   }
 
-  recordDroppedDecisionRecord(): void {
-    this.droppedDecisionRecords.inc();
+  recordDroppedDecisionRecord(reason: DroppedRecordReason): void {
+    this.droppedDecisionRecords.inc({ reason });
+  }
+
+  recordTruncatedDecisionRecord(): void {
+    this.truncatedDecisionRecords.inc();
   }
 
   recordCallerAuthFailure(reason: string): void {

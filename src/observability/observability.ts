@@ -1,8 +1,10 @@
 import { tokenErrorCodes } from "../auth/token-error.js";
 import type { ObservabilityConfig } from "../config.js";
 import type { ActivePolicy } from "../policy/policy-loader.js";
-import { noDecisionLog, WinstonDecisionLog, type DecisionLog } from "./decision-log.js";
+import { JsonLinesDecisionLog, noDecisionLog, type DecisionLog } from "./decision-log.js";
 import { RecordingDecisionObserver, type DecisionObserver } from "./decision-observer.js";
+import { FailureReporter, openLineWriter } from "./log-destination.js";
+import type { Logger } from "./logger.js";
 import { Metrics } from "./metrics.js";
 
 /** Reason codes the PDP and the default policy produce: the allowed `reason` label values. */
@@ -35,7 +37,7 @@ export interface Observability {
 export function createObservability(
   config: ObservabilityConfig,
   active: ActivePolicy,
-  options: { processMetrics?: boolean; decisionLog?: DecisionLog } = {},
+  options: { processMetrics?: boolean; decisionLog?: DecisionLog; logger?: Logger } = {},
 ): Observability {
   const riskOrder = active.data.risk_order;
   const metrics = new Metrics({
@@ -46,28 +48,40 @@ export function createObservability(
     ...(options.processMetrics === undefined ? {} : { processMetrics: options.processMetrics }),
   });
   metrics.setBundle(active.revision, active.entrypoint, active.loadedAt);
-  const log =
-    options.decisionLog ??
-    decisionLogFor(config.decisionLog, () => {
-      metrics.recordDroppedDecisionRecord();
-    });
+  const log = options.decisionLog ?? decisionLogFor(config.decisionLog, metrics, options.logger);
   const observer = new RecordingDecisionObserver(metrics, log, {
     entrypoint: active.entrypoint,
     contextKeys: config.decisionLogContext,
     includeInput: config.decisionLogInput,
     erase: config.decisionLogErase,
+    maxRecordBytes: config.decisionLogMaxRecordBytes,
   });
   return { metrics, observer };
 }
 
+/**
+ * The configured decision log, its destination opened now (StartupError when
+ * a file cannot be appended to). Every lost record is counted by reason and
+ * reported in the diagnostics, at most one line per 10 s summing the losses.
+ */
 function decisionLogFor(
   destination: ObservabilityConfig["decisionLog"],
-  onDrop: () => void,
+  metrics: Metrics,
+  logger: Logger | undefined,
 ): DecisionLog {
   if (destination === "off") return noDecisionLog;
-  if ("file" in destination) return new WinstonDecisionLog({ file: destination.file }, { onDrop });
-  return new WinstonDecisionLog(
-    { stream: destination.stream === "stderr" ? process.stderr : process.stdout },
-    { onDrop },
-  );
+  const writer = openLineWriter("PDP_DECISION_LOG", destination);
+  const reporter = new FailureReporter((summary) => {
+    logger?.error("decision records lost", {
+      destination: "file" in destination ? destination.file : destination.stream,
+      records: summary.counts,
+      error: summary.lastError ?? null,
+    });
+  });
+  return new JsonLinesDecisionLog(writer, {
+    onDrop: (reason, error) => {
+      metrics.recordDroppedDecisionRecord(reason);
+      reporter.report(reason, error);
+    },
+  });
 }

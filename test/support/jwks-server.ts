@@ -17,6 +17,8 @@ export class JwksServer {
   outage: JwksOutage = "none";
   /** Hold every answer this long before sending it (0: answer at once). */
   delayMs = 0;
+  /** Answer /jwks.json with this instead of the key set (an unusable 200, a redirect…). */
+  answer: { status: number; contentType: string; body: string } | undefined;
   /** Requests received, on any path, answered or not. */
   requests = 0;
   /** TCP connections accepted. */
@@ -80,6 +82,7 @@ export class JwksServer {
     this.paths.push(request.url ?? "");
     // Read at arrival: a test may change the switches while an answer is delayed.
     const outage = this.outage;
+    const override = this.answer;
     const body = JSON.stringify({ keys: this.keys });
     const answer = () => {
       if (response.destroyed) return;
@@ -93,6 +96,12 @@ export class JwksServer {
       }
       if (request.url !== "/jwks.json") {
         response.writeHead(404, { "content-type": "text/plain" }).end("not found");
+        return;
+      }
+      if (override !== undefined) {
+        response
+          .writeHead(override.status, { "content-type": override.contentType })
+          .end(override.body);
         return;
       }
       response.writeHead(200, { "content-type": "application/json" }).end(body);
