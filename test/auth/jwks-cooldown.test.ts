@@ -205,6 +205,7 @@ describe("the PDP: 40 tokens with unknown kids against a JWKS that answers HTML"
       config,
       JSON.stringify({
         issuers: [{ issuer, jwks_uri: server.url, audiences: [audience], jwks_cooldown_s: 30 }],
+        servers: { files: { resource: audience } },
         token_cache: { max_entries: 0 },
       }),
     );
