@@ -14,7 +14,8 @@ import { createForwardAuthApi, forwardAuthPrefix } from "./api/forward-auth-api.
 import { createOpaDataApi, opaDataPath, opaError } from "./api/opa-data-api.js";
 import { leanListener } from "./http/lean-listener.js";
 import { opaDataRouter } from "./http/opa-data-router.js";
-import { opsRouter } from "./http/ops-router.js";
+import { opsRouter, type OpsGuard } from "./http/ops-router.js";
+import type { CallerCheck } from "./http/caller-guard.js";
 import { requestId } from "./http/request-id.js";
 import type { Logger } from "./observability/logger.js";
 import type { DecisionLog } from "./observability/decision-log.js";
@@ -124,6 +125,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
       metrics.recordCallerAuthFailure(reason);
     },
   });
+  const check: CallerCheck = (request, permission) => callers.authenticate(request, permission);
   if (!callers.enabled) {
     logger.warn(
       config.allowUnauthenticatedCallers
@@ -184,8 +186,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   app.set("etag", false);
   app.set("query parser", false);
   app.use(requestId);
-  const opsGuard = (request: Parameters<typeof callers.authenticate>[0]) =>
-    callers.authenticate(request, "ops");
+  const opsGuard: OpsGuard = (request) => callers.authenticate(request, "ops");
   app.use(opsRouter({ ready: () => !draining, revision: () => engine.revision }, opsGuard));
   let metricsListener: RequestListener | undefined;
   if (config.observability.metricsPort === undefined) {
@@ -199,26 +200,44 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     metricsApp.use(errorHandler(logger));
     metricsListener = instrument(metricsApp, metrics);
   }
-  app.use(authzenRouter(api, config.limits.maxBodyBytes));
-  app.use(forwardAuthRouter(forwardAuth, config.limits.maxBodyBytes));
-  app.use(opaDataRouter(opaData, config.limits.maxBodyBytes));
+  app.use(authzenRouter(api, config.limits.maxBodyBytes, check));
+  app.use(forwardAuthRouter(forwardAuth, config.limits.maxBodyBytes, check));
+  app.use(opaDataRouter(opaData, config.limits.maxBodyBytes, check));
   app.use(notFound);
   app.use(errorHandler(logger));
 
   const lean = leanListener({
     routes: [
-      { method: "POST", path: authzenPaths.evaluation, handler: api.evaluation },
-      { method: "POST", path: authzenPaths.evaluations, handler: api.evaluations },
-      { method: "*", path: forwardAuthPrefix, prefix: true, handler: forwardAuth },
+      {
+        method: "POST",
+        path: authzenPaths.evaluation,
+        handler: api.evaluation,
+        permission: "authzen",
+      },
+      {
+        method: "POST",
+        path: authzenPaths.evaluations,
+        handler: api.evaluations,
+        permission: "authzen",
+      },
+      {
+        method: "*",
+        path: forwardAuthPrefix,
+        prefix: true,
+        handler: forwardAuth,
+        permission: "forward_auth",
+      },
       ...(["GET", "POST"] as const).map((method) => ({
         method,
         path: `${opaDataPath}/`,
         prefix: true,
         handler: opaData,
         renderError: opaError,
+        permission: "opa_data" as const,
       })),
     ],
     maxBodyBytes: config.limits.maxBodyBytes,
+    callers: check,
     fallback: app,
     onError: (error, request) => {
       logger.error("request failed", {
