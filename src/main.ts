@@ -4,6 +4,8 @@ import { createServer as createTlsServer } from "node:https";
 import { buildApp } from "./app.js";
 import { loadConfig, type Config } from "./config.js";
 import { StartupError } from "./errors.js";
+import { answerClientError } from "./http/client-error.js";
+import { limitServer, serverOptions } from "./http/server-limits.js";
 import { createLogger } from "./observability/logger.js";
 
 /**
@@ -37,11 +39,12 @@ async function main(): Promise<void> {
 
   let server: Server;
   try {
-    server = createListener(config, app.listener);
+    server = limitServer(createListener(config, app.listener), config.transport);
   } catch (error) {
     reportStartupFailure(logger, error);
     return;
   }
+  server.on("clientError", answerClientError);
   server.listen(config.port, config.host, () => {
     const address = server.address();
     const port = typeof address === "object" && address !== null ? address.port : config.port;
@@ -51,7 +54,11 @@ async function main(): Promise<void> {
   const metricsServer =
     app.metricsListener === undefined || metricsPort === undefined
       ? undefined
-      : createServer(app.metricsListener);
+      : limitServer(
+          createServer(serverOptions(config.transport), app.metricsListener),
+          config.transport,
+        );
+  metricsServer?.on("clientError", answerClientError);
   metricsServer?.listen(metricsPort, config.host, () => {
     const address = metricsServer.address();
     const port = typeof address === "object" && address !== null ? address.port : metricsPort;
@@ -88,7 +95,8 @@ async function main(): Promise<void> {
  */
 function createListener(config: Config, listener: RequestListener): Server {
   const tls = config.auth.tls;
-  if (tls === undefined) return createServer(listener);
+  const options = serverOptions(config.transport);
+  if (tls === undefined) return createServer(options, listener);
   const read = (key: string, path: string): Buffer => {
     try {
       return readFileSync(path);
@@ -102,6 +110,7 @@ function createListener(config: Config, listener: RequestListener): Server {
     tls.clientCaFile === undefined ? undefined : read("client_ca_file", tls.clientCaFile);
   return createTlsServer(
     {
+      ...options,
       cert: read("cert_file", tls.certFile),
       key: read("key_file", tls.keyFile),
       ...(clientCa === undefined
