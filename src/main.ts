@@ -44,6 +44,19 @@ async function main(): Promise<void> {
     reportStartupFailure(logger, error);
     return;
   }
+  // A rejection nothing handled is a bug. Node's default (exit) would let one request that
+  // triggers it stop the PDP for everyone; the request paths answer 500 themselves, so this
+  // is the last resort, not the fix. The decision state (policy, keys, caches) is replaced
+  // whole, never left half-written by a failed promise, so the process logs it loudly, counts
+  // it (mcp_pdp_unhandled_rejections_total, for an alert) and keeps serving. Synchronous
+  // uncaught exceptions keep node's default: the process ends and is restarted.
+  process.on("unhandledRejection", (reason) => {
+    app.metrics.recordUnhandledRejection();
+    logger.error("UNHANDLED REJECTION (a bug): logged and counted, the PDP keeps serving", {
+      error: reason instanceof Error ? reason.stack : String(reason),
+    });
+  });
+
   server.on("clientError", answerClientError);
   server.listen(config.port, config.host, () => {
     const address = server.address();

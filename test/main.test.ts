@@ -1,6 +1,7 @@
 /**
  * The real process: `node src/main.ts` as an operator runs it. Startup
- * refusals, and graceful shutdown that lets an in-flight request finish.
+ * refusals, graceful shutdown that lets an in-flight request finish; a stray
+ * unhandled rejection does not end the process.
  */
 import { freePort } from "./support/ports.js";
 import assert from "node:assert/strict";
@@ -23,12 +24,16 @@ interface Started {
   exit: Promise<number | null>;
 }
 
-function startMain(env: Record<string, string>): Started {
-  const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "src", "main.ts")], {
-    cwd: repoRoot,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+function startMain(env: Record<string, string>, nodeArgs: string[] = []): Started {
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", ...nodeArgs, join(repoRoot, "src", "main.ts")],
+    {
+      cwd: repoRoot,
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let output = "";
   child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
@@ -110,4 +115,38 @@ test("SIGTERM drains: an in-flight request completes, then the process exits 0",
   assert.equal(await started.exit, 0);
   assert.match(started.output(), /"message":"draining"/);
   assert.match(started.output(), /"message":"stopped"/);
+});
+
+async function waitLogged(started: Started, message: string, timeoutMs = 10000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (started.output().includes(`"message":"${message}"`)) return Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  started.child.kill("SIGKILL");
+  return assert.fail(`no "${message}" log line:\n${started.output()}`);
+}
+
+test("an unhandled rejection is logged and counted; the process keeps serving", async () => {
+  // A stray rejection, on demand: what a bug outside any request path would produce.
+  const inject = join(scratch.dir, "stray-rejection.mjs");
+  writeFileSync(
+    inject,
+    'process.on("SIGUSR2", () => { Promise.reject(new Error("stray rejection for the test")); });\n',
+  );
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const started = startMain({ PORT: String(port) }, ["--import", inject]);
+  await waitReady(url, started);
+  started.child.kill("SIGUSR2");
+  await waitLogged(
+    started,
+    "UNHANDLED REJECTION (a bug): logged and counted, the PDP keeps serving",
+  );
+  assert.match(started.output(), /stray rejection for the test/);
+  assert.equal((await fetch(`${url}/ready`)).status, 200);
+  const metrics = await (await fetch(`${url}/metrics`)).text();
+  assert.match(metrics, /^mcp_pdp_unhandled_rejections_total 1$/m);
+  started.child.kill("SIGTERM");
+  assert.equal(await started.exit, 0);
 });
