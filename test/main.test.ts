@@ -1,7 +1,8 @@
 /**
  * The real process: `node src/main.ts` as an operator runs it. Startup
- * refusals, graceful shutdown that lets an in-flight request finish; a stray
- * unhandled rejection does not end the process.
+ * refusals; signals: SIGTERM drains (readiness off for the drain delay, then
+ * in-flight requests finish), SIGINT without the delay, SIGHUP changes
+ * nothing; a stray unhandled rejection does not end the process.
  */
 import { freePort } from "./support/ports.js";
 import assert from "node:assert/strict";
@@ -80,12 +81,8 @@ test("bad operator data: the PDP refuses to start and names the key", async () =
   assert.match(started.output(), /unknown_tool/);
 });
 
-test("SIGTERM drains: an in-flight request completes, then the process exits 0", async () => {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const started = startMain({ PORT: String(port) });
-  await waitReady(url, started);
-
+/** Opens a request and sends its headers and half its body: it is in flight until `finish()`. */
+async function inFlight(port: number) {
   const body = JSON.stringify({
     subject: { type: "user", id: "alice", properties: { scopes: ["mcp:read"] } },
     action: { name: "ping" },
@@ -95,27 +92,20 @@ test("SIGTERM drains: an in-flight request completes, then the process exits 0",
   await once(socket, "connect");
   let reply = "";
   socket.on("data", (chunk: Buffer) => (reply += chunk.toString()));
-  // Send the headers and half the body: the request is now in flight.
   socket.write(
     `POST /access/v1/evaluation HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`,
   );
   const half = Math.floor(body.length / 2);
   socket.write(body.slice(0, half));
   await new Promise((resolve) => setTimeout(resolve, 200));
-
-  started.child.kill("SIGTERM");
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  // New connections are refused while the in-flight one is still served.
-  await assert.rejects(fetch(`${url}/health`));
-  socket.end(body.slice(half));
-  await once(socket, "close");
-
-  assert.match(reply, /^HTTP\/1\.1 200/);
-  assert.match(reply, /"decision":true/);
-  assert.equal(await started.exit, 0);
-  assert.match(started.output(), /"message":"draining"/);
-  assert.match(started.output(), /"message":"stopped"/);
-});
+  return {
+    finish: async () => {
+      socket.end(body.slice(half));
+      await once(socket, "close");
+      return reply;
+    },
+  };
+}
 
 async function waitLogged(started: Started, message: string, timeoutMs = 10000): Promise<number> {
   const deadline = Date.now() + timeoutMs;
@@ -127,6 +117,82 @@ async function waitLogged(started: Started, message: string, timeoutMs = 10000):
   return assert.fail(`no "${message}" log line:\n${started.output()}`);
 }
 
+const decision = JSON.stringify({
+  subject: { type: "user", id: "alice", properties: { scopes: ["mcp:read"] } },
+  action: { name: "ping" },
+  resource: { type: "mcp_server", id: "files" },
+});
+
+test("SIGTERM: /ready answers 503 for the drain delay while decisions are still served; then the listener closes, the in-flight request completes, exit 0", async () => {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const started = startMain({ PORT: String(port), PDP_DRAIN_DELAY_MS: "1500" });
+  await waitReady(url, started);
+  const request = await inFlight(port);
+
+  started.child.kill("SIGTERM");
+  const signalled = await waitLogged(started, "draining");
+  // Readiness is off at once, everything else still served (each answer closing its connection).
+  const ready = await fetch(`${url}/ready`);
+  assert.equal(ready.status, 503);
+  assert.equal(((await ready.json()) as { code: string }).code, "not_ready");
+  assert.equal((await fetch(`${url}/health`)).status, 200);
+  const served = await fetch(`${url}/access/v1/evaluation`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: decision,
+  });
+  assert.equal(served.status, 200);
+  assert.equal(served.headers.get("connection"), "close");
+  assert.equal(((await served.json()) as { decision: boolean }).decision, true);
+
+  // Then the listener stops accepting: not before the delay.
+  const closing = await waitLogged(started, "closing listeners");
+  assert.ok(closing - signalled >= 1300, `closed ${closing - signalled} ms after SIGTERM`);
+  await assert.rejects(fetch(`${url}/health`));
+  const reply = await request.finish();
+  assert.match(reply, /^HTTP\/1\.1 200/);
+  assert.match(reply, /"decision":true/);
+  assert.equal(await started.exit, 0);
+  assert.match(started.output(), /"message":"stopped"/);
+});
+
+test("SIGINT skips the drain delay, and a second SIGTERM ends it", async () => {
+  for (const signals of [["SIGINT"], ["SIGTERM", "SIGTERM"]] as const) {
+    const port = await freePort();
+    const started = startMain({ PORT: String(port), PDP_DRAIN_DELAY_MS: "60000" });
+    await waitReady(`http://127.0.0.1:${port}`, started);
+    const sent = Date.now();
+    for (const signal of signals) {
+      started.child.kill(signal);
+      await waitLogged(started, "draining");
+    }
+    assert.equal(await started.exit, 0);
+    assert.ok(
+      Date.now() - sent < 10000,
+      `${signals.join("+")}: exited after ${Date.now() - sent} ms`,
+    );
+  }
+});
+
+test("SIGHUP is a logged no-op: the process keeps serving", async () => {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const started = startMain({ PORT: String(port), PDP_DRAIN_DELAY_MS: "0" });
+  await waitReady(url, started);
+  started.child.kill("SIGHUP");
+  await waitLogged(
+    started,
+    "SIGHUP ignored: nothing is reloaded yet (policy reload arrives with the live-policy issue)",
+  );
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(started.child.exitCode, null, started.output());
+  assert.equal(started.child.signalCode, null, started.output());
+  assert.equal((await fetch(`${url}/ready`)).status, 200);
+  started.child.kill("SIGTERM");
+  assert.equal(await started.exit, 0);
+});
+
 test("an unhandled rejection is logged and counted; the process keeps serving", async () => {
   // A stray rejection, on demand: what a bug outside any request path would produce.
   const inject = join(scratch.dir, "stray-rejection.mjs");
@@ -136,7 +202,7 @@ test("an unhandled rejection is logged and counted; the process keeps serving", 
   );
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const started = startMain({ PORT: String(port) }, ["--import", inject]);
+  const started = startMain({ PORT: String(port), PDP_DRAIN_DELAY_MS: "0" }, ["--import", inject]);
   await waitReady(url, started);
   started.child.kill("SIGUSR2");
   await waitLogged(

@@ -1,6 +1,6 @@
 /**
  * Bounded work per connection, on the real process and every listener it
- * opens (main, metrics): slow headers and slow bodies are cut off
+ * opens (main, metrics, probes): slow headers and slow bodies are cut off
  * with a 408 in the PDP's error shape, idle keep-alive connections closed,
  * connections beyond PDP_MAX_CONNECTIONS closed at once, malformed HTTP
  * answered 400 and closed. The settings are validated at startup.
@@ -22,15 +22,17 @@ const usablePath = { main: "/health", metrics: "/metrics", probes: "/health" };
 
 describe("timeouts and the connection cap, on the real process", () => {
   let pdp: MainProcess;
-  const ports = { main: 0, metrics: 0 };
+  const ports = { main: 0, metrics: 0, probes: 0 };
   const open: Socket[] = [];
 
   before(async () => {
     ports.main = await freePort();
     ports.metrics = await freePort();
+    ports.probes = await freePort();
     pdp = startMain({
       PORT: String(ports.main),
       PDP_METRICS_PORT: String(ports.metrics),
+      PDP_PROBE_PORT: String(ports.probes),
       PDP_DATA: join(repoRoot, "examples", "operator-data.yaml"),
       PDP_DECISION_LOG: "off",
       PDP_HEADERS_TIMEOUT_MS: "500",
@@ -40,6 +42,7 @@ describe("timeouts and the connection cap, on the real process", () => {
       PDP_DRAIN_DELAY_MS: "0",
     });
     await waitForLog(pdp, "listening");
+    await waitForLog(pdp, "probes listening");
     await waitForLog(pdp, "metrics listening");
   });
   after(async () => {
@@ -47,7 +50,7 @@ describe("timeouts and the connection cap, on the real process", () => {
     await pdp.kill();
   });
 
-  for (const listener of ["main", "metrics"] as const) {
+  for (const listener of ["main", "metrics", "probes"] as const) {
     test(`${listener}: headers that never end → 408 request_timeout and closed, within the headers timeout`, async () => {
       const answer = await rawExchange(ports[listener], {
         send: "GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ",
@@ -97,7 +100,7 @@ describe("timeouts and the connection cap, on the real process", () => {
     assert.ok(answer.closedByServer);
   });
 
-  for (const listener of ["main", "metrics"] as const) {
+  for (const listener of ["main", "probes"] as const) {
     test(`${listener}: connections beyond PDP_MAX_CONNECTIONS are closed at once; a freed slot is usable again`, async () => {
       const held: Socket[] = [];
       for (let i = 0; i < 3; i += 1) {
@@ -189,7 +192,10 @@ describe("transport settings are validated at startup", () => {
 
   test("a headers timeout above the request timeout, a probe port shared with another listener: refused", () => {
     assert.ok(
-      problems({ PDP_HEADERS_TIMEOUT_MS: "20000", PDP_REQUEST_TIMEOUT_MS: "10000" }).some((p) =>
+      problems({
+        PDP_HEADERS_TIMEOUT_MS: "20000",
+        PDP_REQUEST_TIMEOUT_MS: "10000",
+      }).some((p) =>
         p.startsWith("PDP_HEADERS_TIMEOUT_MS=20000: must not exceed PDP_REQUEST_TIMEOUT_MS"),
       ),
     );
