@@ -147,7 +147,10 @@ for (const expressOnly of [false, true]) {
       });
     }
 
-    test("an authenticated caller's body is still read and decided", async () => {
+    test("while a client without a key is refused at once, an authenticated caller's body is read and decided", async () => {
+      const stalled = await announceAndHold(pdp, routes[0] as Route, undefined);
+      assert.equal(stalled.status, 401);
+      assert.ok(stalled.closedByServer && stalled.elapsedMs < 3000);
       const body = JSON.stringify({
         subject: { type: "user", id: "alice", properties: { scopes: ["mcp:read"] } },
         action: { name: "ping" },
