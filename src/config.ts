@@ -40,7 +40,7 @@ export interface TransportConfig {
   headersTimeoutMs: number;
   /** Time allowed to receive a whole request, body included. */
   requestTimeoutMs: number;
-  /** How long an idle keep-alive connection stays open between requests. */
+  /** How long an idle keep-alive connection stays open between requests (node adds 1 s). */
   keepAliveTimeoutMs: number;
   /** Connections per listener; beyond it new connections are closed at once. */
   maxConnections: number;
