@@ -14,7 +14,9 @@ import { createForwardAuthApi, forwardAuthPrefix } from "./api/forward-auth-api.
 import { createOpaDataApi, opaDataPath, opaError } from "./api/opa-data-api.js";
 import { leanListener } from "./http/lean-listener.js";
 import { opaDataRouter } from "./http/opa-data-router.js";
-import { opsRouter } from "./http/ops-router.js";
+import { opsRouter, type OpsGuard } from "./http/ops-router.js";
+import { probeListener } from "./http/probe-listener.js";
+import type { CallerCheck } from "./http/caller-guard.js";
 import { requestId } from "./http/request-id.js";
 import type { Logger } from "./observability/logger.js";
 import type { DecisionLog } from "./observability/decision-log.js";
@@ -51,6 +53,8 @@ export interface App {
   metrics: Metrics;
   /** Serves /metrics alone, for PDP_METRICS_PORT; undefined when /metrics is on the main listener. */
   metricsListener: RequestListener | undefined;
+  /** Serves /health and /ready without credentials and nothing else, for PDP_PROBE_PORT. */
+  probeListener: RequestListener;
   /** Marks the service as draining: /ready answers 503 from then on. */
   drain: () => void;
 }
@@ -120,14 +124,30 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
       logger.debug("token rejected", { reason: result.code, detail: result.message });
     }
   });
-  const callers = new CallerAuthenticator({
+  const callerOptions = {
     callers: callerCredentials(auth),
     opsKeyDigests: auth.ops.apiKeySha256.map((hex) => Buffer.from(hex, "hex")),
-    opsOpen: auth.ops.open,
-    onFailure: (reason) => {
+    onFailure: (reason: "unauthenticated" | "forbidden") => {
       metrics.recordCallerAuthFailure(reason);
     },
+  };
+  const callers = new CallerAuthenticator({ ...callerOptions, opsOpen: auth.ops.open });
+  // /metrics has its own openness (ops.metrics_open), with the same ops credentials.
+  const metricsCallers = new CallerAuthenticator({
+    ...callerOptions,
+    opsOpen: auth.ops.metricsOpen,
   });
+  const check: CallerCheck = (request, permission) => callers.authenticate(request, permission);
+  if (
+    !auth.ops.metricsOpen &&
+    auth.ops.apiKeySha256.length === 0 &&
+    auth.callers?.some((c) => c.permissions.includes("ops")) !== true
+  ) {
+    logger.warn(
+      "/metrics is closed (callers are configured) and no credential opens it: every scrape gets 401; add ops.api_key_sha256, give a caller the ops permission, or set ops.metrics_open: true",
+      {},
+    );
+  }
   if (!callers.enabled) {
     logger.warn(
       config.allowUnauthenticatedCallers
@@ -199,41 +219,59 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   app.set("etag", false);
   app.set("query parser", false);
   app.use(requestId);
-  const opsGuard = (request: Parameters<typeof callers.authenticate>[0]) =>
-    callers.authenticate(request, "ops");
+  const opsGuard: OpsGuard = (request) => callers.authenticate(request, "ops");
+  const metricsGuard: OpsGuard = (request) => metricsCallers.authenticate(request, "ops");
   app.use(opsRouter({ ready: () => !draining, revision: () => engine.revision }, opsGuard));
   let metricsListener: RequestListener | undefined;
   if (config.observability.metricsPort === undefined) {
-    app.use(metricsRouter(metrics.registry, opsGuard));
+    app.use(metricsRouter(metrics.registry, metricsGuard));
   } else {
     const metricsApp = express();
     metricsApp.disable("x-powered-by");
     metricsApp.use(requestId);
-    metricsApp.use(metricsRouter(metrics.registry, opsGuard));
+    metricsApp.use(metricsRouter(metrics.registry, metricsGuard));
     metricsApp.use(notFound);
     metricsApp.use(errorHandler(logger));
     metricsListener = instrument(metricsApp, metrics);
   }
-  app.use(authzenRouter(api, config.limits.maxBodyBytes));
-  app.use(forwardAuthRouter(forwardAuth, config.limits.maxBodyBytes));
-  app.use(opaDataRouter(opaData, config.limits.maxBodyBytes));
+  app.use(authzenRouter(api, config.limits.maxBodyBytes, check));
+  app.use(forwardAuthRouter(forwardAuth, config.limits.maxBodyBytes, check));
+  app.use(opaDataRouter(opaData, config.limits.maxBodyBytes, check));
   app.use(notFound);
   app.use(errorHandler(logger));
 
   const lean = leanListener({
     routes: [
-      { method: "POST", path: authzenPaths.evaluation, handler: api.evaluation },
-      { method: "POST", path: authzenPaths.evaluations, handler: api.evaluations },
-      { method: "*", path: forwardAuthPrefix, prefix: true, handler: forwardAuth },
+      {
+        method: "POST",
+        path: authzenPaths.evaluation,
+        handler: api.evaluation,
+        permission: "authzen",
+      },
+      {
+        method: "POST",
+        path: authzenPaths.evaluations,
+        handler: api.evaluations,
+        permission: "authzen",
+      },
+      {
+        method: "*",
+        path: forwardAuthPrefix,
+        prefix: true,
+        handler: forwardAuth,
+        permission: "forward_auth",
+      },
       ...(["GET", "POST"] as const).map((method) => ({
         method,
         path: `${opaDataPath}/`,
         prefix: true,
         handler: opaData,
         renderError: opaError,
+        permission: "opa_data" as const,
       })),
     ],
     maxBodyBytes: config.limits.maxBodyBytes,
+    callers: check,
     fallback: app,
     onError: (error, request) => {
       logger.error("request failed", {
@@ -246,11 +284,17 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   });
 
   return {
-    listener: instrument(lean, metrics),
+    listener: instrument((req, res) => {
+      // While draining, every answer ends its connection, so keep-alive clients reconnect to
+      // a PDP that is not about to stop instead of finding this one's listener closed.
+      if (draining) res.setHeader("connection", "close");
+      lean(req, res);
+    }, metrics),
     express: app,
     engine,
     metrics,
     metricsListener,
+    probeListener: instrument(probeListener({ ready: () => !draining }), metrics),
     drain: () => {
       draining = true;
     },

@@ -23,12 +23,32 @@ export interface Config {
     maxEvaluations: number;
   };
   shutdownTimeoutMs: number;
+  transport: TransportConfig;
   logLevel: "error" | "warn" | "info" | "debug";
   /** Token issuers, callers, ops access and TLS, from the PDP_CONFIG file. */
   auth: AuthSettings;
   /** Serve a non-loopback address without caller authentication (PDP_ALLOW_UNAUTHENTICATED_CALLERS). */
   allowUnauthenticatedCallers: boolean;
   observability: ObservabilityConfig;
+}
+
+/**
+ * What bounds the work one connection can cause, and how the process answers
+ * probes and stops. Applied to every listener (main, metrics, probes).
+ */
+export interface TransportConfig {
+  /** Time allowed to receive a request's headers (slow-header clients are cut off). */
+  headersTimeoutMs: number;
+  /** Time allowed to receive a whole request, body included. */
+  requestTimeoutMs: number;
+  /** How long an idle keep-alive connection stays open between requests (node adds 1 s). */
+  keepAliveTimeoutMs: number;
+  /** Connections per listener; beyond it new connections are closed at once. */
+  maxConnections: number;
+  /** Plain-HTTP port (same host) answering /health and /ready without credentials. */
+  probePort: number | undefined;
+  /** After SIGTERM, how long /ready answers 503 while everything else still serves. */
+  drainDelayMs: number;
 }
 
 /** Where a log goes: a standard stream, a file, or nowhere. */
@@ -176,6 +196,7 @@ export function loadConfig(env: Environment): Config {
   const metricsPortRaw = optionalText("PDP_METRICS_PORT");
   const metricsPort =
     metricsPortRaw === undefined ? undefined : integer("PDP_METRICS_PORT", 0, 0, 65535);
+  const transport = readTransport(integer, optionalText, problems, port, metricsPort);
   const erase = list("PDP_DECISION_LOG_ERASE", []);
   for (const pointer of erase) {
     if (!pointer.startsWith("/"))
@@ -215,6 +236,7 @@ export function loadConfig(env: Environment): Config {
       maxEvaluations: integer("PDP_MAX_EVALUATIONS", 256, 1, 10000),
     },
     shutdownTimeoutMs: integer("PDP_SHUTDOWN_TIMEOUT_MS", 10000, 0, 600000),
+    transport,
     logLevel: logLevel as Config["logLevel"],
     auth,
     allowUnauthenticatedCallers,
@@ -222,4 +244,44 @@ export function loadConfig(env: Environment): Config {
   };
   if (problems.length > 0) throw new StartupError("config_invalid", problems);
   return Object.freeze(config);
+}
+
+/**
+ * PDP_HEADERS_TIMEOUT_MS, PDP_REQUEST_TIMEOUT_MS, PDP_KEEP_ALIVE_TIMEOUT_MS,
+ * PDP_MAX_CONNECTIONS, PDP_PROBE_PORT, PDP_DRAIN_DELAY_MS. None can be
+ * switched off: an unbounded timeout or connection count is what lets one
+ * client hold the process, so the largest values are still finite.
+ */
+function readTransport(
+  integer: (name: string, fallback: number, min: number, max: number) => number,
+  optionalText: (name: string) => string | undefined,
+  problems: string[],
+  port: number,
+  metricsPort: number | undefined,
+): TransportConfig {
+  const headersTimeoutMs = integer("PDP_HEADERS_TIMEOUT_MS", 10000, 100, 600000);
+  const requestTimeoutMs = integer("PDP_REQUEST_TIMEOUT_MS", 30000, 100, 600000);
+  // node:http refuses a headers timeout longer than the request timeout (it could never fire).
+  if (headersTimeoutMs > requestTimeoutMs) {
+    problems.push(
+      `PDP_HEADERS_TIMEOUT_MS=${headersTimeoutMs}: must not exceed PDP_REQUEST_TIMEOUT_MS (${requestTimeoutMs})`,
+    );
+  }
+  const probePort =
+    optionalText("PDP_PROBE_PORT") === undefined
+      ? undefined
+      : integer("PDP_PROBE_PORT", 0, 0, 65535);
+  if (probePort !== undefined && probePort !== 0) {
+    if (probePort === port) problems.push(`PDP_PROBE_PORT=${probePort}: is also PORT`);
+    if (probePort === metricsPort)
+      problems.push(`PDP_PROBE_PORT=${probePort}: is also PDP_METRICS_PORT`);
+  }
+  return {
+    headersTimeoutMs,
+    requestTimeoutMs,
+    keepAliveTimeoutMs: integer("PDP_KEEP_ALIVE_TIMEOUT_MS", 5000, 100, 600000),
+    maxConnections: integer("PDP_MAX_CONNECTIONS", 4096, 1, 1000000),
+    probePort,
+    drainDelayMs: integer("PDP_DRAIN_DELAY_MS", 5000, 0, 600000),
+  };
 }

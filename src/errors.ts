@@ -25,6 +25,8 @@ export const apiErrorStatus = {
   method_not_allowed: 405,
   not_found: 404,
   not_ready: 503,
+  request_timeout: 408,
+  headers_too_large: 431,
   internal_error: 500,
 } as const;
 

@@ -10,10 +10,13 @@ import {
   StreamLineWriter,
 } from "./observability/log-destination.js";
 import { createLogger, diagnosticStream, type Logger } from "./observability/logger.js";
+import { answerClientError } from "./http/client-error.js";
+import { limitServer, serverOptions } from "./http/server-limits.js";
 
 /**
- * Process entry: configuration → app → listen; SIGTERM/SIGINT drain in-flight
- * requests and exit. The only module that reads the environment or listens.
+ * Process entry: configuration → app → listen (main, metrics, probe ports);
+ * SIGTERM drains (readiness off, then in-flight requests finish) and exits;
+ * SIGHUP is a logged no-op. The only module that reads the environment or listens.
  */
 async function main(): Promise<void> {
   // Until the configured destination is open: stdout, through a writer that never throws (a
@@ -45,51 +48,110 @@ async function main(): Promise<void> {
     return;
   }
 
+  const transport = config.transport;
   let server: Server;
   try {
-    server = createListener(config, app.listener);
+    server = limitServer(createListener(config, app.listener), transport);
   } catch (error) {
     reportStartupFailure(logger, error);
     return;
   }
-  server.listen(config.port, config.host, () => {
-    const address = server.address();
-    const port = typeof address === "object" && address !== null ? address.port : config.port;
-    logger.info("listening", { host: config.host, port, public_url: config.publicUrl });
-  });
+  const servers: Server[] = [server];
   const metricsPort = config.observability.metricsPort;
   const metricsServer =
     app.metricsListener === undefined || metricsPort === undefined
       ? undefined
-      : createServer(app.metricsListener);
-  metricsServer?.listen(metricsPort, config.host, () => {
-    const address = metricsServer.address();
-    const port = typeof address === "object" && address !== null ? address.port : metricsPort;
-    logger.info("metrics listening", { host: config.host, port, path: "/metrics" });
-  });
-  metricsServer?.on("error", (error) => {
-    logger.error("cannot listen for metrics", { port: metricsPort, error: error.message });
-    process.exitCode = 1;
-  });
-  server.on("error", (error) => {
-    logger.error("cannot listen", { host: config.host, port: config.port, error: error.message });
-    process.exitCode = 1;
+      : limitServer(createServer(serverOptions(transport), app.metricsListener), transport);
+  if (metricsServer !== undefined) servers.push(metricsServer);
+  const probePort = transport.probePort;
+  const probeServer =
+    probePort === undefined
+      ? undefined
+      : limitServer(createServer(serverOptions(transport), app.probeListener), transport);
+  if (probeServer !== undefined) servers.push(probeServer);
+
+  // A rejection nothing handled is a bug. Node's default (exit) would let one request that
+  // triggers it stop the PDP for everyone; the request paths answer 500 themselves, so this
+  // is the last resort, not the fix. The decision state (policy, keys, caches) is replaced
+  // whole, never left half-written by a failed promise, so the process logs it loudly, counts
+  // it (mcp_pdp_unhandled_rejections_total, for an alert) and keeps serving. Synchronous
+  // uncaught exceptions keep node's default: the process ends and is restarted.
+  process.on("unhandledRejection", (reason) => {
+    app.metrics.recordUnhandledRejection();
+    logger.error("UNHANDLED REJECTION (a bug): logged and counted, the PDP keeps serving", {
+      error: reason instanceof Error ? reason.stack : String(reason),
+    });
   });
 
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals): void => {
-    if (stopping) return;
-    stopping = true;
-    logger.info("draining", { signal, timeout_ms: config.shutdownTimeoutMs });
-    app.drain();
-    metricsServer?.close();
-    metricsServer?.closeAllConnections();
-    shutdown(server, config.shutdownTimeoutMs, () => {
+  let state: "serving" | "draining" | "closing" = "serving";
+  let drainTimer: NodeJS.Timeout | undefined;
+  const close = (): void => {
+    if (state === "closing") return;
+    state = "closing";
+    clearTimeout(drainTimer);
+    logger.info("closing listeners", { timeout_ms: config.shutdownTimeoutMs });
+    shutdown(servers, config.shutdownTimeoutMs, () => {
       logger.info("stopped");
     });
   };
+  const listening = (name: string, target: Server, port: number, extra: object): void => {
+    target.on("clientError", answerClientError);
+    target.on("error", (error) => {
+      logger.error(name === "main" ? "cannot listen" : `cannot listen for ${name}`, {
+        host: config.host,
+        port,
+        error: error.message,
+      });
+      // Half a PDP (no probes, say) would look alive to nobody: stop everything.
+      process.exitCode = 1;
+      close();
+    });
+    target.listen(port, config.host, () => {
+      const address = target.address();
+      const bound = typeof address === "object" && address !== null ? address.port : port;
+      logger.info(name === "main" ? "listening" : `${name} listening`, {
+        host: config.host,
+        port: bound,
+        ...extra,
+      });
+    });
+  };
+  listening("main", server, config.port, { public_url: config.publicUrl });
+  if (metricsServer !== undefined && metricsPort !== undefined)
+    listening("metrics", metricsServer, metricsPort, { path: "/metrics" });
+  if (probeServer !== undefined && probePort !== undefined)
+    listening("probes", probeServer, probePort, { paths: ["/health", "/ready"] });
+
+  // SIGTERM: /ready answers 503 for the drain delay (time for load balancers and endpoint
+  // lists to take the PDP out) while every request is still served; then the listeners stop
+  // accepting and in-flight requests finish. SIGINT (an operator's Ctrl-C) skips the delay,
+  // and a second signal ends it early.
+  const stop = (signal: NodeJS.Signals): void => {
+    if (state === "closing") return;
+    if (state === "draining") {
+      close();
+      return;
+    }
+    state = "draining";
+    const delayMs = signal === "SIGTERM" ? transport.drainDelayMs : 0;
+    logger.info("draining", {
+      signal,
+      drain_delay_ms: delayMs,
+      timeout_ms: config.shutdownTimeoutMs,
+    });
+    app.drain();
+    drainTimer = setTimeout(close, delayMs);
+  };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
+  // Without a handler SIGHUP ends the process; a reload is what operators expect from it,
+  // and until the policy can be reloaded live the signal changes nothing.
+  process.on("SIGHUP", () => {
+    logger.info(
+      "SIGHUP ignored: nothing is reloaded yet (policy reload arrives with the live-policy issue)",
+      { signal: "SIGHUP" },
+    );
+  });
 }
 
 /**
@@ -132,7 +194,8 @@ function createDiagnosticLogger(config: Config): Logger {
  */
 function createListener(config: Config, listener: RequestListener): Server {
   const tls = config.auth.tls;
-  if (tls === undefined) return createServer(listener);
+  const options = serverOptions(config.transport);
+  if (tls === undefined) return createServer(options, listener);
   const read = (key: string, path: string): Buffer => {
     try {
       return readFileSync(path);
@@ -146,6 +209,7 @@ function createListener(config: Config, listener: RequestListener): Server {
     tls.clientCaFile === undefined ? undefined : read("client_ca_file", tls.clientCaFile);
   return createTlsServer(
     {
+      ...options,
       cert: read("cert_file", tls.certFile),
       key: read("key_file", tls.keyFile),
       ...(clientCa === undefined
@@ -158,16 +222,21 @@ function createListener(config: Config, listener: RequestListener): Server {
 }
 
 /** Stops accepting, lets in-flight requests finish, then closes what is left at the deadline. */
-function shutdown(server: Server, timeoutMs: number, done: () => void): void {
+function shutdown(servers: readonly Server[], timeoutMs: number, done: () => void): void {
   const deadline = setTimeout(() => {
-    server.closeAllConnections();
+    for (const server of servers) server.closeAllConnections();
   }, timeoutMs);
   deadline.unref();
-  server.close(() => {
-    clearTimeout(deadline);
-    done();
-  });
-  server.closeIdleConnections();
+  let open = servers.length;
+  for (const server of servers) {
+    server.close(() => {
+      open -= 1;
+      if (open > 0) return;
+      clearTimeout(deadline);
+      done();
+    });
+    server.closeIdleConnections();
+  }
 }
 
 function reportStartupFailure(logger: Logger, error: unknown): void {

@@ -1,6 +1,8 @@
 /**
  * The real process: `node src/main.ts` as an operator runs it. Startup
- * refusals, and graceful shutdown that lets an in-flight request finish.
+ * refusals; signals: SIGTERM drains (readiness off for the drain delay, then
+ * in-flight requests finish), SIGINT without the delay, SIGHUP changes
+ * nothing; a stray unhandled rejection does not end the process.
  */
 import { freePort } from "./support/ports.js";
 import assert from "node:assert/strict";
@@ -23,12 +25,16 @@ interface Started {
   exit: Promise<number | null>;
 }
 
-function startMain(env: Record<string, string>): Started {
-  const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "src", "main.ts")], {
-    cwd: repoRoot,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+function startMain(env: Record<string, string>, nodeArgs: string[] = []): Started {
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", ...nodeArgs, join(repoRoot, "src", "main.ts")],
+    {
+      cwd: repoRoot,
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let output = "";
   child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
@@ -75,12 +81,8 @@ test("bad operator data: the PDP refuses to start and names the key", async () =
   assert.match(started.output(), /unknown_tool/);
 });
 
-test("SIGTERM drains: an in-flight request completes, then the process exits 0", async () => {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const started = startMain({ PORT: String(port) });
-  await waitReady(url, started);
-
+/** Opens a request and sends its headers and half its body: it is in flight until `finish()`. */
+async function inFlight(port: number) {
   const body = JSON.stringify({
     subject: { type: "user", id: "alice", properties: { scopes: ["mcp:read"] } },
     action: { name: "ping" },
@@ -90,24 +92,132 @@ test("SIGTERM drains: an in-flight request completes, then the process exits 0",
   await once(socket, "connect");
   let reply = "";
   socket.on("data", (chunk: Buffer) => (reply += chunk.toString()));
-  // Send the headers and half the body: the request is now in flight.
   socket.write(
     `POST /access/v1/evaluation HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`,
   );
   const half = Math.floor(body.length / 2);
   socket.write(body.slice(0, half));
   await new Promise((resolve) => setTimeout(resolve, 200));
+  return {
+    finish: async () => {
+      socket.end(body.slice(half));
+      await once(socket, "close");
+      return reply;
+    },
+  };
+}
+
+async function waitLogged(started: Started, message: string, timeoutMs = 10000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (started.output().includes(`"message":"${message}"`)) return Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  started.child.kill("SIGKILL");
+  return assert.fail(`no "${message}" log line:\n${started.output()}`);
+}
+
+const decision = JSON.stringify({
+  subject: { type: "user", id: "alice", properties: { scopes: ["mcp:read"] } },
+  action: { name: "ping" },
+  resource: { type: "mcp_server", id: "files" },
+});
+
+test("SIGTERM: /ready answers 503 for the drain delay while decisions are still served; then the listener closes, the in-flight request completes, exit 0", async () => {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const started = startMain({ PORT: String(port), PDP_DRAIN_DELAY_MS: "1500" });
+  await waitReady(url, started);
+  const request = await inFlight(port);
 
   started.child.kill("SIGTERM");
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  // New connections are refused while the in-flight one is still served.
-  await assert.rejects(fetch(`${url}/health`));
-  socket.end(body.slice(half));
-  await once(socket, "close");
+  const signalled = await waitLogged(started, "draining");
+  // Readiness is off at once, everything else still served (each answer closing its connection).
+  const ready = await fetch(`${url}/ready`);
+  assert.equal(ready.status, 503);
+  assert.equal(((await ready.json()) as { code: string }).code, "not_ready");
+  assert.equal((await fetch(`${url}/health`)).status, 200);
+  const served = await fetch(`${url}/access/v1/evaluation`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: decision,
+  });
+  assert.equal(served.status, 200);
+  assert.equal(served.headers.get("connection"), "close");
+  assert.equal(((await served.json()) as { decision: boolean }).decision, true);
 
+  // Then the listener stops accepting: not before the delay.
+  const closing = await waitLogged(started, "closing listeners");
+  assert.ok(closing - signalled >= 1300, `closed ${closing - signalled} ms after SIGTERM`);
+  await assert.rejects(fetch(`${url}/health`));
+  const reply = await request.finish();
   assert.match(reply, /^HTTP\/1\.1 200/);
   assert.match(reply, /"decision":true/);
   assert.equal(await started.exit, 0);
-  assert.match(started.output(), /"message":"draining"/);
   assert.match(started.output(), /"message":"stopped"/);
+});
+
+test("a second SIGTERM ends the drain delay; SIGINT has none", async () => {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const started = startMain({ PORT: String(port), PDP_DRAIN_DELAY_MS: "60000" });
+  await waitReady(url, started);
+  const sent = Date.now();
+  started.child.kill("SIGTERM");
+  await waitLogged(started, "draining");
+  // In the delay: still listening, not ready.
+  assert.equal((await fetch(`${url}/ready`)).status, 503);
+  started.child.kill("SIGTERM");
+  assert.equal(await started.exit, 0);
+  assert.ok(Date.now() - sent < 10000, `exited ${Date.now() - sent} ms after SIGTERM`);
+
+  const interrupted = startMain({ PORT: String(port), PDP_DRAIN_DELAY_MS: "60000" });
+  await waitReady(url, interrupted);
+  const at = Date.now();
+  interrupted.child.kill("SIGINT");
+  assert.equal(await interrupted.exit, 0);
+  assert.ok(Date.now() - at < 10000, `exited ${Date.now() - at} ms after SIGINT`);
+  assert.match(interrupted.output(), /"drain_delay_ms":0/);
+});
+
+test("SIGHUP is a logged no-op: the process keeps serving", async () => {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const started = startMain({ PORT: String(port), PDP_DRAIN_DELAY_MS: "0" });
+  await waitReady(url, started);
+  started.child.kill("SIGHUP");
+  await waitLogged(
+    started,
+    "SIGHUP ignored: nothing is reloaded yet (policy reload arrives with the live-policy issue)",
+  );
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(started.child.exitCode, null, started.output());
+  assert.equal(started.child.signalCode, null, started.output());
+  assert.equal((await fetch(`${url}/ready`)).status, 200);
+  started.child.kill("SIGTERM");
+  assert.equal(await started.exit, 0);
+});
+
+test("an unhandled rejection is logged and counted; the process keeps serving", async () => {
+  // A stray rejection, on demand: what a bug outside any request path would produce.
+  const inject = join(scratch.dir, "stray-rejection.mjs");
+  writeFileSync(
+    inject,
+    'process.on("SIGUSR2", () => { Promise.reject(new Error("stray rejection for the test")); });\n',
+  );
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const started = startMain({ PORT: String(port), PDP_DRAIN_DELAY_MS: "0" }, ["--import", inject]);
+  await waitReady(url, started);
+  started.child.kill("SIGUSR2");
+  await waitLogged(
+    started,
+    "UNHANDLED REJECTION (a bug): logged and counted, the PDP keeps serving",
+  );
+  assert.match(started.output(), /stray rejection for the test/);
+  assert.equal((await fetch(`${url}/ready`)).status, 200);
+  const metrics = await (await fetch(`${url}/metrics`)).text();
+  assert.match(metrics, /^mcp_pdp_unhandled_rejections_total 1$/m);
+  started.child.kill("SIGTERM");
+  assert.equal(await started.exit, 0);
 });

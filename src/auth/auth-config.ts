@@ -59,7 +59,12 @@ export interface AuthSettings {
   tokenCacheEntries: number;
   /** Undefined when the file has no `callers`: caller authentication is off. */
   callers: CallerSettings[] | undefined;
-  ops: { open: boolean; apiKeySha256: string[] };
+  /**
+   * `metricsOpen`: /metrics without credentials. Off once `callers` are
+   * configured (decision counts, reasons and tool names describe traffic);
+   * `ops.metrics_open: true` opts back in.
+   */
+  ops: { open: boolean; apiKeySha256: string[]; metricsOpen: boolean };
   tls: { certFile: string; keyFile: string; clientCaFile: string | undefined } | undefined;
   /** The protected MCP servers (`servers:`): every token is bound to one of them. */
   servers: ServerSettings[];
@@ -83,7 +88,7 @@ export const defaultAuthSettings: AuthSettings = {
   issuers: [],
   tokenCacheEntries: 10000,
   callers: undefined,
-  ops: { open: true, apiKeySha256: [] },
+  ops: { open: true, apiKeySha256: [], metricsOpen: true },
   tls: undefined,
   servers: [],
   forwardAuth: {
@@ -173,6 +178,7 @@ const fileSchema = {
       properties: {
         open: { type: "boolean" },
         api_key_sha256: { type: "array", items: sha256Hex },
+        metrics_open: { type: "boolean" },
       },
     },
     forward_auth: {
@@ -231,7 +237,7 @@ interface RawFile {
     permissions?: ApiPermission[];
     assert_subject?: boolean;
   }[];
-  ops?: { open?: boolean; api_key_sha256?: string[] };
+  ops?: { open?: boolean; api_key_sha256?: string[]; metrics_open?: boolean };
   tls?: { cert_file: string; key_file: string; client_ca_file?: string };
   servers?: Record<string, RawServer>;
   forward_auth?: {
@@ -313,6 +319,16 @@ export function readAuthSettings(path: string): { settings: AuthSettings; proble
       "ops: closed, but no ops key and no caller with the ops permission: probes could never pass",
     );
   }
+  const metricsOpen = raw.ops?.metrics_open ?? (callers === undefined && opsOpen);
+  if (
+    raw.ops?.metrics_open === false &&
+    opsKeys.length === 0 &&
+    callers?.some((c) => c.permissions.includes("ops")) !== true
+  ) {
+    problems.push(
+      "ops.metrics_open: false, but no ops key and no caller with the ops permission: /metrics could never be scraped",
+    );
+  }
   // One credential must name one caller: otherwise the file's order decides who asks.
   const owners = new Map<string, string>();
   const claim = (credential: string, owner: string, key: string): void => {
@@ -346,7 +362,7 @@ export function readAuthSettings(path: string): { settings: AuthSettings; proble
       issuers,
       tokenCacheEntries: raw.token_cache?.max_entries ?? defaultAuthSettings.tokenCacheEntries,
       callers,
-      ops: { open: opsOpen, apiKeySha256: raw.ops?.api_key_sha256 ?? [] },
+      ops: { open: opsOpen, apiKeySha256: raw.ops?.api_key_sha256 ?? [], metricsOpen },
       tls,
       servers,
       forwardAuth,

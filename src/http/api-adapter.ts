@@ -1,31 +1,31 @@
 import express, { type Request, type RequestHandler, type Response } from "express";
+import { headersOnly } from "./caller-guard.js";
 import type { ApiHandler } from "./lean-listener.js";
-import { tlsClientOf } from "./tls-client.js";
+import { headerProblem, UnwritableResponseError } from "./response-writer.js";
 
 /**
  * Reads the raw body (bounded) for handlers that parse it themselves: parsing
- * is the API layer's job so it behaves the same under any server.
+ * is the API layer's job so it behaves the same under any server. Mount it
+ * after `requireCaller`, so no body is read for a caller that is refused.
  */
 export function rawBody(maxBytes: number): RequestHandler {
   return express.raw({ type: () => true, limit: maxBytes });
 }
 
-/** Runs a transport-neutral handler for an express request. Thrown errors go to the error handler. */
+/**
+ * Runs a transport-neutral handler for an express request. Thrown errors go to
+ * the error handler; so does a response whose headers cannot be written (CR
+ * LF, non-Latin-1…), checked before any is set so the 500 carries none of them.
+ */
 export function serve(handler: ApiHandler): RequestHandler {
   return async (req: Request, res: Response) => {
     const body: unknown = req.body;
-    const tlsClient = tlsClientOf(req.socket);
     const response = await handler({
-      method: req.method,
-      path: req.path,
-      headers: req.headers,
+      ...headersOnly(req, req.path, req.requestId),
       body: Buffer.isBuffer(body) ? body : Buffer.alloc(0),
-      requestId: req.requestId,
-      ...(tlsClient === undefined ? {} : { tlsClient }),
-      ...(req.socket.remoteAddress === undefined
-        ? {}
-        : { remoteAddress: req.socket.remoteAddress }),
     });
+    const problem = headerProblem(response.headers);
+    if (problem !== undefined) throw new UnwritableResponseError(problem);
     res.status(response.status);
     if (response.headers !== undefined) res.set(response.headers);
     res.json(response.body);

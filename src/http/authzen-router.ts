@@ -1,17 +1,19 @@
 import { Router } from "express";
 import { authzenPaths, type AuthzenApi } from "../api/authzen-api.js";
 import { methodNotAllowed, rawBody, serve } from "./api-adapter.js";
+import { requireCaller, type CallerCheck } from "./caller-guard.js";
 
-/** Mounts the AuthZEN Authorization API. */
-export function authzenRouter(api: AuthzenApi, maxBodyBytes: number): Router {
+/** Mounts the AuthZEN Authorization API; the decision routes authenticate the caller before reading a body. */
+export function authzenRouter(api: AuthzenApi, maxBodyBytes: number, callers: CallerCheck): Router {
   const router = Router();
+  const caller = requireCaller((request) => callers(request, "authzen"));
   router
     .route(authzenPaths.evaluation)
-    .post(rawBody(maxBodyBytes), serve(api.evaluation))
+    .post(caller, rawBody(maxBodyBytes), serve(api.evaluation))
     .all(methodNotAllowed(["POST"]));
   router
     .route(authzenPaths.evaluations)
-    .post(rawBody(maxBodyBytes), serve(api.evaluations))
+    .post(caller, rawBody(maxBodyBytes), serve(api.evaluations))
     .all(methodNotAllowed(["POST"]));
   router
     .route(authzenPaths.configuration)

@@ -1,6 +1,7 @@
 import type { ErrorRequestHandler, RequestHandler } from "express";
 import { ApiError } from "../errors.js";
 import type { Logger } from "../observability/logger.js";
+import { headerProblem } from "./response-writer.js";
 
 /** body-parser's errors (by type, else by 4xx status), mapped onto the registry. */
 function fromBodyParser(error: unknown): ApiError | undefined {
@@ -43,7 +44,10 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       return;
     }
     const known = error instanceof ApiError ? error : fromBodyParser(error);
-    if (known !== undefined) {
+    // An error whose own headers cannot be written (say, a challenge built from request data)
+    // is a bug like any other: logged below, answered 500.
+    const problem = known === undefined ? undefined : headerProblem(known.headers);
+    if (known !== undefined && problem === undefined) {
       res.status(known.status).set(known.headers).json(known.toBody());
       return;
     }
@@ -51,7 +55,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       request_id: req.requestId,
       method: req.method,
       path: req.path,
-      error: error instanceof Error ? error.stack : String(error),
+      error: problem ?? (error instanceof Error ? error.stack : String(error)),
     });
     res
       .status(500)

@@ -1,9 +1,11 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
 import type { ApiRequest, ApiResponse } from "../api/api-types.js";
+import type { ApiPermission } from "../auth/caller.js";
 import { ApiError } from "../errors.js";
+import { headersOnly, pdpErrorResponse, refusalOf, type CallerCheck } from "./caller-guard.js";
 import { acceptableRequestId } from "./request-id.js";
-import { tlsClientOf } from "./tls-client.js";
+import { internalErrorResponse, writeJson } from "./response-writer.js";
 
 /**
  * A transport-neutral handler for one hot route. `query` is the raw query
@@ -22,6 +24,11 @@ export interface LeanRoute {
   prefix?: boolean;
   handler: ApiHandler;
   /**
+   * The caller permission the route needs, checked from the headers before
+   * the body is read; undefined for a public route.
+   */
+  permission?: ApiPermission;
+  /**
    * Renders the client errors of this route (a body over the limit, an
    * ApiError thrown by the handler) when its API has its own error shape;
    * by default, the PDP's `{code, message, field?}`.
@@ -32,6 +39,8 @@ export interface LeanRoute {
 export interface LeanListenerOptions {
   routes: readonly LeanRoute[];
   maxBodyBytes: number;
+  /** Authenticates the caller of routes with a `permission`. */
+  callers: CallerCheck;
   /** Serves everything the lean path does not take, and is the reference behaviour. */
   fallback: RequestListener;
   /** Told about unexpected errors (never about client errors). */
@@ -45,6 +54,11 @@ export interface LeanListenerOptions {
  * same because both call the same ApiHandler and render errors through
  * ApiError. Anything unusual (compressed bodies, other methods or paths) goes
  * to express, which stays the reference behaviour.
+ *
+ * Order of work per request: the caller is authenticated from the headers
+ * (401/403 and `Connection: close` without reading the body), then the body
+ * is read within PDP_MAX_BODY_BYTES, then the handler runs. Whatever the
+ * handler returns or throws is answered; nothing escapes as a rejection.
  */
 export function leanListener(options: LeanListenerOptions): RequestListener {
   const exact = new Map(
@@ -86,17 +100,46 @@ function serveLean(
   route: LeanRoute,
   options: LeanListenerOptions,
 ): void {
-  const { handler } = route;
-  const renderError = route.renderError ?? pdpError;
+  const renderError = route.renderError ?? pdpErrorResponse;
   const incomingId = req.headers["x-request-id"];
   const requestId =
     typeof incomingId === "string" && acceptableRequestId(incomingId) ? incomingId : randomUUID();
   res.setHeader("x-request-id", requestId);
   const path = pathOf(req.url);
+  const fail = (error: unknown): void => {
+    try {
+      options.onError(error, { requestId, method: req.method ?? "", path });
+    } catch {
+      // Not even the log could be told; the client still gets its 500 below.
+    }
+  };
+  const write = (response: ApiResponse): void => {
+    writeJson(res, response, fail);
+  };
+
+  const request = headersOnly(req, path, requestId);
+  if (route.permission !== undefined) {
+    const permission = route.permission;
+    let refusal: ApiResponse | undefined;
+    try {
+      const error = refusalOf((r) => options.callers(r, permission), request);
+      refusal = error === undefined ? undefined : renderError(error);
+    } catch (error) {
+      fail(error);
+      refusal = internalErrorResponse;
+    }
+    if (refusal !== undefined) {
+      // Refused from its headers: the body is never read and the connection is not reused, so
+      // a client without credentials can neither make the PDP buffer a body nor hold the socket.
+      closeUnread(res);
+      write(refusal);
+      return;
+    }
+  }
 
   const declared = req.headers["content-length"];
   if (declared !== undefined && Number(declared) > options.maxBodyBytes) {
-    refuseBody(req, res, renderError(tooLarge()));
+    refuseBody(req, write, renderError(tooLarge()));
     return;
   }
 
@@ -108,7 +151,7 @@ function serveLean(
     received += chunk.length;
     if (received > options.maxBodyBytes) {
       refused = true;
-      refuseBody(req, res, renderError(tooLarge()));
+      refuseBody(req, write, renderError(tooLarge()));
       return;
     }
     chunks.push(chunk);
@@ -117,38 +160,21 @@ function serveLean(
     if (refused) return;
     const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, received);
     Promise.resolve()
-      .then(() => {
-        const tlsClient = tlsClientOf(req.socket);
-        return handler(
-          {
-            method: req.method ?? "",
-            path,
-            headers: req.headers,
-            body,
-            requestId,
-            ...(tlsClient === undefined ? {} : { tlsClient }),
-            ...(req.socket.remoteAddress === undefined
-              ? {}
-              : { remoteAddress: req.socket.remoteAddress }),
-          },
-          queryOf(req.url),
-        );
+      .then(() => route.handler({ ...request, body }, queryOf(req.url)))
+      .then(write, (error: unknown) => {
+        if (error instanceof ApiError) {
+          write(renderError(error));
+          return;
+        }
+        fail(error);
+        write(internalErrorResponse);
       })
-      .then(
-        (response) => {
-          writeJson(res, response.status, response.body, response.headers);
-        },
-        (error: unknown) => {
-          if (error instanceof ApiError) {
-            const rendered = renderError(error);
-            writeJson(res, rendered.status, rendered.body, rendered.headers);
-            return;
-          }
-          options.onError(error, { requestId, method: req.method ?? "", path });
-          const internal = new ApiError("internal_error", "internal error; see the PDP log");
-          writeJson(res, internal.status, internal.toBody());
-        },
-      );
+      // The last resort: a renderer that throws still gets the request its answer, and no
+      // rejection leaves the request path (unhandled, it would end the process).
+      .catch((error: unknown) => {
+        fail(error);
+        write(internalErrorResponse);
+      });
   });
   req.on("error", () => {
     // The client went away mid-body: there is no one to answer.
@@ -156,33 +182,21 @@ function serveLean(
   });
 }
 
-/** The PDP's own error shape: `{code, message, field?}` with the error's status and headers. */
-function pdpError(error: ApiError): ApiResponse {
-  return { status: error.status, headers: { ...error.headers }, body: error.toBody() };
-}
-
 function tooLarge(): ApiError {
   return new ApiError("body_too_large", "body exceeds the configured limit (PDP_MAX_BODY_BYTES)");
 }
 
-/** Answers before the body is read, then drains it so the connection stays usable. */
-function refuseBody(req: IncomingMessage, res: ServerResponse, response: ApiResponse): void {
-  writeJson(res, response.status, response.body, response.headers);
+/** Answers before the body is read, then drains it so an authenticated caller's connection stays usable. */
+function refuseBody(
+  req: IncomingMessage,
+  write: (response: ApiResponse) => void,
+  response: ApiResponse,
+): void {
+  write(response);
   req.resume();
 }
 
-function writeJson(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers?: Readonly<Record<string, string>>,
-): void {
-  if (res.headersSent) return;
-  const payload = JSON.stringify(body);
-  res.statusCode = status;
-  if (headers !== undefined)
-    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
-  res.setHeader("content-type", "application/json; charset=utf-8");
-  res.setHeader("content-length", Buffer.byteLength(payload));
-  res.end(payload);
+/** Ends the connection after this answer: the client may not send the body it announced. */
+function closeUnread(res: ServerResponse): void {
+  res.setHeader("connection", "close");
 }

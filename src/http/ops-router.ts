@@ -1,7 +1,6 @@
-import { Router, type RequestHandler } from "express";
-import type { ApiRequest } from "../api/api-types.js";
+import { Router } from "express";
 import { methodNotAllowed } from "./api-adapter.js";
-import { tlsClientOf } from "./tls-client.js";
+import { requireCaller, type RequestGuard } from "./caller-guard.js";
 
 /** What the ops endpoints report; `ready` turns false while draining. */
 export interface ServiceState {
@@ -10,27 +9,12 @@ export interface ServiceState {
 }
 
 /** Checks the credentials of an ops request; throws an ApiError (401/403) to refuse. */
-export type OpsGuard = (request: ApiRequest) => unknown;
+export type OpsGuard = RequestGuard;
 
-/** Express middleware running the ops guard; a refusal goes to the error handler. */
-export function opsGuardMiddleware(guard: OpsGuard): RequestHandler {
-  return (req, _res, next) => {
-    const tlsClient = tlsClientOf(req.socket);
-    guard({
-      method: req.method,
-      path: req.path,
-      headers: req.headers,
-      body: Buffer.alloc(0),
-      ...(tlsClient === undefined ? {} : { tlsClient }),
-    });
-    next();
-  };
-}
-
-/** Liveness and readiness, behind the ops guard (open unless ops credentials are configured). */
+/** Liveness and readiness on the main listener, behind the ops guard (open unless ops credentials are configured). */
 export function opsRouter(state: ServiceState, guard: OpsGuard): Router {
   const router = Router();
-  const authorize = opsGuardMiddleware(guard);
+  const authorize = requireCaller(guard);
   router
     .route("/health")
     .get(authorize, (_req, res) => {

@@ -94,6 +94,7 @@ export class Metrics {
   private readonly bundleInfo: Gauge<"revision" | "entrypoint">;
   private readonly bundleLoadedAt: Gauge;
   readonly bundleLoadFailures: Counter;
+  private readonly unhandledRejections: Counter;
   private readonly tokenVerifications: Counter<"result">;
   private readonly jwksFetches: Counter<"issuer" | "outcome">;
   private readonly callerAuthFailures: Counter<"reason">;
@@ -168,6 +169,11 @@ export class Metrics {
       help: "Bundle or data loads that were refused.",
       registers,
     });
+    this.unhandledRejections = new Counter({
+      name: name("unhandled_rejections_total"),
+      help: "Promise rejections nothing handled (bugs); the process logs each and keeps serving.",
+      registers,
+    });
     this.tokenVerifications = new Counter({
       name: name("token_verifications_total"),
       help: "Bearer token verifications by result: valid, or the token_* / jwks_unavailable reason.",
@@ -236,6 +242,10 @@ export class Metrics {
       : "other";
     this.httpRequests.inc({ route, method: knownMethod, status: String(status) });
     this.requestSeconds.observe({ route }, seconds);
+  }
+
+  recordUnhandledRejection(): void {
+    this.unhandledRejections.inc();
   }
 
   setBundle(revision: string, entrypoint: string, loadedAt: Date): void {

@@ -446,7 +446,12 @@ function startMain(env: Record<string, string>): {
 } {
   const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "src", "main.ts")], {
     cwd: repoRoot,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? "",
+      PDP_DRAIN_DELAY_MS: "0",
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

@@ -141,6 +141,7 @@ before(async () => {
       PORT: String(port),
       PDP_CONFIG: configFile,
       PDP_DATA: operatorData,
+      PDP_DRAIN_DELAY_MS: "0",
     },
     stdio: ["ignore", "pipe", "pipe"],
   });

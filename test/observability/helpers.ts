@@ -305,6 +305,8 @@ export function startMain(env: Record<string, string>): Spawned {
   return spawnCaptured(process.execPath, ["--import", "tsx", join(repoRoot, "src", "main.ts")], {
     PATH: process.env.PATH ?? "",
     HOME: process.env.HOME ?? "",
+    // Stopped at teardown: no readiness grace, unless a test asks for one.
+    PDP_DRAIN_DELAY_MS: "0",
     ...env,
   });
 }

@@ -153,6 +153,7 @@ test("every metric family declared in metrics.ts is exported, with samples, afte
       issuers: [{ issuer, jwks_uri: jwks.url, audiences: [audience] }],
       callers: [{ name: "pep", api_key_sha256: [sha256Hex(pepKey)], assert_subject: true }],
       servers: { files: { resource: audience } },
+      ops: { metrics_open: true },
       forward_auth: {
         trusted_proxies: ["127.0.0.1/32"],
         context_headers: { "x-device-trust": "device.trust" },
@@ -752,6 +753,7 @@ describe("token verifications, JWKS fetches and caller authentication failures",
           },
           { name: "reporting", api_key_sha256: [sha256Hex(keys.reporting)], permissions: [] },
         ],
+        ops: { metrics_open: true },
       },
     );
 

@@ -169,6 +169,8 @@ export async function startPdpProcess(options: {
         PDP_DATA: data,
         PDP_CONFIG: configFile,
         LOG_LEVEL: "warn",
+        // Tests stop it at teardown: no readiness grace for endpoints that do not exist here.
+        PDP_DRAIN_DELAY_MS: "0",
       },
     },
   );
