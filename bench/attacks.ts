@@ -177,7 +177,8 @@ function exchange(
   return new Promise((resolveExchange) => {
     const started = performance.now();
     const chunks: Buffer[] = [];
-    const socket = connect(port, "127.0.0.1", () => socket.end(request));
+    // Not end(): a half-closed socket makes node close the connection before a slow answer is written.
+    const socket = connect(port, "127.0.0.1", () => socket.write(request));
     const done = (): void => {
       clearTimeout(timer);
       socket.destroy();
