@@ -8,10 +8,10 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { repoRoot, scratchDir } from "./support/opa.js";
+import { rawRequest } from "./observability/helpers.js";
 import { startPdp, type RunningPdp } from "./support/pdp.js";
 import { generateTestKey, mint, type TestKey } from "./support/tokens.js";
 
@@ -146,54 +146,6 @@ function substitute(value: unknown, token: string): unknown {
   return value;
 }
 
-/**
- * Sends the request exactly as the table writes it: node:http keeps the path
- * as given (fetch would resolve `..` and re-encode it), within a deadline.
- */
-function sendRaw(
-  base: string,
-  method: string,
-  path: string,
-  options: { headers: Record<string, string>; payload: Buffer | undefined },
-): Promise<{ status: number; headers: IncomingHttpHeaders; text: string }> {
-  const { port } = new URL(base);
-  return new Promise((resolve, reject) => {
-    const outgoing = httpRequest(
-      {
-        host: "127.0.0.1",
-        port,
-        method,
-        path,
-        headers: {
-          ...options.headers,
-          ...(options.payload === undefined
-            ? {}
-            : { "content-length": String(options.payload.length) }),
-        },
-        agent: false,
-        timeout: 10_000,
-      },
-      (response) => {
-        const chunks: Buffer[] = [];
-        response.on("data", (chunk: Buffer) => chunks.push(chunk));
-        response.on("error", reject);
-        response.on("end", () => {
-          resolve({
-            status: response.statusCode ?? 0,
-            headers: response.headers,
-            text: Buffer.concat(chunks).toString("utf8"),
-          });
-        });
-      },
-    );
-    outgoing.on("timeout", () =>
-      outgoing.destroy(new Error(`${method} ${path}: no answer in 10 s`)),
-    );
-    outgoing.on("error", reject);
-    outgoing.end(options.payload);
-  });
-}
-
 /** The reason codes of any decision shape the PDP answers with. */
 function reasonCodes(body: unknown): string[] {
   const shape = body as {
@@ -238,9 +190,12 @@ for (const file of files) {
               : body !== undefined
                 ? Buffer.from(JSON.stringify(substitute(body, token)), "utf8")
                 : undefined;
-        const response = await sendRaw(pdp.url, hostile.request.method, hostile.request.path, {
+        // The path goes out exactly as the table writes it (node:http, not fetch).
+        const response = await rawRequest(pdp.url, {
+          method: hostile.request.method,
+          path: hostile.request.path,
           headers,
-          payload,
+          ...(payload === undefined ? {} : { body: payload }),
         });
         const text = response.text;
         let answer: unknown = text;

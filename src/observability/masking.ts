@@ -50,7 +50,8 @@ function eraseCopy(
   return copy;
 }
 
-function define(target: Record<string, unknown>, key: string, value: unknown): void {
+/** Sets an own, plain property, even for a key such as `__proto__` that assignment would not. */
+export function define(target: Record<string, unknown>, key: string, value: unknown): void {
   Object.defineProperty(target, key, {
     value,
     enumerable: true,

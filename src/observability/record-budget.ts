@@ -6,6 +6,7 @@
  * costs, once per shared object, and is never done with JSON.stringify of the
  * oversized value.
  */
+import { define } from "./masking.js";
 
 /** What replaces a value that did not fit. */
 export const truncatedMarker = "[TRUNCATED]";
@@ -240,15 +241,6 @@ function replacedCopy(
   for (const [key, existing] of Object.entries(target)) define(copy, key, existing);
   define(copy, head, next);
   return copy;
-}
-
-function define(target: Record<string, unknown>, key: string, value: unknown): void {
-  Object.defineProperty(target, key, {
-    value,
-    enumerable: true,
-    writable: true,
-    configurable: true,
-  });
 }
 
 /** Objects and arrays with more entries than this keep their measured size. */

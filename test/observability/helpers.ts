@@ -191,7 +191,11 @@ export interface RawAnswer {
   text: string;
 }
 
-/** Sends exactly this request with node:http (any method, our own Host), on a fresh connection. */
+/**
+ * Sends exactly this request with node:http (any method, our own Host, the
+ * path as written: fetch would resolve dot segments), on a fresh connection;
+ * fails if no answer comes within 10 s.
+ */
 export function rawRequest(url: string, request: RawRequest): Promise<RawAnswer> {
   const { hostname, port } = new URL(url);
   const body =
@@ -204,7 +208,15 @@ export function rawRequest(url: string, request: RawRequest): Promise<RawAnswer>
   if (body !== undefined) headers["content-length"] = String(body.length);
   return new Promise((resolve, reject) => {
     const outgoing = httpRequest(
-      { host: hostname, port, method: request.method, path: request.path, headers, agent: false },
+      {
+        host: hostname,
+        port,
+        method: request.method,
+        path: request.path,
+        headers,
+        agent: false,
+        timeout: 10_000,
+      },
       (response) => {
         const chunks: Buffer[] = [];
         response.on("data", (chunk: Buffer) => chunks.push(chunk));
@@ -218,6 +230,9 @@ export function rawRequest(url: string, request: RawRequest): Promise<RawAnswer>
         });
       },
     );
+    outgoing.on("timeout", () => {
+      outgoing.destroy(new Error(`${request.method} ${request.path}: no answer within 10 s`));
+    });
     outgoing.on("error", reject);
     if (body !== undefined) outgoing.write(body);
     outgoing.end();
