@@ -8,6 +8,7 @@ import { TokenError } from "../auth/token-error.js";
 import type { AccessRequest, Decision, Entity } from "../decision/decision.js";
 import type { Clock, DecisionEngine } from "../decision/decision-engine.js";
 import { ApiError } from "../errors.js";
+import { InputJsonCache } from "../policy/input-json.js";
 import type { DecisionObserver } from "../observability/decision-observer.js";
 import { traceIdOf } from "../observability/trace-context.js";
 import type { McpOperation } from "../mcp/operation.js";
@@ -107,6 +108,8 @@ export function createForwardAuthApi(
     const context = contextOf(request, original, trusted, proxies, settings);
 
     const decisions: { operation: McpOperation; decision: Decision }[] = [];
+    // A batch's elements share the subject and context: serialized for the policy once.
+    const cache = new InputJsonCache();
     for (const operation of reading.operations) {
       const access: AccessRequest = {
         subject,
@@ -114,7 +117,7 @@ export function createForwardAuthApi(
         resource: resourceOf(operation, name, settings.maxArgumentBytes),
         context,
       };
-      const decision = engine.decide(access, nowMs);
+      const decision = engine.decide(access, nowMs, cache);
       observer.decided({
         decision,
         request: access,
