@@ -190,6 +190,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   const api = createAuthzenApi({
     ...decisionApi,
     maxEvaluations: config.limits.maxEvaluations,
+    maxBatchInputBytes: config.limits.maxBatchInputBytes,
     publicUrl: config.publicUrl,
   });
   const forwardAuth = createForwardAuthApi({

@@ -21,6 +21,8 @@ export interface Config {
     maxBodyBytes: number;
     maxDepth: number;
     maxEvaluations: number;
+    /** Most policy input one evaluations request may expand to (inherited parts per item). */
+    maxBatchInputBytes: number;
   };
   shutdownTimeoutMs: number;
   transport: TransportConfig;
@@ -234,6 +236,12 @@ export function loadConfig(env: Environment): Config {
       maxBodyBytes: integer("PDP_MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
       maxDepth: integer("PDP_MAX_DEPTH", 32, 4, 512),
       maxEvaluations: integer("PDP_MAX_EVALUATIONS", 256, 1, 10000),
+      maxBatchInputBytes: integer(
+        "PDP_MAX_BATCH_INPUT_BYTES",
+        8 * 1024 * 1024,
+        64 * 1024,
+        1024 * 1024 * 1024,
+      ),
     },
     shutdownTimeoutMs: integer("PDP_SHUTDOWN_TIMEOUT_MS", 10000, 0, 600000),
     transport,
@@ -242,6 +250,11 @@ export function loadConfig(env: Environment): Config {
     allowUnauthenticatedCallers,
     observability,
   };
+  if (config.limits.maxBatchInputBytes < config.limits.maxBodyBytes) {
+    problems.push(
+      `PDP_MAX_BATCH_INPUT_BYTES=${config.limits.maxBatchInputBytes}: must be at least PDP_MAX_BODY_BYTES (${config.limits.maxBodyBytes}), which one batch's body alone may reach`,
+    );
+  }
   if (problems.length > 0) throw new StartupError("config_invalid", problems);
   return Object.freeze(config);
 }

@@ -13,6 +13,7 @@ export const apiErrorStatus = {
   forbidden_key: 400,
   invalid_request: 400,
   too_many_evaluations: 400,
+  batch_too_large: 400,
   resource_mismatch: 400,
   duplicate_key: 400,
   invalid_unicode: 400,

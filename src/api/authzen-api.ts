@@ -29,6 +29,8 @@ export interface AuthzenApiOptions {
   limits: JsonBodyLimits;
   /** Most items one batch request may carry. */
   maxEvaluations: number;
+  /** Most policy input one batch may hand the evaluator, inherited parts counted per item. */
+  maxBatchInputBytes: number;
   /** Base URL the PDP is reached at, for metadata discovery. */
   publicUrl: string;
   /** Told about every decision (metrics, decision log). */
@@ -90,6 +92,31 @@ function withDefaults(
   return merged;
 }
 
+/**
+ * What a batch hands the evaluator in all: the body once, plus every part an
+ * item inherits, once per item that inherits it.
+ */
+function batchInputBytes(
+  envelope: EvaluationsRequest,
+  items: readonly Record<string, unknown>[],
+  bodyBytes: number,
+): number {
+  const sizes = new Map<string, number>();
+  let total = bodyBytes;
+  for (const item of items) {
+    for (const key of entityKeys) {
+      if (item[key] !== undefined || envelope[key] === undefined) continue;
+      let size = sizes.get(key);
+      if (size === undefined) {
+        size = Buffer.byteLength(JSON.stringify(envelope[key]));
+        sizes.set(key, size);
+      }
+      total += size;
+    }
+  }
+  return total;
+}
+
 /** How long a batch evaluates before it lets the event loop serve others. */
 const batchSliceMs = 5;
 
@@ -103,6 +130,7 @@ function stopsAfter(semantic: EvaluationsSemantic, allowed: boolean): boolean {
 
 export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
   const { engine, callers, subjects, clock, limits, maxEvaluations, publicUrl, observer } = options;
+  const { maxBatchInputBytes } = options;
 
   /** Who asked and how to correlate it: read once per HTTP request, shared by its decisions. */
   type Origin = Omit<DecisionEvent, "decision" | "request">;
@@ -163,6 +191,16 @@ export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
         throw new ApiError(
           "too_many_evaluations",
           `at most ${maxEvaluations} evaluations per request, got ${items.length}`,
+          "/evaluations",
+        );
+      }
+      // The evaluator parses each item's whole input, inherited parts included: 256 items
+      // inheriting a 1 MiB context are 256 MiB to parse, however the JSON is produced.
+      const inputBytes = batchInputBytes(envelope, items, request.body.length);
+      if (inputBytes > maxBatchInputBytes) {
+        throw new ApiError(
+          "batch_too_large",
+          `the items inherit ${inputBytes} bytes of policy input in all; at most ${maxBatchInputBytes} (PDP_MAX_BATCH_INPUT_BYTES): send large shared parts with fewer items`,
           "/evaluations",
         );
       }

@@ -137,7 +137,7 @@ export function createForwardAuthApi(
         headers: {
           "x-pdp-decision-id": ids,
           "x-pdp-subject": headerSafe(subject.id),
-          "x-pdp-risk": headerSafe(highestRisk(decisions.map((d) => d.decision))),
+          "x-pdp-risk": headerSafe(riskClasses(decisions.map((d) => d.decision))),
         },
         body: { decision: true, decision_id: ids },
       };
@@ -325,11 +325,19 @@ function resourceOf(operation: McpOperation, server: string, maxArgumentBytes: n
   }
 }
 
-function highestRisk(decisions: Decision[]): string {
-  const classes = decisions
-    .map((d) => (d.risk as { class?: unknown } | null)?.class)
-    .filter((c): c is string => typeof c === "string");
-  return classes.length === 0 ? "none" : classes.join(",");
+/**
+ * The risk classes of the allowed operations, each once, in the order first
+ * seen (`destructive`, or `read,destructive` for a mixed batch): bounded by
+ * the number of classes, so a batch cannot grow the header past what proxies
+ * accept. The PDP does not rank classes itself; the policy does.
+ */
+function riskClasses(decisions: Decision[]): string {
+  const classes = new Set(
+    decisions
+      .map((d) => (d.risk as { class?: unknown } | null)?.class)
+      .filter((c): c is string => typeof c === "string"),
+  );
+  return classes.size === 0 ? "none" : [...classes].join(",");
 }
 
 function denial(

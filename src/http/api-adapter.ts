@@ -1,5 +1,6 @@
 import express, { type Request, type RequestHandler, type Response } from "express";
 import { headersOnly } from "./caller-guard.js";
+import { closeIfBodyUnread } from "./error-handler.js";
 import type { ApiHandler } from "./lean-listener.js";
 import { headerProblem, UnwritableResponseError } from "./response-writer.js";
 
@@ -35,6 +36,7 @@ export function serve(handler: ApiHandler): RequestHandler {
 /** 405 for every method a path does not serve, with the Allow header. */
 export function methodNotAllowed(allowed: readonly string[]): RequestHandler {
   return (req, res) => {
+    closeIfBodyUnread(req, res);
     res
       .status(405)
       .set("allow", allowed.join(", "))

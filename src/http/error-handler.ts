@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { ErrorRequestHandler, RequestHandler } from "express";
 import { ApiError } from "../errors.js";
 import type { Logger } from "../observability/logger.js";
@@ -63,7 +64,17 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
   };
 }
 
+/**
+ * An answer given before the request's body was read closes the connection:
+ * otherwise node reads and discards the body, and a client that trickles one
+ * holds the connection until the request timeout.
+ */
+export function closeIfBodyUnread(req: IncomingMessage, res: ServerResponse): void {
+  if (!req.complete) res.setHeader("connection", "close");
+}
+
 /** 404 for paths no router serves. */
 export const notFound: RequestHandler = (req, res) => {
+  closeIfBodyUnread(req, res);
   res.status(404).json(new ApiError("not_found", `no endpoint at ${req.path}`).toBody());
 };

@@ -43,6 +43,33 @@ function caseShadow(object: object, members: readonly string[]): string | undefi
   return undefined;
 }
 
+/**
+ * The first key of an object inside `value` (tool arguments) that folds, as
+ * caseShadow folds, to the same name as another key of the same object:
+ * `{"path": "/tmp/ok", "Path": "/etc/shadow"}` is one argument to a Go or
+ * .NET tool (last match wins) and two to a policy reading `arguments.path`.
+ * The body's depth is bounded before it gets here.
+ */
+function foldedTwin(value: unknown): string | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      const twin = foldedTwin(item);
+      if (twin !== undefined) return twin;
+    }
+    return undefined;
+  }
+  const seen = new Set<string>();
+  for (const [key, item] of Object.entries(value)) {
+    const folded = key.toUpperCase().toLowerCase();
+    if (seen.has(folded)) return key;
+    seen.add(folded);
+    const twin = foldedTwin(item);
+    if (twin !== undefined) return twin;
+  }
+  return undefined;
+}
+
 /** Classifies a parsed JSON value as a JSON-RPC request, notification or response. */
 export function classifyMessage(value: unknown): JsonRpcMessage {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
@@ -50,15 +77,19 @@ export function classifyMessage(value: unknown): JsonRpcMessage {
   }
   const message = value as Record<string, unknown>;
   const params = message.params;
+  const paramsObject =
+    typeof params === "object" && params !== null && !Array.isArray(params)
+      ? (params as Record<string, unknown>)
+      : undefined;
   const shadow =
     caseShadow(message, messageMembers) ??
-    (typeof params === "object" && params !== null && !Array.isArray(params)
-      ? caseShadow(params, paramsMembers)
-      : undefined);
+    (paramsObject === undefined
+      ? undefined
+      : (caseShadow(paramsObject, paramsMembers) ?? foldedTwin(paramsObject.arguments)));
   if (shadow !== undefined) {
     return {
       kind: "invalid",
-      reason: `key ${JSON.stringify(shadow.slice(0, 64))} differs from one the PDP reads only in case: servers that match keys case-insensitively would read it instead`,
+      reason: `key ${JSON.stringify(shadow.slice(0, 64))} matches another key case-insensitively: servers that match keys that way would read it instead`,
     };
   }
   if (message.jsonrpc !== "2.0") return { kind: "invalid", reason: 'jsonrpc must be "2.0"' };

@@ -178,15 +178,10 @@ export class RecordBudget {
   }
 
   private objectSize(value: object): number {
-    // Only objects with many entries are worth a lookup: a small one is quick to walk, and a
-    // large value under it (a shared array or object) is looked up at its own level.
-    const entries = Array.isArray(value) ? value.length : undefined;
-    const keys = entries === undefined ? Object.keys(value) : undefined;
-    const memo = (entries ?? keys?.length ?? 0) > memoMinEntries;
-    if (memo) {
-      const known = this.sizes.get(value);
-      if (known !== undefined) return known;
-    }
+    // A shared object (a batch's inherited context) is measured once, whatever its shape.
+    const known = this.sizes.get(value);
+    if (known !== undefined) return known;
+    const keys = Array.isArray(value) ? undefined : Object.keys(value);
     let size = 2;
     if (keys === undefined) {
       const items = value as unknown[];
@@ -201,7 +196,8 @@ export class RecordBudget {
         first = false;
       }
     }
-    if (memo) this.sizes.set(value, size);
+    // Whatever is large is remembered, however it is built (a deep tree of small objects too).
+    if (size > memoMinBytes) this.sizes.set(value, size);
     return size;
   }
 }
@@ -243,8 +239,8 @@ function replacedCopy(
   return copy;
 }
 
-/** Objects and arrays with more entries than this keep their measured size. */
-const memoMinEntries = 16;
+/** Objects and arrays measured larger than this keep their measured size. */
+const memoMinBytes = 1024;
 
 /** A character that is not one byte as is in JSON: an escape, a control character, non-ASCII. */
 const notPlainAscii = /[^\x20\x21\x23-\x5b\x5d-\x7e]/;

@@ -82,6 +82,8 @@ before(async () => {
       PDP_DATA: operatorData,
       PDP_PUBLIC_URL: `${publicUrl}/`,
       PDP_MAX_EVALUATIONS: String(maxEvaluations),
+      // The least allowed (PDP_MAX_BODY_BYTES), so a few items can reach it.
+      PDP_MAX_BATCH_INPUT_BYTES: String(1024 * 1024),
     },
     clock: () => clockMs,
   });
@@ -593,6 +595,37 @@ describe("POST /access/v1/evaluations", () => {
     const body = response.body as ErrorBody;
     assert.equal(body.code, "too_many_evaluations");
     assert.equal(body.field, "/evaluations");
+  });
+
+  test("inherited parts count once per item: over PDP_MAX_BATCH_INPUT_BYTES is 400 batch_too_large", async () => {
+    // 4 items inheriting a 300 KB context are 1.2 MB for the evaluator to parse (limit here:
+    // 1 MiB), from a body of 300 KB; 2 such items are 0.9 MB and served.
+    const context = { ...compliant, note: "x".repeat(300_000) };
+    const many = await postJson(`${pdp.url}/access/v1/evaluations`, {
+      ...defaults,
+      context,
+      evaluations: Array.from({ length: maxEvaluations }, () => ({ resource: readFile })),
+    });
+    assert.equal(many.status, 400);
+    const body = many.body as ErrorBody;
+    assert.equal(body.code, "batch_too_large");
+    assert.equal(body.field, "/evaluations");
+    const fewer = await batch({
+      ...defaults,
+      context,
+      evaluations: Array.from({ length: 2 }, () => ({ resource: readFile })),
+    });
+    assert.equal(fewer.evaluations.length, 2);
+    // Items that bring their own small context inherit nothing large.
+    const own = await batch({
+      ...defaults,
+      context,
+      evaluations: Array.from({ length: maxEvaluations }, () => ({
+        resource: readFile,
+        context: compliant,
+      })),
+    });
+    assert.equal(own.evaluations.length, maxEvaluations);
   });
 
   test("items are minimal by default: {decision, context: {id}}", async () => {

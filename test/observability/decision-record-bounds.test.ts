@@ -117,7 +117,10 @@ describe("the real process, PDP_DECISION_LOG=<file>", () => {
   });
 
   test("a batch of 256 items inheriting a ~1 MiB context: 256 records within the budget", async () => {
-    const { url, file } = await startWithFile({});
+    // 256 MiB of policy input: refused by default (batch_too_large); allowed here to reach the log.
+    const { url, file } = await startWithFile({
+      PDP_MAX_BATCH_INPUT_BYTES: String(512 * 1024 * 1024),
+    });
     const body = JSON.stringify({
       ...item,
       context: hugeContext,

@@ -139,3 +139,27 @@ test("a batch's shared defaults are measured once: 256 records of a 1 MiB contex
   // One walk of the 20 000-item array, then a lookup per record (measured ≈ 5 ms in all).
   assert.ok(ms < 250, `${ms.toFixed(1)} ms for 256 records`);
 });
+
+test("a shared tree of small objects is measured once per budget, whatever its shape", () => {
+  // A binary tree of depth 12 (8191 two-key objects, ~190 KB): no object has many entries.
+  let walks = 0;
+  const tree = (depth: number): unknown => {
+    const node = depth === 0 ? { leaf: "x" } : { l: tree(depth - 1), r: tree(depth - 1) };
+    return new Proxy(node, {
+      ownKeys(target) {
+        walks += 1;
+        return Reflect.ownKeys(target);
+      },
+    });
+  };
+  const shared = tree(12);
+  const sharing = new RecordBudget(16384, ["ip", "device", "location", "session"]);
+  sharing.bound(record({ context: { device: shared } }));
+  const first = walks;
+  // The first record measures the whole tree (8191 objects).
+  assert.ok(first >= 8191, `${first} walks for the first record`);
+  for (let item = 0; item < 10; item++) sharing.bound(record({ context: { device: shared } }));
+  // Later ones look its size up: only the quick fits-check's bounded walk remains (≈ 160).
+  const perRecord = (walks - first) / 10;
+  assert.ok(perRecord < 8191 / 20, `${perRecord} walks per later record`);
+});
