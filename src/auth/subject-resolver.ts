@@ -135,8 +135,9 @@ export class SubjectResolver {
         ),
       );
     }
-    // A token verified for one server proves nothing for another: the memo is per server.
-    const key = `${server.name} ${token}`;
+    // A token verified for one server proves nothing for another: the memo is per server (and
+    // per subject type, which an anonymous subject keeps).
+    const key = `${server.name} ${type} ${token}`;
     let subject = verified?.get(key);
     if (subject === undefined) {
       subject = this.verify(token, type, nowMs, server.resource);
