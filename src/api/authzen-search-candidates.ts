@@ -9,7 +9,7 @@ export const maxSearchCandidates = 10000;
 export type Candidate = Record<string, unknown>;
 
 /** Told when a policy's candidate entrypoint fails or answers something unusable. */
-export type CandidateProblemListener = (problem: { entrypoint: string; message: string }) => void;
+export type CandidateProblemListener = (problem: { entrypoint: string; detail: string }) => void;
 
 /**
  * Where the candidates of a search come from: the entrypoints
@@ -66,12 +66,12 @@ export class SearchCandidates {
     } catch (error) {
       this.onProblem({
         entrypoint,
-        message: error instanceof Error ? error.message : String(error),
+        detail: error instanceof Error ? error.message : String(error),
       });
       return [];
     }
     if (!Array.isArray(value)) {
-      this.onProblem({ entrypoint, message: "the answer is not a list (or set) of candidates" });
+      this.onProblem({ entrypoint, detail: "the answer is not a list (or set) of candidates" });
       return [];
     }
     const unique = new Map<string, Candidate>();
@@ -87,7 +87,7 @@ export class SearchCandidates {
     if (dropped > 0) {
       this.onProblem({
         entrypoint,
-        message: `${dropped} answer(s) are not candidates (${kind === "action" ? "{name}" : "{type, id}"} with strings) and were dropped`,
+        detail: `${dropped} answer(s) are not candidates (${kind === "action" ? "{name}" : "{type, id}"} with strings) and were dropped`,
       });
     }
     const sorted = [...unique.entries()]
@@ -96,7 +96,7 @@ export class SearchCandidates {
     if (sorted.length > maxSearchCandidates) {
       this.onProblem({
         entrypoint,
-        message: `${sorted.length} candidates, only the first ${maxSearchCandidates} are searched`,
+        detail: `${sorted.length} candidates, only the first ${maxSearchCandidates} are searched`,
       });
       return sorted.slice(0, maxSearchCandidates);
     }

@@ -10,7 +10,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { scratchDir } from "../support/opa.js";
+import { buildWasmBundle, scratchDir } from "../support/opa.js";
 import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
 import { generateTestKey, mint, type TestKey } from "../support/tokens.js";
 
@@ -524,5 +524,84 @@ describe("POST /access/v1/search/subject", () => {
   test("for a caller that may not assert subjects, no listed subject is authenticated", async () => {
     const users = await search("subject", request);
     assert.deepEqual(users, { results: [], page: { next_token: "", count: 0 } });
+  });
+});
+
+describe("a custom bundle", () => {
+  // Documents owned by their subject: the candidates are every document the data lists,
+  // the decision allows the owner's only. A user with no scopes and no token: asserted.
+  const policy = `package acme.authz
+
+import rego.v1
+
+default allow := false
+
+allow if data.documents[input.resource.id].owner == input.subject.id
+
+search_resource contains {"type": "document", "id": id} if some id, _ in data.documents
+
+search_resource contains "not a candidate"
+`;
+  const documents = {
+    documents: { d1: { owner: "alice" }, d2: { owner: "bob" }, d3: { owner: "alice" } },
+  };
+  const request = {
+    subject: { type: "user", id: "alice" },
+    action: { name: "read" },
+    resource: { type: "document" },
+  };
+
+  test("answers search through its own search_* entrypoints, deciding each candidate", async () => {
+    const dir = scratchDir();
+    const running: RunningPdp[] = [];
+    try {
+      const withSearch = buildWasmBundle(join(dir.dir, "a"), { "p.rego": policy }, [
+        "acme/authz/allow",
+        "acme/authz/search_resource",
+      ]);
+      const without = buildWasmBundle(join(dir.dir, "b"), { "p.rego": policy }, [
+        "acme/authz/allow",
+      ]);
+      const data = join(dir.dir, "documents.json");
+      writeFileSync(data, JSON.stringify(documents));
+      for (const bundle of [withSearch, without]) {
+        running.push(
+          await startPdp({
+            env: { PDP_BUNDLE: bundle, PDP_ENTRYPOINT: "acme/authz/allow", PDP_DATA: data },
+          }),
+        );
+      }
+      const [searching, plain] = running as [RunningPdp, RunningPdp];
+
+      const found = await postJson(`${searching.url}/access/v1/search/resource`, request);
+      assert.equal(found.status, 200, JSON.stringify(found.body));
+      assert.deepEqual(found.body, {
+        results: [
+          { type: "document", id: "d1" },
+          { type: "document", id: "d3" },
+        ],
+        page: { next_token: "", count: 2 },
+      });
+      assert.ok(
+        searching.logs.some((line) => line.message === "search candidates dropped"),
+        "the answer that is no candidate is reported",
+      );
+      const metadata = (await (
+        await fetch(`${searching.url}/.well-known/authzen-configuration`)
+      ).json()) as Json;
+      assert.equal(typeof metadata.search_resource_endpoint, "string");
+      assert.equal(metadata.search_action_endpoint, undefined);
+
+      // Without the entrypoint: not advertised, and nothing is found.
+      const none = await postJson(`${plain.url}/access/v1/search/resource`, request);
+      assert.deepEqual(none.body, { results: [], page: { next_token: "", count: 0 } });
+      const plainMetadata = (await (
+        await fetch(`${plain.url}/.well-known/authzen-configuration`)
+      ).json()) as Json;
+      assert.equal(plainMetadata.search_resource_endpoint, undefined);
+    } finally {
+      for (const pdp of running) await pdp.close();
+      dir.remove();
+    }
   });
 });
