@@ -17,7 +17,14 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const regoDir = join(root, "rego");
 const committedBundle = join(root, "bundle", "bundle.tar.gz");
 const operatorFixture = join(root, "examples", "operator-data.yaml");
-const entrypoints = ["mcp/authz/decision", "mcp/authz/config_errors"];
+const entrypoints = [
+  "mcp/authz/decision",
+  "mcp/authz/config_errors",
+  // The search APIs' candidates (rego/mcp/authz/search.rego); the PDP decides each one.
+  "mcp/authz/search_resource",
+  "mcp/authz/search_action",
+  "mcp/authz/search_subject",
+];
 const coverageFloor = 95;
 
 function opaPath(): string {

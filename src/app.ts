@@ -1,6 +1,9 @@
 import type { RequestListener } from "node:http";
 import express, { type Express } from "express";
 import { authzenPaths, createAuthzenApi } from "./api/authzen-api.js";
+import { searchKinds } from "./api/authzen-schemas.js";
+import { SearchCandidates } from "./api/authzen-search-candidates.js";
+import { createAuthzenSearchApi, searchPaths } from "./api/authzen-search-api.js";
 import { defaultConfigEntrypoint, type Config } from "./config.js";
 import {
   PolicyDecisionEngine,
@@ -187,11 +190,26 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     limits,
     observer,
   };
+  const candidates = new SearchCandidates(active.policy, active.entrypoint, (problem) => {
+    logger.warn("search candidates dropped", { ...problem, revision: active.revision });
+  });
+  const searchable = searchKinds.filter((kind) => candidates.supports(kind));
+  logger.info("search", {
+    supported: searchable,
+    entrypoints: searchKinds.map((kind) => candidates.entrypoint(kind)),
+  });
+  const search = createAuthzenSearchApi({
+    ...decisionApi,
+    candidates,
+    maxEvaluations: config.limits.maxEvaluations,
+    maxBatchInputBytes: config.limits.maxBatchInputBytes,
+  });
   const api = createAuthzenApi({
     ...decisionApi,
     maxEvaluations: config.limits.maxEvaluations,
     maxBatchInputBytes: config.limits.maxBatchInputBytes,
     publicUrl: config.publicUrl,
+    search: searchable,
   });
   const forwardAuth = createForwardAuthApi({
     ...decisionApi,
@@ -235,7 +253,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     metricsApp.use(errorHandler(logger));
     metricsListener = instrument(metricsApp, metrics);
   }
-  app.use(authzenRouter(api, config.limits.maxBodyBytes, check));
+  app.use(authzenRouter(api, config.limits.maxBodyBytes, check, search));
   app.use(forwardAuthRouter(forwardAuth, config.limits.maxBodyBytes, check));
   app.use(opaDataRouter(opaData, config.limits.maxBodyBytes, check));
   app.use(notFound);
@@ -255,6 +273,12 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
         handler: api.evaluations,
         permission: "authzen",
       },
+      ...searchKinds.map((kind) => ({
+        method: "POST",
+        path: searchPaths[kind],
+        handler: search[kind],
+        permission: "authzen" as const,
+      })),
       {
         method: "*",
         path: forwardAuthPrefix,

@@ -18,6 +18,7 @@ export const apiErrorStatus = {
   duplicate_key: 400,
   invalid_unicode: 400,
   number_unrepresentable: 400,
+  page_token_invalid: 400,
   caller_unauthenticated: 401,
   caller_forbidden: 403,
   subject_assertion_forbidden: 403,

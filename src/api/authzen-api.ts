@@ -17,7 +17,9 @@ import {
   parseEvaluationsRequest,
   type EvaluationsRequest,
   type EvaluationsSemantic,
+  type SearchKind,
 } from "./authzen-schemas.js";
+import { searchPaths } from "./authzen-search-api.js";
 import { parseJsonObject, requireJsonContentType, type JsonBodyLimits } from "./json-body.js";
 
 export interface AuthzenApiOptions {
@@ -35,6 +37,8 @@ export interface AuthzenApiOptions {
   publicUrl: string;
   /** Told about every decision (metrics, decision log). */
   observer: DecisionObserver;
+  /** The search APIs the policy can serve, advertised in the metadata. */
+  search?: readonly SearchKind[];
 }
 
 /** The AuthZEN Authorization API 1.0 endpoints, independent of any HTTP framework. */
@@ -131,6 +135,14 @@ function stopsAfter(semantic: EvaluationsSemantic, allowed: boolean): boolean {
 export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
   const { engine, callers, subjects, clock, limits, maxEvaluations, publicUrl, observer } = options;
   const { maxBatchInputBytes } = options;
+  // A search endpoint is advertised only when the policy can enumerate its candidates: its
+  // absence tells a PEP the PDP cannot answer that search (AuthZEN metadata).
+  const searchEndpoints = Object.fromEntries(
+    (options.search ?? []).map((kind) => [
+      `search_${kind}_endpoint`,
+      `${publicUrl}${searchPaths[kind]}`,
+    ]),
+  );
 
   /** Who asked and how to correlate it: read once per HTTP request, shared by its decisions. */
   type Origin = Omit<DecisionEvent, "decision" | "request">;
@@ -253,6 +265,7 @@ export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
           policy_decision_point: publicUrl,
           access_evaluation_endpoint: `${publicUrl}${authzenPaths.evaluation}`,
           access_evaluations_endpoint: `${publicUrl}${authzenPaths.evaluations}`,
+          ...searchEndpoints,
         },
       };
     },

@@ -124,9 +124,70 @@ export interface EvaluationsRequest {
   options?: { evaluations_semantic?: EvaluationsSemantic; include_context?: boolean };
 }
 
+/** The AuthZEN search APIs (§8): which resources, actions or subjects the policy allows. */
+export const searchKinds = ["resource", "action", "subject"] as const;
+export type SearchKind = (typeof searchKinds)[number];
+
+const page = {
+  type: "object",
+  properties: {
+    token: { type: "string", maxLength: 512 },
+    limit: { type: "integer", minimum: 1 },
+  },
+} as const;
+
+/** The searched entity: its type (an id, if sent, is ignored by the default policy's candidates). */
+const searchedResource = {
+  type: "object",
+  required: ["type"],
+  properties: {
+    type: resource.properties.type,
+    id: identifier,
+    properties: { type: "object", properties: { server: shortText } },
+  },
+} as const;
+
+const searchedSubject = {
+  type: "object",
+  required: ["type"],
+  properties: { type: subject.properties.type, id: identifier, properties: { type: "object" } },
+} as const;
+
+const searchRequestSchemas = {
+  resource: {
+    type: "object",
+    required: ["subject", "action", "resource"],
+    properties: { subject, action, resource: searchedResource, context, page },
+  },
+  action: {
+    type: "object",
+    required: ["subject", "resource"],
+    properties: { subject, resource, context, page },
+  },
+  subject: {
+    type: "object",
+    required: ["subject", "action", "resource"],
+    properties: { subject: searchedSubject, action, resource, context, page },
+  },
+} as const;
+
+/** A search request as validated: the searched entity may lack an id, and `page` is separate. */
+export interface SearchRequest {
+  subject: { type: string; id?: string; properties?: Record<string, unknown> };
+  action?: AccessRequest["action"];
+  resource: { type: string; id?: string; properties?: Record<string, unknown> };
+  context?: Record<string, unknown>;
+  page?: { token?: string; limit?: number };
+}
+
 const ajv = new Ajv({ allErrors: false, strict: true });
 const validateAccess = ajv.compile<AccessRequest>(accessRequestSchema);
 const validateEvaluations = ajv.compile<EvaluationsRequest>(evaluationsRequestSchema);
+const validateSearch = {
+  resource: ajv.compile<SearchRequest>(searchRequestSchemas.resource),
+  action: ajv.compile<SearchRequest>(searchRequestSchemas.action),
+  subject: ajv.compile<SearchRequest>(searchRequestSchemas.subject),
+} as const;
 
 /**
  * Validates a single access request; throws `invalid_request` naming the
@@ -150,6 +211,27 @@ export function parseAccessRequest(value: unknown, pointerPrefix = ""): AccessRe
 /** Validates the envelope of a batch request (items are validated after defaults apply). */
 export function parseEvaluationsRequest(value: unknown): EvaluationsRequest {
   return check(validateEvaluations, value, "");
+}
+
+/**
+ * Validates a search request of `kind`; throws `invalid_request` naming the
+ * field. As for an evaluation, a subject that is not the searched entity needs
+ * an id or a token.
+ */
+export function parseSearchRequest(kind: SearchKind, value: unknown): SearchRequest {
+  const request = check(validateSearch[kind], value, "");
+  if (
+    kind !== "subject" &&
+    request.subject.id === undefined &&
+    request.subject.properties?.token === undefined
+  ) {
+    throw new ApiError(
+      "invalid_request",
+      "/subject/id is required (or send subject.properties.token)",
+      "/subject/id",
+    );
+  }
+  return request;
 }
 
 function check<T>(validate: ValidateFunction<T>, value: unknown, pointerPrefix: string): T {

@@ -5,7 +5,8 @@ import type { Metrics } from "./metrics.js";
 import { defaultMaxRecordBytes, RecordBudget } from "./record-budget.js";
 
 /** The API that produced a decision. */
-export type DecisionEndpoint = "evaluation" | "evaluations" | "forward_auth" | "opa_data";
+export type DecisionEndpoint =
+  "evaluation" | "evaluations" | "search" | "forward_auth" | "opa_data";
 
 /** Everything known about one decision once it is made. */
 export interface DecisionEvent {

@@ -669,13 +669,16 @@ describe("POST /access/v1/evaluations", () => {
 });
 
 describe("GET /.well-known/authzen-configuration", () => {
-  test("publishes the PDP and both endpoints under PDP_PUBLIC_URL (trailing slash dropped)", async () => {
+  test("publishes the PDP, both evaluation endpoints and the search endpoints under PDP_PUBLIC_URL (trailing slash dropped)", async () => {
     const response = await send("GET", "/.well-known/authzen-configuration");
     assert.equal(response.status, 200);
     assert.deepEqual(response.body, {
       policy_decision_point: publicUrl,
       access_evaluation_endpoint: `${publicUrl}/access/v1/evaluation`,
       access_evaluations_endpoint: `${publicUrl}/access/v1/evaluations`,
+      search_resource_endpoint: `${publicUrl}/access/v1/search/resource`,
+      search_action_endpoint: `${publicUrl}/access/v1/search/action`,
+      search_subject_endpoint: `${publicUrl}/access/v1/search/subject`,
     });
   });
 });

@@ -42,6 +42,9 @@ describe("loading policy", () => {
     assert.deepEqual(active.policy.entrypoints.sort(), [
       "mcp/authz/config_errors",
       "mcp/authz/decision",
+      "mcp/authz/search_action",
+      "mcp/authz/search_resource",
+      "mcp/authz/search_subject",
     ]);
   });
 

@@ -110,3 +110,42 @@ valid_anonymous_methods if {
 		is_string(m)
 	}
 }
+
+# The search APIs' optional data (search.rego): a malformed entry would
+# silently drop candidates.
+config_errors contains "inventory: must be an object of server name → list of tool names" if {
+	inventory := data.inventory
+	not is_object(inventory)
+}
+
+config_errors contains sprintf("inventory.%s: must be a list of tool names", [srv]) if {
+	some srv, names in search_inventory
+	not is_array(names)
+}
+
+config_errors contains sprintf("inventory.%s[%s]: %s is not a tool name (a non-empty string without *)", [srv, show(i), quote(name)]) if {
+	some srv, names in search_inventory
+	is_array(names)
+	some i, name in names
+	not valid_tool_name(name)
+}
+
+config_errors contains "subjects: must be a list of {type, id} objects" if {
+	subjects := data.subjects
+	not is_array(subjects)
+}
+
+config_errors contains sprintf("subjects[%s]: must be an object with string type and id", [show(i)]) if {
+	some i, s in search_subjects
+	not valid_subject(s)
+}
+
+search_inventory := data.inventory if is_object(data.inventory)
+
+search_subjects := data.subjects if is_array(data.subjects)
+
+valid_subject(s) if {
+	is_string(s.type)
+	is_string(s.id)
+	s.id != ""
+}
