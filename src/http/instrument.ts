@@ -1,5 +1,6 @@
 import type { RequestListener } from "node:http";
 import { authzenPaths } from "../api/authzen-api.js";
+import { searchPaths } from "../api/authzen-search-api.js";
 import { forwardAuthPrefix } from "../api/forward-auth-api.js";
 import { opaDataPath } from "../api/opa-data-api.js";
 import type { Metrics, RouteLabel } from "../observability/metrics.js";
@@ -7,6 +8,7 @@ import type { Metrics, RouteLabel } from "../observability/metrics.js";
 const exactRoutes = new Map<string, RouteLabel>([
   [authzenPaths.evaluation, "evaluation"],
   [authzenPaths.evaluations, "evaluations"],
+  ...Object.values(searchPaths).map((path): [string, RouteLabel] => [path, "search"]),
   [authzenPaths.configuration, "metadata"],
   ["/health", "health"],
   ["/ready", "ready"],

@@ -39,6 +39,7 @@ export const knownActions: ReadonlySet<string> = new Set([
 export type RouteLabel =
   | "evaluation"
   | "evaluations"
+  | "search"
   | "forward_auth"
   | "opa_data"
   | "metadata"

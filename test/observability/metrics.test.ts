@@ -862,6 +862,19 @@ describe("HTTP requests by route, method and status; histograms; the bundle", ()
           }),
         },
       ],
+      [
+        "search",
+        {
+          method: "POST",
+          path: "/access/v1/search/action",
+          headers: json,
+          body: JSON.stringify({
+            subject: user("mcp:read"),
+            action: {},
+            resource: { type: "mcp_server", id: "files" },
+          }),
+        },
+      ],
       ["metadata", { method: "GET", path: "/.well-known/authzen-configuration" }],
       ["health", { method: "GET", path: "/health" }],
       ["ready", { method: "GET", path: "/ready" }],
