@@ -248,11 +248,9 @@ export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
           continue;
         }
         const decision = decideObserved(access, nowMs, origin, cache);
-        results.push(
-          full
-            ? decisionBody(decision)
-            : { decision: decision.allow, context: { id: decision.id } },
-        );
+        // Only what was asked for (AuthZEN §7.2): interop runners compare items whole. The ids
+        // stay reachable: include_context, and every decision record (with the X-Request-ID).
+        results.push(full ? decisionBody(decision) : { decision: decision.allow });
         if (stopsAfter(semantic, decision.allow)) break;
       }
       return { status: 200, body: { evaluations: results } };

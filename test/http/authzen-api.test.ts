@@ -628,16 +628,13 @@ describe("POST /access/v1/evaluations", () => {
     assert.equal(own.evaluations.length, maxEvaluations);
   });
 
-  test("items are minimal by default: {decision, context: {id}}", async () => {
+  test("items carry only what was asked for by default: {decision}", async () => {
     for (const options of [{}, { include_context: false }]) {
       const { evaluations } = await batch({ ...defaults, evaluations: mixed, options });
-      assert.equal(evaluations.length, 3);
-      for (const item of evaluations) {
-        assert.deepEqual(Object.keys(item).sort(), ["context", "decision"]);
-        assert.deepEqual(Object.keys(item.context), ["id"]);
-        assert.match(item.context.id as string, uuid);
-      }
-      assert.equal(new Set(evaluations.map((e) => e.context.id)).size, 3);
+      assert.deepEqual(
+        evaluations.map((item) => Object.keys(item)),
+        [["decision"], ["decision"], ["decision"]],
+      );
     }
   });
 
