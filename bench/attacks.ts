@@ -63,6 +63,7 @@ function writeConfig(): string {
       forward_auth: {
         trusted_proxies: ["127.0.0.1/32"],
         batch: "authorize_each",
+        // The deprecated place, on purpose: `--root` runs older checkouts that know only it.
         servers: { files: { resource: "https://mcp.test/files" } },
       },
     }),

@@ -40,10 +40,10 @@ before(async () => {
           permissions: ["forward_auth"],
         },
       ],
+      servers: { files: { resource } },
       forward_auth: {
         trusted_proxies: ["127.0.0.1/32"],
         context_headers: { "x-device-trust": "device.trust" },
-        servers: { files: { resource } },
       },
     }),
   );

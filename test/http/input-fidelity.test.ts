@@ -181,10 +181,10 @@ describe("forward-auth: the relayed JSON-RPC body", () => {
       config,
       JSON.stringify({
         issuers: [{ issuer, jwks_uri: jwks.url, audiences: [filesResource] }],
+        servers: { files: { resource: filesResource } },
         forward_auth: {
           trusted_proxies: ["127.0.0.1/32"],
           context_headers: { "x-device-trust": "device.trust" },
-          servers: { files: { resource: filesResource } },
         },
       }),
     );

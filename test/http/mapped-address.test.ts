@@ -133,10 +133,10 @@ describe("forward-auth: X-Forwarded-For from a trusted proxy", () => {
       config,
       JSON.stringify({
         issuers: [{ issuer, jwks_uri: jwks.url, audiences: [filesResource] }],
+        servers: { files: { resource: filesResource } },
         forward_auth: {
           trusted_proxies: ["127.0.0.1/32"],
           context_headers: { "x-device-trust": "device.trust" },
-          servers: { files: { resource: filesResource } },
         },
       }),
     );

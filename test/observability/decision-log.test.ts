@@ -149,10 +149,10 @@ function pdpConfig(): Json {
         assert_subject: true,
       },
     ],
+    servers: { files: { resource: audience } },
     forward_auth: {
       trusted_proxies: ["127.0.0.1/32"],
       context_headers: { "x-device-trust": "device.trust" },
-      servers: { files: { resource: audience } },
     },
   };
 }
