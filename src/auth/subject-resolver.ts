@@ -1,4 +1,5 @@
 import type { AccessRequest, Entity } from "../decision/decision.js";
+import { serverOf } from "../decision/resource-identity.js";
 import { ApiError } from "../errors.js";
 import type { Caller } from "./caller.js";
 import type { TokenVerifier } from "./jwt-verifier.js";
@@ -73,14 +74,13 @@ export class SubjectResolver {
       };
     }
     if (typeof token === "string") {
-      const server = request.resource.properties?.server;
       return {
         ...request,
         subject: await this.subjectForToken(
           token,
           request.subject.type,
           nowMs,
-          this.servers.get(typeof server === "string" ? server : undefined),
+          this.servers.get(serverOf(request.resource)),
           verified,
         ),
       };

@@ -42,17 +42,7 @@ export function resourceIdentity(resource: Entity, pointer = "/resource"): Entit
     return { ...resource, properties: { ...properties, server: resource.id } };
   }
 
-  const slash = resource.id.indexOf("/");
-  const prefix = slash > 0 ? resource.id.slice(0, slash) : undefined;
-  let server: string | undefined;
-  let name: string;
-  if (prefix !== undefined && (sentServer === undefined || sentServer === prefix)) {
-    server = prefix;
-    name = resource.id.slice(slash + 1);
-  } else {
-    server = sentServer;
-    name = resource.id;
-  }
+  const { server, name } = splitId(resource.id, sentServer);
 
   const claims: [string, unknown][] = [["tool", properties.tool]];
   const own = nameProperty[resource.type];
@@ -70,6 +60,31 @@ export function resourceIdentity(resource: Entity, pointer = "/resource"): Entit
   // A resource of no server and no claimed name stays as sent: not every policy is about MCP.
   if (server === undefined && properties.tool === undefined) return resource;
   return { ...resource, properties: identified };
+}
+
+/**
+ * The server a resource belongs to, read as resourceIdentity reads it (the
+ * `<server>/` prefix of the id, else `properties.server`; an `mcp_server`'s
+ * id), without its agreement checks: for callers that hold a request
+ * resourceIdentity may not have seen.
+ */
+export function serverOf(resource: Entity): string | undefined {
+  const sent = resource.properties?.server;
+  if (resource.type === "mcp_server") return resource.id;
+  return splitId(resource.id, typeof sent === "string" ? sent : undefined).server;
+}
+
+/** `<server>/<name>` when the prefix is the sent server (or none was sent); else the whole id. */
+function splitId(
+  id: string,
+  sentServer: string | undefined,
+): { server: string | undefined; name: string } {
+  const slash = id.indexOf("/");
+  const prefix = slash > 0 ? id.slice(0, slash) : undefined;
+  if (prefix !== undefined && (sentServer === undefined || sentServer === prefix)) {
+    return { server: prefix, name: id.slice(slash + 1) };
+  }
+  return { server: sentServer, name: id };
 }
 
 function mismatch(field: string, message: string): ApiError {
