@@ -68,6 +68,11 @@ export function define(target: Record<string, unknown>, key: string, value: unkn
  */
 export function serializeRecord(record: Record<string, unknown>): string {
   return JSON.stringify(record, (_key, value: unknown) =>
-    typeof value === "string" && value.includes("eyJ") ? value.replace(tokenLike, redacted) : value,
+    typeof value === "string" ? redactText(value) : value,
   );
+}
+
+/** A string value as a record writes it: every token-like part replaced by `[REDACTED]`. */
+export function redactText(value: string): string {
+  return value.includes("eyJ") ? value.replace(tokenLike, redacted) : value;
 }

@@ -6,7 +6,7 @@
  * costs, once per shared object, and is never done with JSON.stringify of the
  * oversized value.
  */
-import { define } from "./masking.js";
+import { define, redactText } from "./masking.js";
 
 /** What replaces a value that did not fit. */
 export const truncatedMarker = "[TRUNCATED]";
@@ -164,7 +164,8 @@ export class RecordBudget {
   size(value: unknown): number {
     switch (typeof value) {
       case "string":
-        return value.length > this.maxBytes ? value.length + 2 : stringSize(value);
+        // Measured as written: redaction can lengthen a short token-like string ([REDACTED]).
+        return value.length > this.maxBytes ? value.length + 2 : stringSize(redactText(value));
       case "number":
         return Number.isFinite(value) ? String(value).length : 4;
       case "boolean":

@@ -163,3 +163,15 @@ test("a shared tree of small objects is measured once per budget, whatever its s
   const perRecord = (walks - first) / 10;
   assert.ok(perRecord < 8191 / 20, `${perRecord} walks per later record`);
 });
+
+test("a record is measured as written: redaction that lengthens strings stays within the budget", () => {
+  // Each "eyJab.cd." (9 characters) is written as "[REDACTED]" (10): ~10 % longer than measured raw.
+  // Just under the budget as measured raw, so that only redaction could push it over.
+  const base = bytes(record({ context: { ip: "10.1.2.3", session: { id: "" } } }));
+  const context = {
+    ip: "10.1.2.3",
+    session: { id: "eyJab.cd.,".repeat(Math.floor((16384 - base - 20) / 10)) },
+  };
+  const { record: bounded } = budget.bound(record({ context }));
+  assert.ok(serializeRecord(bounded).length <= 16384, `${serializeRecord(bounded).length} bytes`);
+});
