@@ -6,41 +6,20 @@
  */
 import { freePort } from "./support/ports.js";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { repoRoot, scratchDir } from "./support/opa.js";
+import { startMain, type MainProcess } from "./support/main-process.js";
+import { scratchDir } from "./support/opa.js";
 
 const scratch = scratchDir();
 after(() => {
   scratch.remove();
 });
 
-interface Started {
-  child: ChildProcess;
-  output: () => string;
-  exit: Promise<number | null>;
-}
-
-function startMain(env: Record<string, string>, nodeArgs: string[] = []): Started {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", ...nodeArgs, join(repoRoot, "src", "main.ts")],
-    {
-      cwd: repoRoot,
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
-  let output = "";
-  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  const exit = once(child, "exit").then(([code]) => code as number | null);
-  return { child, output: () => output, exit };
-}
+type Started = MainProcess;
 
 async function waitReady(url: string, started: Started): Promise<void> {
   const deadline = Date.now() + 20000;

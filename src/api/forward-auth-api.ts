@@ -2,9 +2,8 @@ import type { ForwardAuthSettings } from "../auth/auth-config.js";
 import { bearerOrError } from "../auth/bearer.js";
 import { denialChallenge, stepUpOf } from "../auth/challenge.js";
 import type { CallerAuthenticator } from "../auth/caller-authenticator.js";
-import type { ServerRegistry } from "../auth/servers.js";
+import { isServerName, type ServerRegistry } from "../auth/servers.js";
 import type { SubjectResolver } from "../auth/subject-resolver.js";
-import { TokenError } from "../auth/token-error.js";
 import type { AccessRequest, Decision, Entity } from "../decision/decision.js";
 import type { Clock, DecisionEngine } from "../decision/decision-engine.js";
 import { ApiError } from "../errors.js";
@@ -98,13 +97,8 @@ export function createForwardAuthApi(
 
     const nowMs = clock();
     const token = bearerOrError(header("authorization"));
-    // An unregistered server has no audience to bind a token to: refused whether or not one was sent.
-    const subject = await subjects.subjectForToken(
-      server === undefined ? unknownServer : token,
-      "user",
-      nowMs,
-      server,
-    );
+    // An unregistered server has no audience to bind a token to: server_unknown, token or not.
+    const subject = await subjects.subjectForToken(token, "user", nowMs, server);
     const context = contextOf(request, original, trusted, proxies, settings);
 
     const decisions: { operation: McpOperation; decision: Decision }[] = [];
@@ -149,11 +143,6 @@ export function createForwardAuthApi(
     });
   };
 }
-
-const unknownServer = new TokenError(
-  "server_unknown",
-  "forward-auth names a server that is not in servers (PDP_CONFIG)",
-);
 
 /**
  * A header value any HTTP stack accepts: visible ASCII stays, everything else
@@ -241,7 +230,7 @@ function routeOf(path: string): { name: string; rest: string } {
   const tail = path.slice(forwardAuthPrefix.length);
   const slash = tail.indexOf("/");
   const name = slash === -1 ? tail : tail.slice(0, slash);
-  if (!/^[A-Za-z0-9._-]{1,128}$/.test(name)) {
+  if (!isServerName(name)) {
     throw new ApiError("not_found", "forward-auth paths are /forward-auth/<server>[/<path>]");
   }
   return { name, rest: slash === -1 ? "" : tail.slice(slash) };

@@ -7,6 +7,7 @@ import {
   canonicalResource,
   knownProxies,
   metadataUrlFor,
+  serverNamePattern,
   type ProxyKind,
   type ServerSettings,
 } from "./servers.js";
@@ -103,7 +104,7 @@ export const defaultAuthSettings: AuthSettings = {
 const sha256Hex = { type: "string", pattern: "^[0-9a-fA-F]{64}$" } as const;
 const text = { type: "string", minLength: 1, maxLength: 2048 } as const;
 const texts = { type: "array", items: text } as const;
-const serverName = { pattern: "^[A-Za-z0-9._-]{1,128}$" } as const;
+const serverName = { pattern: serverNamePattern } as const;
 const serverEntry = {
   type: "object",
   additionalProperties: false,

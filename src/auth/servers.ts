@@ -6,6 +6,15 @@
  * that is how a token minted for one server opens another.
  */
 
+/** What a server name may be: the same in PDP_CONFIG, `/forward-auth/<name>` and `<name>/<tool>`. */
+export const serverNamePattern = "^[A-Za-z0-9._-]{1,128}$";
+const serverName = new RegExp(serverNamePattern);
+
+/** Whether `name` can be a server name at all (registered or not). */
+export function isServerName(name: string): boolean {
+  return serverName.test(name);
+}
+
 /** The proxies whose own request headers the PDP can interpret. */
 export const knownProxies = ["envoy", "nginx", "traefik", "caddy"] as const;
 export type ProxyKind = (typeof knownProxies)[number];

@@ -114,7 +114,8 @@ export class SubjectResolver {
    * The subject of a bearer token used on `server`, or an anonymous subject
    * carrying why there is none (`token` may already be a TokenError, e.g. from
    * a malformed Authorization header). The token must be for that server's
-   * resource; without a registered server no token is accepted.
+   * resource; without a registered server the answer is `server_unknown`,
+   * whatever the token.
    */
   subjectForToken(
     token: string | TokenError,
@@ -123,7 +124,7 @@ export class SubjectResolver {
     server: ServerSettings | undefined,
     verified?: Map<string, Promise<Entity>>,
   ): Promise<Entity> {
-    if (token instanceof TokenError) return Promise.resolve(this.fail(type, token));
+    // A request for no registered server is refused for that, whether or not a token came.
     if (server === undefined) {
       return Promise.resolve(
         this.fail(
@@ -135,6 +136,7 @@ export class SubjectResolver {
         ),
       );
     }
+    if (token instanceof TokenError) return Promise.resolve(this.fail(type, token));
     // A token verified for one server proves nothing for another: the memo is per server (and
     // per subject type, which an anonymous subject keeps).
     const key = `${server.name} ${type} ${token}`;

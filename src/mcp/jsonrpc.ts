@@ -35,12 +35,14 @@ const paramsMembers = ["name", "uri", "arguments"] as const;
 function caseShadow(object: object, members: readonly string[]): string | undefined {
   for (const key of Object.keys(object)) {
     if (members.includes(key)) continue;
-    // Upper then lower folds what toLowerCase alone keeps apart (ſ → S → s).
-    if (members.includes(key.toUpperCase().toLowerCase()) || members.includes(key.toLowerCase())) {
-      return key;
-    }
+    if (members.includes(foldCase(key))) return key;
   }
   return undefined;
+}
+
+/** A key as case-insensitive matchers compare it: upper then lower folds ſ (→ S → s) and K (→ k) too. */
+function foldCase(key: string): string {
+  return key.toUpperCase().toLowerCase();
 }
 
 /**
@@ -61,7 +63,7 @@ function foldedTwin(value: unknown): string | undefined {
   }
   const seen = new Set<string>();
   for (const [key, item] of Object.entries(value)) {
-    const folded = key.toUpperCase().toLowerCase();
+    const folded = foldCase(key);
     if (seen.has(folded)) return key;
     seen.add(folded);
     const twin = foldedTwin(item);

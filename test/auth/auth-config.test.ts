@@ -565,53 +565,38 @@ describe("servers: the one registry of protected MCP servers", () => {
   });
 
   test("a resource in another spelling, with a fragment or credentials, or shared, is refused", () => {
+    const wrong = {
+      a: { resource: "HTTPS://MCP.example.com/a" },
+      b: { resource: "https://mcp.example.com:443/b" },
+      c: { resource: "https://mcp.example.com/c#x" },
+      d: { resource: "https://user:pw@mcp.example.com/d" },
+      e: { resource: "files" },
+      f: { resource: "https://mcp.example.com/" },
+      g: { resource: "https://mcp.example.com/g" },
+      h: { resource: "https://mcp.example.com/g" },
+      i: { resource: "https://mcp.example.com/i", resource_metadata: "not a url" },
+    };
     // A name outside [A-Za-z0-9._-] fails the schema, before any other check.
     assert.deepEqual(
       [
         ...new Set(
           fileKeys({
-            servers: {
-              a: { resource: "HTTPS://MCP.example.com/a" },
-              b: { resource: "https://mcp.example.com:443/b" },
-              c: { resource: "https://mcp.example.com/c#x" },
-              d: { resource: "https://user:pw@mcp.example.com/d" },
-              e: { resource: "files" },
-              f: { resource: "https://mcp.example.com/" },
-              g: { resource: "https://mcp.example.com/g" },
-              h: { resource: "https://mcp.example.com/g" },
-              i: { resource: "https://mcp.example.com/i", resource_metadata: "not a url" },
-              "BAD NAME": { resource: "https://mcp.example.com/j" },
-            },
+            servers: { ...wrong, "BAD NAME": { resource: "https://mcp.example.com/j" } },
           }),
         ),
       ],
       ["servers"],
     );
-    assert.deepEqual(
-      fileKeys({
-        servers: {
-          a: { resource: "HTTPS://MCP.example.com/a" },
-          b: { resource: "https://mcp.example.com:443/b" },
-          c: { resource: "https://mcp.example.com/c#x" },
-          d: { resource: "https://user:pw@mcp.example.com/d" },
-          e: { resource: "files" },
-          f: { resource: "https://mcp.example.com/" },
-          g: { resource: "https://mcp.example.com/g" },
-          h: { resource: "https://mcp.example.com/g" },
-          i: { resource: "https://mcp.example.com/i", resource_metadata: "not a url" },
-        },
-      }),
-      [
-        "servers.a.resource",
-        "servers.b.resource",
-        "servers.c.resource",
-        "servers.d.resource",
-        "servers.e.resource",
-        "servers.f.resource",
-        "servers.h.resource",
-        "servers.i.resource_metadata",
-      ],
-    );
+    assert.deepEqual(fileKeys({ servers: wrong }), [
+      "servers.a.resource",
+      "servers.b.resource",
+      "servers.c.resource",
+      "servers.d.resource",
+      "servers.e.resource",
+      "servers.f.resource",
+      "servers.h.resource",
+      "servers.i.resource_metadata",
+    ]);
   });
 
   test("forward_auth.servers still loads, with a deprecation warning; a name in both places is refused", () => {

@@ -14,7 +14,7 @@ import { after, before, test } from "node:test";
 import { repoRoot, scratchDir } from "../support/opa.js";
 import { freePort } from "../support/ports.js";
 import { generateTestKey, mint, type TestKey } from "../support/tokens.js";
-import { startMain, waitForLog, type MainProcess } from "./main-process.js";
+import { startMain, waitForLog, type MainProcess } from "../support/main-process.js";
 
 const scratch = scratchDir();
 const issuer = "https://idp.test";

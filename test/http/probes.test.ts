@@ -20,7 +20,7 @@ import { parse as parseYaml } from "yaml";
 import { certificateNames, generateTestPki } from "../support/certs.js";
 import { repoRoot, scratchDir } from "../support/opa.js";
 import { freePort } from "../support/ports.js";
-import { startMain, waitForLog, waitUntil, type MainProcess } from "./main-process.js";
+import { startMain, waitForLog, waitUntil, type MainProcess } from "../support/main-process.js";
 import { head, rawExchange } from "./raw-http.js";
 
 const scratch = scratchDir();

@@ -14,7 +14,7 @@ import { loadConfig } from "../../src/config.js";
 import { StartupError } from "../../src/errors.js";
 import { repoRoot } from "../support/opa.js";
 import { freePort } from "../support/ports.js";
-import { startMain, waitForLog, waitUntil, type MainProcess } from "./main-process.js";
+import { startMain, waitForLog, waitUntil, type MainProcess } from "../support/main-process.js";
 import { codeOf, head, rawExchange } from "./raw-http.js";
 
 /** A path each listener answers 200 without credentials. */

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { repoRoot } from "../support/opa.js";
+import { repoRoot } from "./opa.js";
 
 export interface MainProcess {
   child: ChildProcess;
