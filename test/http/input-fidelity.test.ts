@@ -10,14 +10,11 @@
  * evaluated the second as a double.
  */
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { JwksServer } from "../support/jwks-server.js";
+import { startForwardAuthPdp } from "../support/forward-auth-pdp.js";
 import { scratchDir } from "../support/opa.js";
 import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
-import { generateTestKey, mint } from "../support/tokens.js";
 
 type Json = Record<string, unknown>;
 
@@ -158,38 +155,18 @@ describe("AuthZEN", () => {
 });
 
 describe("forward-auth: the relayed JSON-RPC body", () => {
-  const issuer = "https://idp.test";
-  const filesResource = "https://mcp.test/files";
   let pdp: RunningPdp;
   let token = "";
 
   before(async () => {
-    const key = await generateTestKey("ES256");
-    const jwks = await JwksServer.start([key.publicJwk]);
-    closers.push(() => jwks.close());
-    token = await mint(key, {
-      iss: issuer,
+    ({ pdp, token } = await startForwardAuthPdp({
+      dir: scratch.dir,
+      operatorData,
+      clock,
       sub: "alice",
-      aud: filesResource,
-      iat: nowS - 60,
-      exp: nowS + 3600,
-      auth_time: nowS - 300,
       scope: "mcp:read",
-    });
-    const config = join(scratch.dir, "pdp-config.json");
-    writeFileSync(
-      config,
-      JSON.stringify({
-        issuers: [{ issuer, jwks_uri: jwks.url, audiences: [filesResource] }],
-        servers: { files: { resource: filesResource } },
-        forward_auth: {
-          trusted_proxies: ["127.0.0.1/32"],
-          context_headers: { "x-device-trust": "device.trust" },
-        },
-      }),
-    );
-    pdp = await startPdp({ env: { PDP_CONFIG: config, PDP_DATA: operatorData }, clock });
-    closers.push(() => pdp.close());
+      closers,
+    }));
   });
 
   /** A read_file call relayed with its body (Envoy, Traefik with forwardBody), `"@@"` spliced. */

@@ -8,14 +8,11 @@
  * forward-auth token is signed by a test key served from a real JWKS server.
  */
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { JwksServer } from "../support/jwks-server.js";
+import { startForwardAuthPdp } from "../support/forward-auth-pdp.js";
 import { scratchDir } from "../support/opa.js";
 import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
-import { generateTestKey, mint } from "../support/tokens.js";
 
 type Json = Record<string, unknown>;
 
@@ -23,8 +20,6 @@ const operatorData = fileURLToPath(new URL("../../examples/operator-data.yaml", 
 const nowMs = Date.UTC(2026, 2, 10, 12, 0, 0);
 const nowS = nowMs / 1000;
 const clock = () => nowMs;
-const issuer = "https://idp.test";
-const filesResource = "https://mcp.test/files";
 
 /** Spellings of 10.1.2.3, which 10.0.0.0/8 contains. */
 const inside = [
@@ -116,32 +111,14 @@ describe("forward-auth: X-Forwarded-For from a trusted proxy", () => {
   let pdp: RunningPdp;
   let token = "";
   before(async () => {
-    const key = await generateTestKey("ES256");
-    const jwks = await JwksServer.start([key.publicJwk]);
-    closers.push(() => jwks.close());
-    token = await mint(key, {
-      iss: issuer,
+    ({ pdp, token } = await startForwardAuthPdp({
+      dir: scratch.dir,
+      operatorData,
+      clock,
       sub: "bob",
-      aud: filesResource,
-      iat: nowS - 60,
-      exp: nowS + 3600,
-      auth_time: nowS - 300,
       scope: "mcp:read mcp:write",
-    });
-    const config = join(scratch.dir, "pdp-config.json");
-    writeFileSync(
-      config,
-      JSON.stringify({
-        issuers: [{ issuer, jwks_uri: jwks.url, audiences: [filesResource] }],
-        servers: { files: { resource: filesResource } },
-        forward_auth: {
-          trusted_proxies: ["127.0.0.1/32"],
-          context_headers: { "x-device-trust": "device.trust" },
-        },
-      }),
-    );
-    pdp = await startPdp({ env: { PDP_CONFIG: config, PDP_DATA: operatorData }, clock });
-    closers.push(() => pdp.close());
+      closers,
+    }));
   });
 
   /** A JSON-RPC write_file call relayed with its body (as Envoy or Traefik with forwardBody do). */
