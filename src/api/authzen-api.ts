@@ -20,7 +20,7 @@ import {
   type SearchKind,
 } from "./authzen-schemas.js";
 import { searchPaths } from "./authzen-search-api.js";
-import { parseJsonObject, requireJsonContentType, type JsonBodyLimits } from "./json-body.js";
+import { parseJsonObject, requireJsonContentType, type JsonBodyLimits } from "../protocol/json-body.js";
 
 export interface AuthzenApiOptions {
   engine: DecisionEngine;

@@ -1,6 +1,6 @@
 import type { ForwardAuthSettings } from "../auth/auth-config.js";
-import { bearerOrError } from "../auth/bearer.js";
-import { denialChallenge, stepUpOf } from "../auth/challenge.js";
+import { bearerOrError } from "../protocol/bearer.js";
+import { denialChallenge, stepUpOf } from "../protocol/challenge.js";
 import type { CallerAuthenticator } from "../auth/caller-authenticator.js";
 import { isServerName, type ServerRegistry } from "../auth/servers.js";
 import type { SubjectResolver } from "../auth/subject-resolver.js";
@@ -10,12 +10,12 @@ import { ApiError } from "../errors.js";
 import { InputJsonCache } from "../policy/input-json.js";
 import type { DecisionObserver } from "../observability/decision-observer.js";
 import { traceIdOf } from "../observability/trace-context.js";
-import type { McpOperation } from "../mcp/operation.js";
-import { jsonRpcAccessDenied, jsonRpcInvalidRequest } from "../mcp/jsonrpc.js";
-import { McpRefusal, readMcpRequest } from "../mcp/streamable-http.js";
+import type { McpOperation } from "../protocol/mcp/operation.js";
+import { jsonRpcAccessDenied, jsonRpcInvalidRequest } from "../protocol/mcp/jsonrpc.js";
+import { McpRefusal, readMcpRequest } from "../protocol/mcp/request-reader.js";
 import { TrustedProxies } from "../net/client-address.js";
 import { headerValue, type ApiRequest, type ApiResponse } from "./api-types.js";
-import type { JsonBodyLimits } from "./json-body.js";
+import type { JsonBodyLimits } from "../protocol/json-body.js";
 
 export const forwardAuthPrefix = "/forward-auth/";
 

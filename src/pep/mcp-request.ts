@@ -1,5 +1,5 @@
-import { classifyMessage } from "../mcp/jsonrpc.js";
-import { hasNamedTarget, operationOf } from "../mcp/operation.js";
+import { classifyMessage } from "../protocol/mcp/jsonrpc.js";
+import { hasNamedTarget, operationOf } from "../protocol/mcp/operation.js";
 import type { ToolAnnotations } from "./options.js";
 import type { AuthzenEntity, EvaluationItem } from "./pdp-client.js";
 import type { JsonRpcId } from "./responses.js";

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { bearerOrError } from "../auth/bearer.js";
+import { bearerOrError } from "../protocol/bearer.js";
 import { TokenError } from "../auth/token-error.js";
 import { evaluationItem, readMcpRequest, toolResource } from "./mcp-request.js";
 import { resolveOptions, type McpAuthorizationOptions, type PepSettings } from "./options.js";

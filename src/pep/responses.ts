@@ -1,8 +1,8 @@
-import { denialChallenge, isTokenReason } from "../auth/challenge.js";
-import { jsonRpcAccessDenied, jsonRpcInvalidRequest } from "../mcp/jsonrpc.js";
+import { denialChallenge, isTokenReason } from "../protocol/challenge.js";
+import { jsonRpcAccessDenied, jsonRpcInvalidRequest } from "../protocol/mcp/jsonrpc.js";
 import type { PdpDecision } from "./pdp-client.js";
 
-export { jsonRpcAccessDenied, jsonRpcInvalidRequest } from "../mcp/jsonrpc.js";
+export { jsonRpcAccessDenied, jsonRpcInvalidRequest } from "../protocol/mcp/jsonrpc.js";
 /** JSON-RPC "Internal error". */
 export const jsonRpcInternalError = -32603;
 
@@ -28,7 +28,7 @@ interface JsonRpcError {
   data?: Record<string, unknown>;
 }
 
-export { isTokenReason } from "../auth/challenge.js";
+export { isTokenReason } from "../protocol/challenge.js";
 
 export const unavailableMessage =
   "Authorization is temporarily unavailable; the request was not executed.";

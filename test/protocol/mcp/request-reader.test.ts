@@ -6,9 +6,13 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import type { JsonBodyLimits } from "../../src/api/json-body.js";
-import { classifyMessage, type JsonRpcMessage } from "../../src/mcp/jsonrpc.js";
-import { hasNamedTarget, operationOf, type McpOperation } from "../../src/mcp/operation.js";
+import type { JsonBodyLimits } from "../../../src/protocol/json-body.js";
+import { classifyMessage, type JsonRpcMessage } from "../../../src/protocol/mcp/jsonrpc.js";
+import {
+  hasNamedTarget,
+  operationOf,
+  type McpOperation,
+} from "../../../src/protocol/mcp/operation.js";
 import {
   McpRefusal,
   readMcpRequest,
@@ -16,7 +20,7 @@ import {
   type McpReading,
   type McpRefusalCode,
   type OriginalRequest,
-} from "../../src/mcp/streamable-http.js";
+} from "../../../src/protocol/mcp/request-reader.js";
 
 type Json = Record<string, unknown>;
 

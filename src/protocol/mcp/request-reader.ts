@@ -1,5 +1,5 @@
-import { parseJsonDocument, type JsonBodyLimits } from "../api/json-body.js";
-import { ApiError } from "../errors.js";
+import { parseJsonDocument, type JsonBodyLimits } from "../json-body.js";
+import { ApiError } from "../../errors.js";
 import { classifyMessage, isPseudoMethod } from "./jsonrpc.js";
 import { hasNamedTarget, operationOf, type McpOperation } from "./operation.js";
 
