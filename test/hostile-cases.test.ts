@@ -146,8 +146,9 @@ function substitute(value: unknown, token: string): unknown {
   return value;
 }
 
-/** The reason codes of any decision shape the PDP answers with. */
+/** The reason codes of any decision shape the PDP answers with (a batch: of every answer in it). */
 function reasonCodes(body: unknown): string[] {
+  if (Array.isArray(body)) return body.flatMap((item: unknown) => reasonCodes(item));
   const shape = body as {
     context?: { reasons?: { code?: string }[] };
     reasons?: string[];

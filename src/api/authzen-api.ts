@@ -5,6 +5,7 @@ import type { AccessRequest, Decision, Entity } from "../decision/decision.js";
 import type { Clock, DecisionEngine } from "../decision/decision-engine.js";
 import { ApiError } from "../errors.js";
 import { InputJsonCache } from "../policy/input-json.js";
+import { joinUserMessages } from "../protocol/mcp/answers.js";
 import type {
   DecisionEndpoint,
   DecisionEvent,
@@ -20,7 +21,11 @@ import {
   type SearchKind,
 } from "./authzen-schemas.js";
 import { searchPaths } from "./authzen-search-api.js";
-import { parseJsonObject, requireJsonContentType, type JsonBodyLimits } from "./json-body.js";
+import {
+  parseJsonObject,
+  requireJsonContentType,
+  type JsonBodyLimits,
+} from "../protocol/json-body.js";
 
 export interface AuthzenApiOptions {
   engine: DecisionEngine;
@@ -67,7 +72,7 @@ function decisionContext(decision: Decision): Record<string, unknown> {
   };
   if (!decision.allow) {
     context.reason_admin = { en: decision.reasons.map((r) => `${r.code}: ${r.admin}`).join("; ") };
-    context.reason_user = { en: [...new Set(decision.reasons.map((r) => r.user))].join(" ") };
+    context.reason_user = { en: joinUserMessages(decision.reasons) };
   }
   return context;
 }

@@ -16,7 +16,11 @@ import {
 } from "./authzen-schemas.js";
 import type { Candidate, SearchCandidates } from "./authzen-search-candidates.js";
 import { canonicalJson, PageTokens } from "./authzen-search-page.js";
-import { parseJsonObject, requireJsonContentType, type JsonBodyLimits } from "./json-body.js";
+import {
+  parseJsonObject,
+  requireJsonContentType,
+  type JsonBodyLimits,
+} from "../protocol/json-body.js";
 
 export const searchPaths = {
   resource: "/access/v1/search/resource",

@@ -1,21 +1,22 @@
 import type { ForwardAuthSettings } from "../auth/auth-config.js";
-import { bearerOrError } from "../auth/bearer.js";
-import { denialChallenge, stepUpOf } from "../auth/challenge.js";
+import { bearerOrError } from "../protocol/bearer.js";
+import { stepUpOf } from "../protocol/challenge.js";
 import type { CallerAuthenticator } from "../auth/caller-authenticator.js";
 import { isServerName, type ServerRegistry } from "../auth/servers.js";
 import type { SubjectResolver } from "../auth/subject-resolver.js";
-import type { AccessRequest, Decision, Entity } from "../decision/decision.js";
+import type { AccessRequest, Decision } from "../decision/decision.js";
 import type { Clock, DecisionEngine } from "../decision/decision-engine.js";
 import { ApiError } from "../errors.js";
 import { InputJsonCache } from "../policy/input-json.js";
 import type { DecisionObserver } from "../observability/decision-observer.js";
 import { traceIdOf } from "../observability/trace-context.js";
-import type { McpOperation } from "../mcp/operation.js";
-import { jsonRpcAccessDenied, jsonRpcInvalidRequest } from "../mcp/jsonrpc.js";
-import { McpRefusal, readMcpRequest } from "../mcp/streamable-http.js";
+import { denialAnswer, refusalAnswer } from "../protocol/mcp/answers.js";
+import { authzenItemOf } from "../protocol/mcp/authzen-items.js";
+import type { McpOperation } from "../protocol/mcp/operation.js";
+import { McpRefusal, readMcpRequest } from "../protocol/mcp/request-reader.js";
 import { TrustedProxies } from "../net/client-address.js";
 import { headerValue, type ApiRequest, type ApiResponse } from "./api-types.js";
-import type { JsonBodyLimits } from "./json-body.js";
+import type { JsonBodyLimits } from "../protocol/json-body.js";
 
 export const forwardAuthPrefix = "/forward-auth/";
 
@@ -81,11 +82,10 @@ export function createForwardAuthApi(
           method: original.method,
           mcpMethod: header("mcp-method"),
           mcpName: header("mcp-name"),
-          body: partial || request.body.length === 0 ? undefined : request.body,
+          body: partial || request.body.length === 0 ? undefined : { bytes: request.body, limits },
         },
         {
           batch: settings.batch,
-          limits,
           maxBatchElements,
           headersWithoutBody: server?.enforcesMcpHeaders === true ? "trust" : "ignore",
         },
@@ -105,12 +105,11 @@ export function createForwardAuthApi(
     // A batch's elements share the subject and context: serialized for the policy once.
     const cache = new InputJsonCache();
     for (const operation of reading.operations) {
-      const access: AccessRequest = {
-        subject,
-        action: { name: operation.method },
-        resource: resourceOf(operation, name, settings.maxArgumentBytes),
-        context,
-      };
+      const item = authzenItemOf(operation, {
+        server: name,
+        maxArgumentBytes: settings.maxArgumentBytes,
+      });
+      const access: AccessRequest = { subject, ...item, context };
       const decision = engine.decide(access, nowMs, cache);
       observer.decided({
         decision,
@@ -123,24 +122,27 @@ export function createForwardAuthApi(
       decisions.push({ operation, decision });
     }
 
-    const denied = decisions.find((d) => !d.decision.allow);
     const ids = decisionIdsHeader(decisions.map((d) => d.decision.id));
-    if (denied === undefined) {
-      return {
-        status: 200,
-        headers: {
-          "x-pdp-decision-id": ids,
-          "x-pdp-subject": headerSafe(subject.id),
-          "x-pdp-risk": headerSafe(riskClasses(decisions.map((d) => d.decision))),
-        },
-        body: { decision: true, decision_id: ids },
-      };
+    const denial = denialAnswer(
+      decisions.map(({ operation, decision }) => ({
+        operation,
+        decision: { ...decision, stepUp: stepUpOf(decision.obligations.step_up) },
+      })),
+      reading,
+      { resourceMetadataUrl: server?.resourceMetadata, tokenPresented: typeof token === "string" },
+    );
+    if (denial !== undefined) {
+      return { ...denial, headers: { ...denial.headers, "x-pdp-decision-id": ids } };
     }
-    return denial(denied.decision, denied.operation, reading.jsonRpc, {
-      ids,
-      resourceMetadata: server?.resourceMetadata,
-      tokenPresented: typeof token === "string",
-    });
+    return {
+      status: 200,
+      headers: {
+        "x-pdp-decision-id": ids,
+        "x-pdp-subject": headerSafe(subject.id),
+        "x-pdp-risk": headerSafe(riskClasses(decisions.map((d) => d.decision))),
+      },
+      body: { decision: true, decision_id: ids },
+    };
   };
 }
 
@@ -279,41 +281,6 @@ function setPath(target: Record<string, unknown>, path: string[], value: string)
   setPath(child, rest, value);
 }
 
-function resourceOf(operation: McpOperation, server: string, maxArgumentBytes: number): Entity {
-  switch (operation.method) {
-    case "tools/call":
-    case "mcp/opaque": {
-      if (operation.name === undefined) {
-        // The tool is not visible (headers-only proxy, no Mcp-Name): the policy assumes the worst.
-        return { type: "tool", id: "", properties: { server, hidden: true } };
-      }
-      const properties: Record<string, unknown> = { server, tool: operation.name };
-      if (operation.arguments !== undefined) {
-        const size = JSON.stringify(operation.arguments).length;
-        if (size <= maxArgumentBytes) properties.arguments = operation.arguments;
-        else properties.arguments_omitted = true;
-      }
-      return { type: "tool", id: operation.name, properties };
-    }
-    case "resources/read":
-    case "resources/subscribe":
-    case "resources/unsubscribe":
-      return {
-        type: "resource",
-        id: operation.name ?? "",
-        properties: { server, uri: operation.name ?? null },
-      };
-    case "prompts/get":
-      return {
-        type: "prompt",
-        id: operation.name ?? "",
-        properties: { server, prompt: operation.name ?? null },
-      };
-    default:
-      return { type: "mcp_server", id: server, properties: { server } };
-  }
-}
-
 /**
  * The risk classes of the allowed operations, each once, in the order first
  * seen (`destructive`, or `read,destructive` for a mixed batch): bounded by
@@ -329,49 +296,7 @@ function riskClasses(decisions: Decision[]): string {
   return classes.size === 0 ? "none" : [...classes].join(",");
 }
 
-function denial(
-  decision: Decision,
-  operation: McpOperation,
-  jsonRpc: boolean,
-  details: { ids: string; resourceMetadata: string | undefined; tokenPresented: boolean },
-): ApiResponse {
-  const codes = decision.reasons.map((r) => r.code);
-  const challenge = denialChallenge({
-    reasonCodes: codes,
-    stepUp: stepUpOf((decision.obligations as { step_up?: unknown }).step_up),
-    tokenPresented: details.tokenPresented,
-    resourceMetadataUrl: details.resourceMetadata,
-  });
-  const status = challenge.status;
-  const headers: Record<string, string> = { "x-pdp-decision-id": details.ids };
-  if (challenge.wwwAuthenticate !== undefined)
-    headers["www-authenticate"] = challenge.wwwAuthenticate;
-  const message = [...new Set(decision.reasons.map((r) => r.user))].join(" ") || "Access denied.";
-  const data = { decision_id: decision.id, reasons: codes };
-  const body =
-    jsonRpc && operation.id !== undefined
-      ? { jsonrpc: "2.0", id: operation.id, error: { code: jsonRpcAccessDenied, message, data } }
-      : { code: status === 401 ? "unauthenticated" : "access_denied", message, ...data };
-  return { status, headers, body };
-}
-
-/** A 400: the refusal's code, and the JSON rule that refused the body (with its pointer), if any. */
+/** A 400: the request is not MCP the PDP can authorize. */
 function refusal(error: McpRefusal): ApiResponse {
-  const reasons = error.refusedBy === undefined ? [error.code] : [error.code, error.refusedBy.code];
-  const field = error.refusedBy?.field === undefined ? {} : { field: error.refusedBy.field };
-  return {
-    status: 400,
-    body:
-      error.id === undefined
-        ? { code: error.code, message: error.message, reasons, ...field }
-        : {
-            jsonrpc: "2.0",
-            id: error.id,
-            error: {
-              code: jsonRpcInvalidRequest,
-              message: error.message,
-              data: { reasons, ...field },
-            },
-          },
-  };
+  return refusalAnswer(error, error.id !== undefined);
 }

@@ -8,7 +8,7 @@ import {
   parseJsonObject,
   type JsonBodyLimits,
   type JsonReadOptions,
-} from "./json-body.js";
+} from "../protocol/json-body.js";
 
 /** Where OPA's Data API lives: `/v1/data/{path}`. */
 export const opaDataPath = "/v1/data";

@@ -1,5 +1,4 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import { headerValue, type ApiRequest } from "../api/api-types.js";
 import { ApiError } from "../errors.js";
 import { apiPermissions, type ApiPermission, type Caller } from "./caller.js";
 
@@ -49,6 +48,16 @@ export function digestApiKey(key: string): Buffer {
 }
 
 /**
+ * What identifies a PDP caller: the request's headers (lower-case names) and,
+ * over mTLS, the verified certificate's names. An ApiRequest is one; auth/
+ * does not depend on the API layer for it.
+ */
+export interface PresentedCredentials {
+  headers: Readonly<Record<string, string | string[] | undefined>>;
+  tlsClient?: { names: string[] } | undefined;
+}
+
+/**
  * Authenticates the PDP's own callers by mTLS client certificate or API key
  * (`X-Api-Key`, compared as SHA-256 digests in constant time against every
  * configured digest) and checks the caller's permission for the endpoint.
@@ -80,7 +89,7 @@ export class CallerAuthenticator {
     return this.callers !== undefined;
   }
 
-  authenticate(request: ApiRequest, permission: ApiPermission): Caller {
+  authenticate(request: PresentedCredentials, permission: ApiPermission): Caller {
     if (permission === "ops" && this.opsOpen) return anonymousCaller;
     if (this.callers === undefined && permission !== "ops") return anonymousCaller;
     const caller = this.identify(request, permission);
@@ -108,7 +117,7 @@ export class CallerAuthenticator {
    * key), preferring one that holds the permission: a probe presenting a
    * decision caller's certificate and the ops key is still an ops caller.
    */
-  private identify(request: ApiRequest, permission: ApiPermission): Caller | undefined {
+  private identify(request: PresentedCredentials, permission: ApiPermission): Caller | undefined {
     const callers = this.callers ?? [];
     const matches: Caller[] = [];
     const certificateNames = request.tlsClient?.names ?? [];
@@ -118,7 +127,8 @@ export class CallerAuthenticator {
       );
       if (byCertificate !== undefined) matches.push(byCertificate.caller);
     }
-    const key = headerValue(request, apiKeyHeader);
+    const header = request.headers[apiKeyHeader];
+    const key = Array.isArray(header) ? header[0] : header;
     if (key !== undefined && key !== "") {
       const digest = digestApiKey(key);
       // Compare against every digest, without stopping early, so timing says nothing about which matched.

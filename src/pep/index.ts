@@ -5,4 +5,4 @@
  */
 export { createMcpAuthorization, type McpAuthorizationMiddleware } from "./middleware.js";
 export type { McpAuthorizationOptions, ToolAnnotations } from "./options.js";
-export { jsonRpcAccessDenied } from "./responses.js";
+export { jsonRpcAccessDenied } from "../protocol/mcp/jsonrpc.js";

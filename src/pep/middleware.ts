@@ -1,19 +1,19 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { bearerOrError } from "../auth/bearer.js";
 import { TokenError } from "../auth/token-error.js";
-import { evaluationItem, readMcpRequest, toolResource } from "./mcp-request.js";
+import { bearerOrError } from "../protocol/bearer.js";
+import {
+  denialAnswer,
+  refusalAnswer,
+  requestIdOf,
+  unavailableAnswer,
+  type McpAnswer,
+} from "../protocol/mcp/answers.js";
+import { authzenItemOf, toolResource } from "../protocol/mcp/authzen-items.js";
+import { jsonRpcInternalError, jsonRpcInvalidRequest } from "../protocol/mcp/jsonrpc.js";
+import { McpRefusal, readMcpRequest, type McpReading } from "../protocol/mcp/request-reader.js";
 import { resolveOptions, type McpAuthorizationOptions, type PepSettings } from "./options.js";
 import { evaluate, type AuthzenEntity, type EvaluationDefaults } from "./pdp-client.js";
 import { interceptResponse } from "./response-interceptor.js";
-import {
-  denialResponse,
-  invalidRequestResponse,
-  jsonRpcInternalError,
-  jsonRpcInvalidRequest,
-  unavailableResponse,
-  type JsonRpcId,
-  type PepResponse,
-} from "./responses.js";
 import { idKey, toolsListRewriter, type ToolsDecider } from "./tools-list.js";
 
 /**
@@ -42,6 +42,11 @@ export type McpAuthorizationMiddleware<Req extends IncomingMessage = IncomingMes
  * the decision id. A PDP that is unreachable, slow, failing or answering
  * nonsense fails closed: 503, nothing runs. `tools/list` responses are
  * filtered to the tools the caller may call (one more PDP call per list).
+ *
+ * Requests are read by the PDP's own forward-auth reader and answered by its
+ * renderer (src/protocol/mcp/): any other HTTP method (HEAD, OPTIONS …), a
+ * pseudo-method, `Mcp-Method`/`Mcp-Name` headers disagreeing with the body, or
+ * a call naming no tool is a 400 (-32600) and never reaches the handler.
  */
 export function createMcpAuthorization<Req extends IncomingMessage = IncomingMessage>(
   options: McpAuthorizationOptions<Req>,
@@ -51,7 +56,7 @@ export function createMcpAuthorization<Req extends IncomingMessage = IncomingMes
     authorize(settings, req, res, next).catch((error: unknown) => {
       // A bug must not let the request through: refuse it, and tell the operator.
       settings.onError(error instanceof Error ? error : new Error(String(error)));
-      send(res, unavailableResponse([], false));
+      send(res, unavailableAnswer([], false));
     });
   };
 }
@@ -62,29 +67,42 @@ async function authorize<Req extends IncomingMessage>(
   res: ServerResponse,
   next: (error?: unknown) => void,
 ): Promise<void> {
-  const reading = readMcpRequest(req.method ?? "", (req as { body?: unknown }).body);
-  switch (reading.kind) {
-    case "pass":
-      next();
-      return;
-    case "invalid":
-      send(res, invalidRequestResponse(reading.message, reading.id));
-      return;
-    case "unparsed": {
-      const response = unparsedResponse(req.headers["content-type"]);
-      if (response.status === 500) {
-        settings.onError(
-          new Error("the MCP request body was not parsed: mount express.json() first"),
-        );
-      }
-      send(res, response);
-      return;
+  const method = (req.method ?? "").toUpperCase();
+  const body = (req as { body?: unknown }).body;
+  if (method === "POST" && (typeof body !== "object" || body === null)) {
+    const response = unparsedResponse(req.headers["content-type"]);
+    if (response.status === 500) {
+      settings.onError(
+        new Error("the MCP request body was not parsed: mount express.json() first"),
+      );
     }
-    case "authorize":
-      break;
+    send(res, response);
+    return;
   }
-  const { elements, batch } = reading;
-  const ids = elements.flatMap((e) => (e.id === undefined ? [] : [e.id]));
+  let reading: McpReading;
+  try {
+    // The same reader as the PDP's forward-auth endpoint: what one refuses, so does the other.
+    reading = readMcpRequest(
+      {
+        method,
+        mcpMethod: headerOf(req, "mcp-method"),
+        mcpName: headerOf(req, "mcp-name"),
+        body: body === undefined ? undefined : { document: body },
+      },
+      // The body was bounded by the server's own parser; each element is one more item to decide.
+      { batch: "authorize_each" },
+    );
+  } catch (error) {
+    if (!(error instanceof McpRefusal)) throw error;
+    send(res, refusalAnswer(error, true));
+    return;
+  }
+  const { operations } = reading;
+  const dialect = { jsonRpc: true, batch: reading.batch };
+  const ids = operations.flatMap((operation) => {
+    const id = requestIdOf(operation);
+    return id === undefined ? [] : [id];
+  });
 
   const bearer = bearerOrError(req.headers.authorization);
   if (bearer instanceof TokenError && bearer.code !== "token_missing") {
@@ -97,11 +115,11 @@ async function authorize<Req extends IncomingMessage>(
     };
     send(
       res,
-      denialResponse(
-        elements.map((e) => ({ id: e.id, decision })),
-        batch,
+      denialAnswer(
+        operations.map((operation) => ({ operation, decision })),
+        dialect,
         { resourceMetadataUrl: settings.resourceMetadataUrl, tokenPresented: true },
-      ) ?? unavailableResponse(ids, batch),
+      ) ?? unavailableAnswer(ids, reading.batch),
     );
     return;
   }
@@ -113,6 +131,11 @@ async function authorize<Req extends IncomingMessage>(
     properties: { token: typeof bearer === "string" ? bearer : null },
   };
 
+  const itemOptions = {
+    server: settings.server,
+    maxArgumentBytes: settings.maxArgumentBytes,
+    annotationsOf: settings.toolAnnotations,
+  };
   let defaults: EvaluationDefaults;
   let decisions;
   try {
@@ -120,17 +143,20 @@ async function authorize<Req extends IncomingMessage>(
     decisions = await evaluate(
       settings,
       defaults,
-      elements.map((e) => evaluationItem(e, settings.server, settings.toolAnnotations)),
+      operations.map((operation) => authzenItemOf(operation, itemOptions)),
     );
   } catch (error) {
     settings.onError(error instanceof Error ? error : new Error(String(error)));
-    send(res, unavailableResponse(ids, batch));
+    send(res, unavailableAnswer(ids, reading.batch));
     return;
   }
 
-  const denial = denialResponse(
-    elements.map((e, index) => ({ id: e.id, decision: decisions[index] ?? deniedByDefault })),
-    batch,
+  const denial = denialAnswer(
+    operations.map((operation, index) => ({
+      operation,
+      decision: decisions[index] ?? deniedByDefault,
+    })),
+    dialect,
     {
       resourceMetadataUrl: settings.resourceMetadataUrl,
       tokenPresented: typeof bearer === "string",
@@ -141,9 +167,13 @@ async function authorize<Req extends IncomingMessage>(
     return;
   }
 
-  const lists = elements.filter((e) => e.method === "tools/list" && e.id !== undefined);
-  if (lists.length > 0) {
-    const pending = new Set(lists.map((e) => idKey(e.id as JsonRpcId)));
+  const pending = new Set(
+    operations.flatMap((operation) => {
+      const id = requestIdOf(operation);
+      return operation.method === "tools/list" && id !== undefined ? [idKey(id)] : [];
+    }),
+  );
+  if (pending.size > 0) {
     const decide: ToolsDecider = async (tools) =>
       (
         await evaluate(
@@ -157,6 +187,12 @@ async function authorize<Req extends IncomingMessage>(
     interceptResponse(res, toolsListRewriter(pending, decide, settings.onError), settings.onError);
   }
   next();
+}
+
+/** A header the SDK would read, as one string (node joins repeated unknown headers with ", "). */
+function headerOf(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return typeof value === "string" ? value : undefined;
 }
 
 const deniedByDefault = {
@@ -183,7 +219,7 @@ async function contextOf<Req extends IncomingMessage>(
   return { ...context, ...extra };
 }
 
-function unparsedResponse(contentType: string | undefined): PepResponse {
+function unparsedResponse(contentType: string | undefined): McpAnswer {
   const json =
     contentType !== undefined &&
     /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(contentType.trim());
@@ -199,7 +235,7 @@ function unparsedResponse(contentType: string | undefined): PepResponse {
   };
 }
 
-function send(res: ServerResponse, response: PepResponse): void {
+function send(res: ServerResponse, response: McpAnswer): void {
   if (res.headersSent || res.writableEnded) {
     res.destroy();
     return;

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from "node:http";
+import type { ToolAnnotations } from "../protocol/mcp/authzen-items.js";
 
-/** MCP `ToolAnnotations` as a server declares them; the PDP treats them as untrusted hints. */
-export type ToolAnnotations = Record<string, unknown>;
+export type { ToolAnnotations } from "../protocol/mcp/authzen-items.js";
 
 /** Options of {@link createMcpAuthorization}. */
 export interface McpAuthorizationOptions<Req extends IncomingMessage = IncomingMessage> {
@@ -17,6 +17,12 @@ export interface McpAuthorizationOptions<Req extends IncomingMessage = IncomingM
   timeoutMs?: number | undefined;
   /** Most evaluations per PDP call (match the PDP's `PDP_MAX_EVALUATIONS`); default 256. */
   maxEvaluationsPerCall?: number | undefined;
+  /**
+   * Larger `tools/call` arguments (as JSON text) are not sent to the policy
+   * (`arguments_omitted: true` instead), as forward-auth's
+   * `forward_auth.max_argument_bytes`; 0 sends none. Default 4096.
+   */
+  maxArgumentBytes?: number | undefined;
   /**
    * Extra AuthZEN `context` for this request (device trust, location …), merged
    * over the defaults (`ip`, `session.id`). Only believe headers that a trusted
@@ -43,6 +49,7 @@ export interface PepSettings<Req extends IncomingMessage = IncomingMessage> {
   resourceMetadataUrl: string;
   timeoutMs: number;
   maxEvaluationsPerCall: number;
+  maxArgumentBytes: number;
   context: ((req: Req) => Record<string, unknown> | Promise<Record<string, unknown>>) | undefined;
   toolAnnotations: ((name: string) => ToolAnnotations | undefined) | undefined;
   onError: (error: Error) => void;
@@ -52,6 +59,8 @@ export interface PepSettings<Req extends IncomingMessage = IncomingMessage> {
 export const defaultTimeoutMs = 2000;
 export const maxTimeoutMs = 60_000;
 export const defaultMaxEvaluationsPerCall = 256;
+/** The default of forward-auth's `max_argument_bytes`: both paths show the policy the same arguments. */
+export const defaultMaxArgumentBytes = 4096;
 
 /** Validates the options once, at construction: a misconfigured PEP must not start. */
 export function resolveOptions<Req extends IncomingMessage>(
@@ -83,6 +92,10 @@ export function resolveOptions<Req extends IncomingMessage>(
   if (!Number.isInteger(perCall) || perCall < 1) {
     problems.push("maxEvaluationsPerCall must be a positive integer");
   }
+  const maxArgumentBytes = options.maxArgumentBytes ?? defaultMaxArgumentBytes;
+  if (!Number.isInteger(maxArgumentBytes) || maxArgumentBytes < 0) {
+    problems.push("maxArgumentBytes must be a non-negative integer");
+  }
   if (options.apiKey !== undefined && (options.apiKey === "" || /[\r\n]/.test(options.apiKey))) {
     problems.push("apiKey must be a non-empty single-line string");
   }
@@ -97,6 +110,7 @@ export function resolveOptions<Req extends IncomingMessage>(
     resourceMetadataUrl: options.resourceMetadataUrl,
     timeoutMs,
     maxEvaluationsPerCall: perCall,
+    maxArgumentBytes,
     context: options.context,
     toolAnnotations: options.toolAnnotations,
     onError: options.onError ?? (() => undefined),

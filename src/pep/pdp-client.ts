@@ -1,4 +1,4 @@
-import { stepUpOf, type StepUp } from "../auth/challenge.js";
+import { stepUpOf, type StepUp } from "../protocol/challenge.js";
 /** An AuthZEN entity (subject, action or resource) as sent to the PDP. */
 export type AuthzenEntity = Record<string, unknown>;
 
@@ -21,7 +21,7 @@ export interface Reason {
   user: string | undefined;
 }
 
-export type { StepUp } from "../auth/challenge.js";
+export type { StepUp } from "../protocol/challenge.js";
 
 /** One decision, read from the PDP's answer. */
 export interface PdpDecision {

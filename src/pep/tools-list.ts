@@ -1,6 +1,7 @@
-import { isPlainObject } from "./mcp-request.js";
-import type { ToolAnnotations } from "./options.js";
-import { unavailableError, type JsonRpcId } from "./responses.js";
+import { isPlainObject } from "../protocol/mcp/authzen-items.js";
+import type { ToolAnnotations } from "../protocol/mcp/authzen-items.js";
+import { unavailableError } from "../protocol/mcp/answers.js";
+import type { JsonRpcId } from "../protocol/mcp/jsonrpc.js";
 
 /**
  * Rewrites one JSON-RPC message on its way to the client. Returns the same

@@ -206,7 +206,12 @@ describe("what the PEP asks", () => {
           resource: {
             type: "tool",
             id: "read_file",
-            properties: { server: "files", tool: "read_file", annotations: { readOnlyHint: true } },
+            properties: {
+              server: "files",
+              tool: "read_file",
+              annotations: { readOnlyHint: true },
+              arguments: { path: "/etc" },
+            },
           },
         },
         {
@@ -250,17 +255,68 @@ describe("what the PEP asks", () => {
     assert.deepEqual(calls[0]?.body.subject, { type: "user", properties: { token: null } });
   });
 
-  test("GET is mcp/stream, DELETE mcp/session_end; OPTIONS passes without a decision", async () => {
+  test("GET is mcp/stream, DELETE mcp/session_end", async () => {
     await send(undefined, { method: "GET", path: "/raw" });
     await send(undefined, { method: "DELETE", path: "/raw" });
     assert.deepEqual(
       calls.map((c) => (items(c.body)[0]?.action as Json).name),
       ["mcp/stream", "mcp/session_end"],
     );
-    const options = await send(undefined, { method: "OPTIONS", path: "/raw" });
-    assert.equal(options.status, 202);
-    assert.equal(calls.length, 2);
-    assert.equal(handled, 3);
+    assert.equal(handled, 2);
+  });
+
+  // The reader forward-auth uses: a method MCP does not define is refused, not handed on
+  // unjudged (CORS preflights are answered by a CORS middleware mounted before the PEP).
+  for (const method of ["OPTIONS", "HEAD", "PUT"]) {
+    test(`${method}: 400 mcp_http_method_unsupported, the PDP is not asked`, async () => {
+      const reply = await send(undefined, { method, path: "/raw" });
+      assert.equal(reply.status, 400);
+      if (method !== "HEAD") {
+        const error = (reply.body as { error: { code: number; data: { reasons: string[] } } })
+          .error;
+        assert.equal(error.code, -32600);
+        assert.deepEqual(error.data.reasons, ["mcp_http_method_unsupported"]);
+      }
+      assert.equal(calls.length, 0);
+      assert.equal(handled, 0);
+    });
+  }
+
+  test("Mcp-Method or Mcp-Name disagreeing with the body: 400 mcp_header_mismatch, as on forward-auth", async () => {
+    for (const headers of [{ "mcp-method": "tools/list" }, { "mcp-name": "read_file" }]) {
+      const reply = await send(rpc(7, "tools/call", { name: "delete_repo" }), { headers });
+      assert.equal(reply.status, 400);
+      const body = reply.body as { id: unknown; error: { data: { reasons: string[] } } };
+      assert.equal(body.id, 7);
+      assert.deepEqual(body.error.data.reasons, ["mcp_header_mismatch"]);
+    }
+    assert.equal(calls.length, 0);
+    assert.equal(handled, 0);
+  });
+
+  test("tools/call arguments reach the policy as on forward-auth; larger ones are omitted", async () => {
+    app = mcpApp({ ...baseOptions, maxArgumentBytes: 16 });
+    await send([
+      rpc(1, "tools/call", { name: "read_file", arguments: { path: "/a" } }),
+      rpc(2, "tools/call", { name: "read_file", arguments: { path: "/a/very/long/path" } }),
+    ]);
+    assert.deepEqual(
+      items(calls[0]?.body ?? {}).map((item) => (item.resource as Json).properties),
+      [
+        {
+          server: "files",
+          tool: "read_file",
+          annotations: { readOnlyHint: true },
+          arguments: { path: "/a" },
+        },
+        {
+          server: "files",
+          tool: "read_file",
+          annotations: { readOnlyHint: true },
+          arguments_omitted: true,
+        },
+      ],
+    );
   });
 
   test("more items than maxEvaluationsPerCall are split over several calls", async () => {
@@ -439,6 +495,7 @@ describe("options", () => {
     ["timeoutMs above 60 s", { timeoutMs: 60_001 }, /timeoutMs/],
     ["timeoutMs fractional", { timeoutMs: 1.5 }, /timeoutMs/],
     ["maxEvaluationsPerCall 0", { maxEvaluationsPerCall: 0 }, /maxEvaluationsPerCall/],
+    ["maxArgumentBytes negative", { maxArgumentBytes: -1 }, /maxArgumentBytes/],
     ["an API key with a newline", { apiKey: "a\nb" }, /apiKey/],
   ];
   for (const [name, override, message] of invalidOptions) {

@@ -4,7 +4,7 @@ import {
   parseJsonDocument,
   parseJsonObject,
   requireJsonContentType,
-} from "../../src/api/json-body.js";
+} from "../../src/protocol/json-body.js";
 import { ApiError, type ApiErrorCode } from "../../src/errors.js";
 
 const limits = { maxBytes: 4096, maxDepth: 8 };

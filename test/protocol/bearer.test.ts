@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { parseBearer } from "../../src/auth/bearer.js";
+import { parseBearer } from "../../src/protocol/bearer.js";
 import { TokenError, type TokenErrorCode } from "../../src/auth/token-error.js";
 
 const jwt =

@@ -2,6 +2,11 @@
 export const jsonRpcAccessDenied = -32003;
 /** JSON-RPC "Invalid Request". */
 export const jsonRpcInvalidRequest = -32600;
+/** JSON-RPC "Internal error". */
+export const jsonRpcInternalError = -32603;
+
+/** A JSON-RPC request id. */
+export type JsonRpcId = string | number;
 
 /** One JSON-RPC 2.0 message as MCP sends it over Streamable HTTP. */
 export type JsonRpcMessage =

@@ -6,17 +6,21 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import type { JsonBodyLimits } from "../../src/api/json-body.js";
-import { classifyMessage, type JsonRpcMessage } from "../../src/mcp/jsonrpc.js";
-import { hasNamedTarget, operationOf, type McpOperation } from "../../src/mcp/operation.js";
+import type { JsonBodyLimits } from "../../../src/protocol/json-body.js";
+import { classifyMessage, type JsonRpcMessage } from "../../../src/protocol/mcp/jsonrpc.js";
+import {
+  hasNamedTarget,
+  operationOf,
+  type McpOperation,
+} from "../../../src/protocol/mcp/operation.js";
 import {
   McpRefusal,
   readMcpRequest,
   type BatchPolicy,
   type McpReading,
   type McpRefusalCode,
-  type OriginalRequest,
-} from "../../src/mcp/streamable-http.js";
+  type RelayedMcpRequest,
+} from "../../../src/protocol/mcp/request-reader.js";
 
 type Json = Record<string, unknown>;
 
@@ -46,12 +50,13 @@ function bodyOf(body: unknown): Buffer | undefined {
   return Buffer.from(typeof body === "string" ? body : JSON.stringify(body), "utf8");
 }
 
-function original(input: Original): OriginalRequest {
+function original(input: Original, bodyLimits: JsonBodyLimits = limits): RelayedMcpRequest {
+  const bytes = bodyOf(input.body);
   return {
     method: input.method ?? "POST",
     mcpMethod: input.mcpMethod,
     mcpName: input.mcpName,
-    body: bodyOf(input.body),
+    body: bytes === undefined ? undefined : { bytes, limits: bodyLimits },
   };
 }
 
@@ -64,9 +69,8 @@ function read(
     headersWithoutBody?: "ignore" | "trust";
   } = {},
 ): McpReading {
-  return readMcpRequest(original(input), {
+  return readMcpRequest(original(input, options.limits), {
     batch: options.batch ?? "reject",
-    limits: options.limits ?? limits,
     maxBatchElements: options.maxBatchElements ?? 256,
     headersWithoutBody: options.headersWithoutBody ?? "trust",
   });
@@ -312,6 +316,7 @@ describe("readMcpRequest: HTTP methods", () => {
     assert.deepEqual(read({ method: "GET" }), {
       operations: [pseudo("mcp/stream")],
       jsonRpc: false,
+      batch: false,
     });
   });
 
@@ -319,6 +324,7 @@ describe("readMcpRequest: HTTP methods", () => {
     assert.deepEqual(read({ method: "DELETE" }), {
       operations: [pseudo("mcp/session_end")],
       jsonRpc: false,
+      batch: false,
     });
   });
 
@@ -343,6 +349,7 @@ describe("readMcpRequest: one JSON-RPC message in the body", () => {
     assert.deepEqual(reading, {
       operations: [{ method: "tools/call", name: "delete_x", arguments: { path: "/" }, id: 5 }],
       jsonRpc: true,
+      batch: false,
     });
   });
 
@@ -419,6 +426,7 @@ describe("readMcpRequest: batches", () => {
   test('under "authorize_each" every element becomes an operation, in order', () => {
     const reading = read({ body: calls }, { batch: "authorize_each" });
     assert.equal(reading.jsonRpc, true);
+    assert.equal(reading.batch, true);
     assert.deepEqual(reading.operations, [
       { method: "tools/call", name: "read_file", arguments: {}, id: 1 },
       pseudo("notifications/progress"),
@@ -504,10 +512,10 @@ describe("readMcpRequest: Mcp-Method and Mcp-Name against the body", () => {
       "mcp_header_mismatch",
       { id: 15 },
     );
-    // A named header for a call whose body names nothing does not match.
+    // A call whose body names nothing is refused whatever the headers say (see "targets").
     assertRefused(
       { mcpName: "read_file", body: request(16, "tools/call", { arguments: {} }) },
-      "mcp_header_mismatch",
+      "mcp_invalid",
       { id: 16 },
     );
   });
@@ -533,11 +541,14 @@ describe("readMcpRequest: a POST without a visible body", () => {
     for (const headersWithoutBody of ["ignore", undefined] as const) {
       const reading = readMcpRequest(original({ mcpMethod: "tools/call", mcpName: "read_file" }), {
         batch: "reject",
-        limits,
         maxBatchElements: 256,
         ...(headersWithoutBody === undefined ? {} : { headersWithoutBody }),
       });
-      assert.deepEqual(reading, { operations: [pseudo("mcp/opaque")], jsonRpc: false });
+      assert.deepEqual(reading, {
+        operations: [pseudo("mcp/opaque")],
+        jsonRpc: false,
+        batch: false,
+      });
     }
   });
 
@@ -548,23 +559,32 @@ describe("readMcpRequest: a POST without a visible body", () => {
         { method: "tools/call", name: "read_file", arguments: undefined, id: undefined },
       ],
       jsonRpc: false,
+      batch: false,
     });
     // An empty body is no body.
     assert.deepEqual(read({ mcpMethod: "tools/list", body: Buffer.alloc(0) }), {
       operations: [pseudo("tools/list")],
       jsonRpc: false,
+      batch: false,
     });
   });
 
   test("Mcp-Method tools/call without Mcp-Name: the tool is not visible", () => {
     assert.deepEqual(only(read({ mcpMethod: "tools/call" })), pseudo("tools/call"));
+    // An empty Mcp-Name names nothing either: not a tool called "".
+    assert.deepEqual(only(read({ mcpMethod: "tools/call", mcpName: "" })), pseudo("tools/call"));
   });
 
   test("no body and no Mcp-Method: mcp/opaque (Mcp-Name alone says nothing)", () => {
-    assert.deepEqual(read({}), { operations: [pseudo("mcp/opaque")], jsonRpc: false });
+    assert.deepEqual(read({}), {
+      operations: [pseudo("mcp/opaque")],
+      jsonRpc: false,
+      batch: false,
+    });
     assert.deepEqual(read({ body: Buffer.alloc(0) }), {
       operations: [pseudo("mcp/opaque")],
       jsonRpc: false,
+      batch: false,
     });
     assert.deepEqual(only(read({ mcpName: "read_file" })), pseudo("mcp/opaque"));
   });
@@ -613,5 +633,82 @@ describe("readMcpRequest: body limits", () => {
       "mcp_invalid",
       { id: null },
     );
+  });
+});
+
+describe("readMcpRequest: a visible call must name its target", () => {
+  // One semantic for forward-auth and the PEP library: a body that shows the call but not its
+  // target is invalid MCP (400), never a guess. Only a call the PDP cannot see is a hidden tool.
+  const nameless: [string, Json][] = [
+    ["a tools/call without a name", request(1, "tools/call", { arguments: {} })],
+    ["a tools/call with an empty name", toolCall(2, "")],
+    ["a tools/call whose name is not a string", request(3, "tools/call", { name: 7 })],
+    ["a tools/call without params", request(4, "tools/call")],
+    ["a prompts/get without a name", request(5, "prompts/get", {})],
+    ["a resources/read without a uri", request(6, "resources/read", {})],
+    ["a resources/subscribe with an empty uri", request(7, "resources/subscribe", { uri: "" })],
+  ];
+  for (const [name, body] of nameless) {
+    test(`${name}: mcp_invalid, addressed to the request`, () => {
+      assertRefused({ body }, "mcp_invalid", { id: body.id as number });
+    });
+  }
+
+  test("a nameless notification is refused too (id null), and so is a batch holding one", () => {
+    assertRefused({ body: { jsonrpc: "2.0", method: "tools/call", params: {} } }, "mcp_invalid", {
+      id: null,
+    });
+    assertRefused(
+      { body: [toolCall(1, "read_file"), request(2, "tools/call", {})] },
+      "mcp_invalid",
+      { batch: "authorize_each", id: null },
+    );
+  });
+});
+
+describe("readMcpRequest: a document the MCP server's framework already parsed (the PEP library)", () => {
+  const readDocument = (method: string, document: unknown, headers: Partial<Original> = {}) =>
+    readMcpRequest(
+      {
+        method,
+        mcpMethod: headers.mcpMethod,
+        mcpName: headers.mcpName,
+        body: document === undefined ? undefined : { document },
+      },
+      { batch: "authorize_each" },
+    );
+
+  test("read like bytes: one message, a batch, the same operations", () => {
+    assert.deepEqual(readDocument("POST", toolCall(1, "read_file", { p: 1 })), {
+      operations: [{ method: "tools/call", name: "read_file", arguments: { p: 1 }, id: 1 }],
+      jsonRpc: true,
+      batch: false,
+    });
+    const batch = readDocument("POST", [toolCall(1, "a"), request(2, "tools/list")]);
+    assert.equal(batch.batch, true);
+    assert.deepEqual(
+      batch.operations.map((o) => o.method),
+      ["tools/call", "tools/list"],
+    );
+  });
+
+  test("the same refusals: pseudo-methods, disagreeing headers, nameless calls, HEAD", () => {
+    const refusedWith = (code: McpRefusalCode, run: () => unknown) => {
+      assert.throws(run, (error: unknown) => error instanceof McpRefusal && error.code === code);
+    };
+    refusedWith("mcp_invalid", () => readDocument("POST", request(1, "mcp/stream")));
+    refusedWith("mcp_header_mismatch", () =>
+      readDocument("POST", toolCall(1, "read_file"), { mcpName: "delete_repo" }),
+    );
+    refusedWith("mcp_invalid", () => readDocument("POST", request(1, "tools/call", {})));
+    refusedWith("mcp_invalid", () => readDocument("POST", []));
+    refusedWith("mcp_invalid", () => readDocument("GET", {}));
+    refusedWith("mcp_http_method_unsupported", () => readDocument("HEAD", undefined));
+    refusedWith("mcp_http_method_unsupported", () => readDocument("OPTIONS", undefined));
+  });
+
+  test("without maxBatchElements a batch is bounded only by the body the server accepted", () => {
+    const many = Array.from({ length: 300 }, (_, index) => request(index, "ping"));
+    assert.equal(readDocument("POST", many).operations.length, 300);
   });
 });

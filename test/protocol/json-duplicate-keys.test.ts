@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { findDuplicateKey } from "../../src/api/json-duplicate-keys.js";
-import { parseJsonDocument } from "../../src/api/json-body.js";
+import { findDuplicateKey } from "../../src/protocol/json-duplicate-keys.js";
+import { parseJsonDocument } from "../../src/protocol/json-body.js";
 import { ApiError } from "../../src/errors.js";
 
 const limits = { maxBytes: 1 << 20, maxDepth: 32 };
