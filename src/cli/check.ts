@@ -1,6 +1,8 @@
+import type { App } from "../app.js";
+import type { Config } from "../config.js";
 import { StartupError } from "../errors.js";
 import { exitCodes, type CliIo } from "./cli.js";
-import type { ConfigurationFiles } from "./configuration.js";
+import { configurationOf, type ConfigurationFiles } from "./configuration.js";
 import { buildOfflineApp, type LoggedLine } from "./offline-app.js";
 import { readTlsFiles } from "./tls-files.js";
 
@@ -14,32 +16,39 @@ import { readTlsFiles } from "./tls-files.js";
 export async function check(io: CliIo, files: ConfigurationFiles): Promise<number> {
   const problems: string[] = [];
   const warnings: string[] = [];
-  const onLogged = (line: LoggedLine): void => {
-    if (line.level === "warn") warnings.push(line.message);
-    else if (line.level === "error") problems.push(line.message);
-  };
-  let built;
-  try {
-    built = await buildOfflineApp(io.env, files, onLogged);
-  } catch (error) {
+  const refused = (error: unknown): void => {
     if (!(error instanceof StartupError)) throw error;
     problems.push(...error.problems.map((problem) => `${error.code}: ${problem}`));
+  };
+  let config: Config | undefined;
+  let app: App | undefined;
+  try {
+    config = configurationOf(io.env, files);
+  } catch (error) {
+    refused(error);
   }
-  if (built !== undefined) {
+  // Without a configuration there is nothing to read the files or the policy from.
+  if (config !== undefined) {
     try {
-      readTlsFiles(built.config);
+      readTlsFiles(config);
     } catch (error) {
-      if (!(error instanceof StartupError)) throw error;
-      problems.push(...error.problems.map((problem) => `${error.code}: ${problem}`));
+      refused(error);
+    }
+    try {
+      app = await buildOfflineApp(config, (line: LoggedLine) => {
+        if (line.level === "warn") warnings.push(line.message);
+        else if (line.level === "error") problems.push(line.message);
+      });
+    } catch (error) {
+      refused(error);
     }
   }
   for (const warning of warnings) io.stderr.write(`warning: ${warning}\n`);
-  if (built === undefined || problems.length > 0) {
+  if (config === undefined || app === undefined || problems.length > 0) {
     const count = problems.length === 1 ? "1 problem" : `${problems.length} problems`;
     io.stderr.write(`mcp-pdp check: ${count}\n${problems.map((p) => `  - ${p}\n`).join("")}`);
     return exitCodes.failed;
   }
-  const { config, app } = built;
   const scheme = config.auth.tls === undefined ? "http" : "https";
   io.stdout.write(
     [

@@ -3,7 +3,7 @@ import { authzenPaths } from "../api/authzen-api.js";
 import type { ApiRequest, ApiResponse } from "../api/api-types.js";
 import { ApiError, StartupError } from "../errors.js";
 import { exitCodes, type CliIo } from "./cli.js";
-import type { ConfigurationFiles } from "./configuration.js";
+import { configurationOf, type ConfigurationFiles } from "./configuration.js";
 import { buildOfflineApp } from "./offline-app.js";
 
 export interface DecideOptions {
@@ -24,11 +24,11 @@ export interface DecideOptions {
 export async function decide(io: CliIo, options: DecideOptions): Promise<number> {
   const body =
     options.input === undefined ? await readAll(io.stdin) : await readFile(options.input);
-  let built;
+  let app;
   try {
     // Errors only: the warnings are about serving (caller authentication off, /metrics
     // closed), which a one-off answer in process does not do; check prints them.
-    built = await buildOfflineApp(io.env, options.files, (line) => {
+    app = await buildOfflineApp(configurationOf(io.env, options.files), (line) => {
       if (line.level === "error") io.stderr.write(`error: ${line.message}\n`);
     });
   } catch (error) {
@@ -50,7 +50,7 @@ export async function decide(io: CliIo, options: DecideOptions): Promise<number>
   };
   let response: ApiResponse;
   try {
-    response = await built.app.authzen.evaluation(request);
+    response = await app.authzen.evaluation(request);
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
     // The API's own error body, as a client would receive it.

@@ -3,7 +3,6 @@ import { buildApp, type App } from "../app.js";
 import type { Config } from "../config.js";
 import { noDecisionLog } from "../observability/decision-log.js";
 import { createLogger } from "../observability/logger.js";
-import { configurationOf, type ConfigurationFiles } from "./configuration.js";
 
 /** A diagnostics line the app logged while it was built or used: its level and message. */
 export interface LoggedLine {
@@ -13,25 +12,17 @@ export interface LoggedLine {
   fields: Record<string, unknown>;
 }
 
-/** The app as serve builds it, for a command that answers in process and never listens. */
-export interface OfflineApp {
-  config: Config;
-  app: App;
-}
-
 /**
- * Builds the configuration and the app exactly as serve does (same
- * configuration function, same composition root), but records no decisions
+ * Builds the app from `config` exactly as serve does (same composition
+ * root), for a command that answers in process and never listens. It records no decisions
  * (a command's output is its answer, not a decision log) and hands every
  * warning and error the app logs to `onLogged` instead of a log destination.
  * Throws StartupError with every problem, as serve would refuse.
  */
 export async function buildOfflineApp(
-  env: Readonly<Record<string, string | undefined>>,
-  files: ConfigurationFiles,
+  config: Config,
   onLogged: (line: LoggedLine) => void,
-): Promise<OfflineApp> {
-  const config = configurationOf(env, files);
+): Promise<App> {
   const lines = new Writable({
     decodeStrings: false,
     write(chunk: string | Buffer, _encoding, callback) {
@@ -44,11 +35,5 @@ export async function buildOfflineApp(
     },
   });
   const logger = createLogger({ level: "warn", stream: lines });
-  const app = await buildApp({
-    config,
-    logger,
-    decisionLog: noDecisionLog,
-    processMetrics: false,
-  });
-  return { config, app };
+  return buildApp({ config, logger, decisionLog: noDecisionLog, processMetrics: false });
 }
