@@ -2,7 +2,7 @@
  * mcp-pdp as a library: build the PDP from a configuration and serve its
  * listener yourself (`buildApp` never listens). Importing this module starts
  * nothing; the `mcp-pdp` executable is dist/main.js, the PEP library for MCP
- * servers is `mcp-pdp/pep`.
+ * servers is its own package, `@mcp-pdp/pep` (packages/pep).
  */
 export { buildApp, type App, type AppDependencies } from "./app.js";
 export { loadConfig, type Config } from "./config.js";

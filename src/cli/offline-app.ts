@@ -14,9 +14,10 @@ export interface LoggedLine {
 
 /**
  * Builds the app from `config` exactly as serve does (same composition
- * root), for a command that answers in process and never listens. It records no decisions
- * (a command's output is its answer, not a decision log) and hands every
- * warning and error the app logs to `onLogged` instead of a log destination.
+ * root), for a command that answers in process and never listens. It records
+ * no decisions (a command's output is its answer, not a decision log) and
+ * hands every warning and error the app logs to `onLogged` instead of a log
+ * destination.
  * Throws StartupError with every problem, as serve would refuse.
  */
 export async function buildOfflineApp(
