@@ -4,13 +4,14 @@
  * builds and serves, and SIGTERM to npm alone (what a supervisor sends to the
  * process it started) stops the server: nothing of the process group is left.
  * Then the built executable: `node dist/main.js --help` prints help and
- * starts nothing, and `npm pack` would ship the executable, the library entry
- * and the embedded bundle, not the sources or tests.
+ * starts nothing; `npm pack` ships the executable, the library entry and the
+ * embedded bundle (not the sources or tests), and unpacked beside only its
+ * runtime dependencies it checks, decides and imports.
  */
 import assert from "node:assert/strict";
-import { execFile, execFileSync, spawn } from "node:child_process";
+import { execFile, execFileSync, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { copyFileSync, mkdirSync, symlinkSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -110,13 +111,15 @@ test("node dist/main.js --help prints the help and exits 0 without reading confi
   assert.match(stdout, /^ {2}decide /m);
 });
 
-test("npm pack ships the executable, the library entry and the embedded bundle, not sources or tests", async () => {
-  const { stdout } = await run("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], {
-    cwd: checkout,
-    timeout: 60000,
-  });
+test("npm pack ships the executable, the library entry and the embedded bundle, and they run installed with only the runtime dependencies", async () => {
+  const { stdout } = await run(
+    "npm",
+    ["pack", "--json", "--silent", "--pack-destination", scratch.dir],
+    { cwd: checkout, timeout: 120000 },
+  );
   const [packed] = JSON.parse(stdout.slice(stdout.indexOf("["))) as {
-    files: { path: string; mode: number }[];
+    filename: string;
+    files: { path: string }[];
   }[];
   assert.ok(packed);
   const paths = packed.files.map((file) => file.path);
@@ -134,4 +137,61 @@ test("npm pack ships the executable, the library entry and the embedded bundle, 
     paths.filter((path) => /^(src|test|bench|scripts|rego|packages)\//.test(path)),
     [],
   );
+
+  // Installed as npm would lay it out, next to exactly its runtime dependencies (linked from
+  // this repository: the test stays offline). A devDependency the code needed would not resolve.
+  const project = join(scratch.dir, "project");
+  const installed = join(project, "node_modules", "mcp-pdp");
+  mkdirSync(installed, { recursive: true });
+  execFileSync("tar", [
+    "-xzf",
+    join(scratch.dir, packed.filename),
+    "-C",
+    installed,
+    "--strip-components=1",
+  ]);
+  const manifest = JSON.parse(readFileSync(join(installed, "package.json"), "utf8")) as {
+    dependencies: Record<string, string>;
+  };
+  for (const name of Object.keys(manifest.dependencies)) {
+    const target = join(project, "node_modules", name);
+    mkdirSync(dirname(target), { recursive: true });
+    symlinkSync(join(repoRoot, "node_modules", name), target);
+  }
+  const env = { PATH: process.env.PATH ?? "" };
+  const executable = join(installed, "dist", "main.js");
+  const checked = await run(process.execPath, [executable, "check"], {
+    cwd: project,
+    env,
+    timeout: 20000,
+  });
+  assert.match(checked.stdout, /^mcp-pdp check: ok$/m);
+  assert.match(
+    checked.stdout,
+    new RegExp(`bundle +${installed.replace(/[.]/g, "\\.")}/bundle/bundle\\.tar\\.gz`),
+  );
+  const request = JSON.stringify({
+    subject: { type: "user", id: "alice", properties: { scope: "mcp:read" } },
+    action: { name: "ping" },
+    resource: { type: "mcp_server", id: "files" },
+  });
+  const decided = spawnSync(process.execPath, [executable, "decide", "--json"], {
+    cwd: project,
+    env,
+    input: request,
+    encoding: "utf8",
+    timeout: 20000,
+  });
+  assert.equal(decided.status, 0, decided.stderr);
+  assert.equal((JSON.parse(decided.stdout) as { decision: boolean }).decision, true);
+  writeFileSync(
+    join(project, "library.mjs"),
+    'const pdp = await import("mcp-pdp");\nconsole.log(typeof pdp.buildApp, typeof pdp.loadConfig);\n',
+  );
+  const imported = await run(process.execPath, ["library.mjs"], {
+    cwd: project,
+    env,
+    timeout: 20000,
+  });
+  assert.equal(imported.stdout, "function function\n");
 });
