@@ -22,6 +22,10 @@ export interface DecideOptions {
  * was refused: the reason goes to stderr, or to stdout as JSON with --json).
  */
 export async function decide(io: CliIo, options: DecideOptions): Promise<number> {
+  if (options.input === undefined && (io.stdin as { isTTY?: boolean }).isTTY === true) {
+    // A person at a terminal, not a pipe: say why nothing happens yet.
+    io.stderr.write("mcp-pdp decide: reading the request from stdin (end it with Ctrl-D)\n");
+  }
   const body =
     options.input === undefined ? await readAll(io.stdin) : await readFile(options.input);
   let app;

@@ -90,6 +90,14 @@ test("the packed PEP declares no dependencies and imports only node: builtins an
     string,
     unknown
   >;
+  const root = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as {
+    version: string;
+  };
+  assert.equal(
+    manifest.version,
+    root.version,
+    "the PEP is released with the PDP it was built from",
+  );
   for (const field of ["dependencies", "peerDependencies", "optionalDependencies"]) {
     assert.equal(manifest[field], undefined, `${field} in the packed package.json`);
   }
