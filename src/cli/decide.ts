@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { authzenPaths } from "../api/authzen-api.js";
 import type { ApiRequest, ApiResponse } from "../api/api-types.js";
-import { ApiError, StartupError } from "../errors.js";
+import { ApiError, describeThrown, StartupError } from "../errors.js";
 import { exitCodes, type CliIo } from "./cli.js";
 import { configurationOf, type ConfigurationFiles } from "./configuration.js";
 import { buildOfflineApp } from "./offline-app.js";
@@ -26,8 +26,13 @@ export async function decide(io: CliIo, options: DecideOptions): Promise<number>
     // A person at a terminal, not a pipe: say why nothing happens yet.
     io.stderr.write("mcp-pdp decide: reading the request from stdin (end it with Ctrl-D)\n");
   }
-  const body =
-    options.input === undefined ? await readAll(io.stdin) : await readFile(options.input);
+  let body: Buffer;
+  try {
+    body = options.input === undefined ? await readAll(io.stdin) : await readFile(options.input);
+  } catch (error) {
+    io.stderr.write(`mcp-pdp decide: cannot read the request: ${describeThrown(error)}\n`);
+    return exitCodes.failed;
+  }
   let app;
   try {
     // Errors only: the warnings are about serving (caller authentication off, /metrics

@@ -245,6 +245,13 @@ describe("decide", () => {
     assert.equal((JSON.parse(json.stdout) as { code: string }).code, "invalid_json");
   });
 
+  test("a request file that cannot be read: exit 1 naming it", async () => {
+    const missing = join(scratch.dir, "no-request.json");
+    const ran = await cli(["decide", missing]);
+    assert.equal(ran.code, exitCodes.failed);
+    assert.match(ran.stderr, /^mcp-pdp decide: cannot read the request: .*no-request\.json/);
+  });
+
   test("with callers configured, decide is the caller whose key is in PDP_API_KEY", async () => {
     const apiKey = randomBytes(24).toString("base64url");
     const config = join(scratch.dir, "callers.json");
