@@ -3,7 +3,7 @@
  * `check` proves the committed bundle matches rego/, `test` runs opa fmt,
  * opa check --strict and opa test with a coverage floor.
  *
- * Usage: tsx scripts/policy.ts build|check|test
+ * Usage: tsx scripts/policy.ts build|check|test|--help
  */
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -144,7 +144,24 @@ function test(opa: string): void {
   if (percent < coverageFloor) process.exit(1);
 }
 
+const usage = `usage: tsx scripts/policy.ts build|check|test
+
+  build   compile rego/ into bundle/bundle.tar.gz (commit it)
+  check   fail if bundle/bundle.tar.gz does not match rego/
+  test    opa fmt --fail, opa check --strict, opa test with a ${coverageFloor} % coverage floor
+
+Each command needs the pinned opa; scripts/ensure-opa.sh installs it when it is missing.`;
+
 const command = process.argv[2];
+// Arguments first: asking for help, or a typo, must not install opa (`go install`) first.
+if (command === "--help" || command === "-h" || command === "help") {
+  console.log(usage);
+  process.exit(0);
+}
+if (command !== "build" && command !== "check" && command !== "test") {
+  console.error(usage);
+  process.exit(2);
+}
 const opa = opaPath();
 switch (command) {
   case "build":
@@ -157,7 +174,4 @@ switch (command) {
   case "test":
     test(opa);
     break;
-  default:
-    console.error("usage: tsx scripts/policy.ts build|check|test");
-    process.exit(2);
 }

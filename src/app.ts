@@ -1,6 +1,6 @@
 import type { RequestListener } from "node:http";
 import express, { type Express } from "express";
-import { authzenPaths, createAuthzenApi } from "./api/authzen-api.js";
+import { authzenPaths, createAuthzenApi, type AuthzenApi } from "./api/authzen-api.js";
 import { searchKinds } from "./api/authzen-schemas.js";
 import { SearchCandidates } from "./api/authzen-search-candidates.js";
 import { createAuthzenSearchApi, searchPaths } from "./api/authzen-search-api.js";
@@ -53,6 +53,8 @@ export interface App {
   /** The express app alone (every route, no lean path). */
   express: Express;
   engine: DecisionEngine;
+  /** The AuthZEN API as the listener serves it, for answering in process (`mcp-pdp decide`). */
+  authzen: AuthzenApi;
   metrics: Metrics;
   /** Serves /metrics alone, for PDP_METRICS_PORT; undefined when /metrics is on the main listener. */
   metricsListener: RequestListener | undefined;
@@ -317,6 +319,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     }, metrics),
     express: app,
     engine,
+    authzen: api,
     metrics,
     metricsListener,
     probeListener: instrument(probeListener({ ready: () => !draining }), metrics),

@@ -1,8 +1,9 @@
 /**
- * The real process: `node src/main.ts` as an operator runs it. Startup
- * refusals; signals: SIGTERM drains (readiness off for the drain delay, then
- * in-flight requests finish), SIGINT without the delay, SIGHUP changes
- * nothing; a stray unhandled rejection does not end the process.
+ * The real process: `node src/main.ts` (`mcp-pdp serve`) as an operator runs
+ * it. Startup refusals, from the environment or the command line; signals:
+ * SIGTERM drains (readiness off for the drain delay, then in-flight requests
+ * finish), SIGINT without the delay, SIGHUP changes nothing; a stray
+ * unhandled rejection does not end the process.
  */
 import { freePort } from "./support/ports.js";
 import assert from "node:assert/strict";
@@ -58,6 +59,20 @@ test("bad operator data: the PDP refuses to start and names the key", async () =
   assert.equal(await started.exit, 1);
   assert.match(started.output(), /policy_config_invalid/);
   assert.match(started.output(), /unknown_tool/);
+});
+
+test("serve --data and --bundle stand in for PDP_DATA and PDP_BUNDLE: the file named on the command line is the one checked", async () => {
+  const data = join(scratch.dir, "typo-on-the-command-line.yaml");
+  writeFileSync(data, "unknown_tool: destrutive\n");
+  const refused = startMain({ PORT: String(await freePort()) }, [], ["serve", "--data", data]);
+  assert.equal(await refused.exit, 1);
+  assert.match(refused.output(), /policy_config_invalid/);
+  assert.match(refused.output(), /typo-on-the-command-line\.yaml/);
+
+  const missing = join(scratch.dir, "no-such-bundle.tar.gz");
+  const absent = startMain({ PORT: String(await freePort()) }, [], ["serve", "--bundle", missing]);
+  assert.equal(await absent.exit, 1);
+  assert.match(absent.output(), /no-such-bundle\.tar\.gz/);
 });
 
 /** Opens a request and sends its headers and half its body: it is in flight until `finish()`. */

@@ -373,3 +373,78 @@ test("the Envoy snippet (not run: no Envoy here) parses, presents a client certi
   };
   assert.equal(servers.servers.files?.proxy, "envoy");
 });
+
+describe("the README's mcp-pdp command section, as written", () => {
+  const section = "Installing and the `mcp-pdp` command";
+  const scratch = scratchDir();
+  after(() => {
+    scratch.remove();
+  });
+
+  /**
+   * Runs a block with bash in a scratch directory (examples/ and
+   * node_modules/ linked in), with one stand-in: `npx mcp-pdp`, which runs
+   * src/main.ts (what the built dist/main.js is compiled from). Returns the
+   * output (stderr after stdout when it fails) and the exit code.
+   */
+  async function runBlock(text: string): Promise<{ stdout: string; code: number }> {
+    const bin = join(scratch.dir, "bin");
+    execFileSync("mkdir", ["-p", bin]);
+    writeFileSync(
+      join(bin, "npx"),
+      `#!/bin/sh
+[ "$1" = mcp-pdp ] || { echo "npx $* is not part of this section" >&2; exit 2; }
+shift
+exec "${process.execPath}" --import tsx "${join(repoRoot, "src", "main.ts")}" "$@"
+`,
+    );
+    chmodSync(join(bin, "npx"), 0o755);
+    for (const linked of ["examples", "node_modules"]) {
+      try {
+        symlinkSync(join(repoRoot, linked), join(scratch.dir, linked));
+      } catch {
+        // linked by an earlier block
+      }
+    }
+    try {
+      const stdout = await promisify(execFile)("bash", ["-c", text], {
+        cwd: scratch.dir,
+        encoding: "utf8",
+        timeout: 30000,
+        env: { PATH: `${bin}:${process.env.PATH ?? ""}`, HOME: process.env.HOME ?? "" },
+      });
+      return { stdout: stdout.stdout, code: 0 };
+    } catch (error) {
+      const failed = error as { stdout?: string; stderr?: string; code?: number };
+      return { stdout: `${failed.stdout ?? ""}${failed.stderr ?? ""}`, code: failed.code ?? -1 };
+    }
+  }
+
+  test("`npx mcp-pdp --help` prints the help the README shows", async () => {
+    const block = blocks.find(
+      (b) => b.section === section && b.lang === "sh" && b.text === "npx mcp-pdp --help\n",
+    );
+    assert.ok(block?.next?.lang === "text", "the README lost its help output");
+    const ran = await runBlock(block.text);
+    assert.equal(ran.code, 0);
+    assert.equal(ran.stdout, block.next.text);
+  });
+
+  test("the `mcp-pdp decide < request.json` example prints what the README shows, exit code 3", async () => {
+    const block = blocks.find(
+      (b) => b.section === section && b.lang === "sh" && b.text.includes("mcp-pdp decide"),
+    );
+    assert.ok(block?.next?.lang === "text", "the README lost its decide example");
+    assert.match(block.text, /# exit code 3$/m);
+    const ran = await runBlock(block.text);
+    assert.equal(ran.code, 3, ran.stdout);
+    // The decision id is new on every run.
+    const uuidLine = /^decision id: [0-9a-f-]{36}$/m;
+    assert.match(block.next.text, uuidLine);
+    assert.match(ran.stdout, uuidLine);
+    assert.equal(
+      ran.stdout.replace(uuidLine, "decision id: …"),
+      block.next.text.replace(uuidLine, "decision id: …"),
+    );
+  });
+});

@@ -21,11 +21,18 @@ export interface MainProcess {
   kill: () => Promise<void>;
 }
 
-/** Starts the PDP with exactly `env` (plus PATH and HOME); `nodeArgs` go before the script. */
-export function startMain(env: Record<string, string>, nodeArgs: string[] = []): MainProcess {
+/**
+ * Starts the PDP with exactly `env` (plus PATH and HOME); `nodeArgs` go before
+ * the script, `args` (the command line: `serve --data F`, …) after it.
+ */
+export function startMain(
+  env: Record<string, string>,
+  nodeArgs: string[] = [],
+  args: string[] = [],
+): MainProcess {
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", ...nodeArgs, join(repoRoot, "src", "main.ts")],
+    ["--import", "tsx", ...nodeArgs, join(repoRoot, "src", "main.ts"), ...args],
     {
       cwd: repoRoot,
       env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },

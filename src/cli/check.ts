@@ -1,0 +1,63 @@
+import type { App } from "../app.js";
+import type { Config } from "../config.js";
+import { StartupError } from "../errors.js";
+import { exitCodes, type CliIo } from "./cli.js";
+import { configurationOf, type ConfigurationFiles } from "./configuration.js";
+import { buildOfflineApp, type LoggedLine } from "./offline-app.js";
+import { readTlsFiles } from "./tls-files.js";
+
+/**
+ * `mcp-pdp check`: everything serve would refuse to start with, without
+ * listening: the configuration (environment and files), the TLS files, the
+ * policy bundle and its config_errors verdict on the operator data. Every
+ * problem goes to stderr and the exit code is 1; a valid setup prints what
+ * would be served and exits 0. Warnings serve would log are printed either way.
+ */
+export async function check(io: CliIo, files: ConfigurationFiles): Promise<number> {
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const refused = (error: unknown): void => {
+    if (!(error instanceof StartupError)) throw error;
+    problems.push(...error.problems.map((problem) => `${error.code}: ${problem}`));
+  };
+  let config: Config | undefined;
+  let app: App | undefined;
+  try {
+    config = configurationOf(io.env, files);
+  } catch (error) {
+    refused(error);
+  }
+  // Without a configuration there is nothing to read the files or the policy from.
+  if (config !== undefined) {
+    try {
+      readTlsFiles(config);
+    } catch (error) {
+      refused(error);
+    }
+    try {
+      app = await buildOfflineApp(config, (line: LoggedLine) => {
+        if (line.level === "warn") warnings.push(line.message);
+        else if (line.level === "error") problems.push(line.message);
+      });
+    } catch (error) {
+      refused(error);
+    }
+  }
+  for (const warning of warnings) io.stderr.write(`warning: ${warning}\n`);
+  if (config === undefined || app === undefined || problems.length > 0) {
+    const count = problems.length === 1 ? "1 problem" : `${problems.length} problems`;
+    io.stderr.write(`mcp-pdp check: ${count}\n${problems.map((p) => `  - ${p}\n`).join("")}`);
+    return exitCodes.failed;
+  }
+  const scheme = config.auth.tls === undefined ? "http" : "https";
+  io.stdout.write(
+    [
+      "mcp-pdp check: ok",
+      `  bundle    ${config.policy.bundlePath} (revision ${app.engine.revision})`,
+      `  data      ${config.policy.dataPath ?? "(the bundle's own)"}`,
+      `  listen    ${scheme}://${config.host}:${config.port}`,
+      "",
+    ].join("\n"),
+  );
+  return exitCodes.ok;
+}
