@@ -1,5 +1,6 @@
 import { tokenErrorCodes } from "../auth/token-error.js";
 import type { ObservabilityConfig } from "../config.js";
+import type { Clock } from "../decision/decision-engine.js";
 import type { ActivePolicy } from "../policy/policy-loader.js";
 import { JsonLinesDecisionLog, noDecisionLog, type DecisionLog } from "./decision-log.js";
 import { RecordingDecisionObserver, type DecisionObserver } from "./decision-observer.js";
@@ -37,7 +38,13 @@ export interface Observability {
 export function createObservability(
   config: ObservabilityConfig,
   active: ActivePolicy,
-  options: { processMetrics?: boolean; decisionLog?: DecisionLog; logger?: Logger } = {},
+  options: {
+    processMetrics?: boolean;
+    decisionLog?: DecisionLog;
+    logger?: Logger;
+    /** The PDP's clock: it stamps decision records. */
+    clock: Clock;
+  },
 ): Observability {
   const riskOrder = active.data.risk_order;
   const metrics = new Metrics({
@@ -55,6 +62,7 @@ export function createObservability(
     includeInput: config.decisionLogInput,
     erase: config.decisionLogErase,
     maxRecordBytes: config.decisionLogMaxRecordBytes,
+    clock: options.clock,
   });
   return { metrics, observer };
 }
