@@ -1,4 +1,5 @@
 import { stepUpOf, type StepUp } from "../auth/challenge.js";
+import { PdpError, type PdpUnavailableCode } from "../errors.js";
 /** An AuthZEN entity (subject, action or resource) as sent to the PDP. */
 export type AuthzenEntity = Record<string, unknown>;
 
@@ -33,15 +34,7 @@ export interface PdpDecision {
 }
 
 /** The PDP could not be asked or did not answer usably. Every caller fails closed on it. */
-export class PdpUnavailableError extends Error {
-  readonly reason: "pdp_unreachable" | "pdp_timeout" | "pdp_error" | "pdp_answer_invalid";
-
-  constructor(reason: PdpUnavailableError["reason"], message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "PdpUnavailableError";
-    this.reason = reason;
-  }
-}
+export class PdpUnavailableError extends PdpError<PdpUnavailableCode> {}
 
 export interface PdpClientSettings {
   evaluationsUrl: string;
