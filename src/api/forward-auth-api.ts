@@ -1,6 +1,6 @@
 import type { ForwardAuthSettings } from "../auth/auth-config.js";
 import { bearerOrError } from "../auth/bearer.js";
-import { denialChallenge, stepUpOf } from "../auth/challenge.js";
+import { denialChallenge } from "../auth/challenge.js";
 import type { CallerAuthenticator } from "../auth/caller-authenticator.js";
 import { isServerName, type ServerRegistry } from "../auth/servers.js";
 import type { SubjectResolver } from "../auth/subject-resolver.js";
@@ -322,9 +322,7 @@ function resourceOf(operation: McpOperation, server: string, maxArgumentBytes: n
  */
 function riskClasses(decisions: Decision[]): string {
   const classes = new Set(
-    decisions
-      .map((d) => (d.risk as { class?: unknown } | null)?.class)
-      .filter((c): c is string => typeof c === "string"),
+    decisions.map((d) => d.risk?.class).filter((c): c is string => c !== undefined),
   );
   return classes.size === 0 ? "none" : [...classes].join(",");
 }
@@ -338,7 +336,7 @@ function denial(
   const codes = decision.reasons.map((r) => r.code);
   const challenge = denialChallenge({
     reasonCodes: codes,
-    stepUp: stepUpOf((decision.obligations as { step_up?: unknown }).step_up),
+    stepUp: decision.stepUp,
     tokenPresented: details.tokenPresented,
     resourceMetadataUrl: details.resourceMetadata,
   });

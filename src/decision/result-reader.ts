@@ -1,12 +1,13 @@
 import { EvaluationError } from "../errors.js";
-import type { Reason } from "./decision.js";
+import type { Reason, Risk, StepUp } from "./decision.js";
 
 /** The policy's answer, normalized: what is left of a Decision once the PDP adds id and revision. */
 export interface PolicyAnswer {
   allow: boolean;
   reasons: Reason[];
-  risk: unknown;
+  risk: Risk | null;
   obligations: Record<string, unknown>;
+  stepUp: StepUp | undefined;
 }
 
 const deniedByPolicy: Reason = {
@@ -16,33 +17,42 @@ const deniedByPolicy: Reason = {
 };
 
 /**
- * Reads what a decision entrypoint answered. A policy may answer a boolean, or
- * a document with a boolean `allow` and optional `reasons` (codes, or objects
- * with `code` and messages), `risk` and `obligations`. Anything else is
- * `policy_result_invalid`: a decision the PDP cannot read is never an allow.
+ * Reads what a decision entrypoint answered, once, into typed parts. A policy
+ * may answer a boolean, or a document with a boolean `allow` and optional
+ * `reasons` (codes, or objects with `code` and messages), `risk`
+ * (`{class, source?}` or null) and `obligations` (an object; its `step_up`,
+ * when present, `{scopes?, acr_values?, max_age?}`). Anything else is
+ * `policy_result_invalid`: a decision the PDP cannot read is never an allow,
+ * and a risk or step-up it cannot read would mislabel or mislead.
  */
 export function readPolicyAnswer(value: unknown): PolicyAnswer {
   if (typeof value === "boolean") {
-    return { allow: value, reasons: value ? [] : [deniedByPolicy], risk: null, obligations: {} };
+    return {
+      allow: value,
+      reasons: value ? [] : [deniedByPolicy],
+      risk: null,
+      obligations: {},
+      stepUp: undefined,
+    };
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+  if (!isObject(value)) {
     throw invalid(`expected a boolean or a decision document, got ${describe(value)}`);
   }
-  const document = value as Record<string, unknown>;
-  if (typeof document.allow !== "boolean") {
-    throw invalid(`decision.allow must be a boolean, got ${describe(document.allow)}`);
+  if (typeof value.allow !== "boolean") {
+    throw invalid(`decision.allow must be a boolean, got ${describe(value.allow)}`);
   }
-  const reasons = readReasons(document.reasons);
-  if (!document.allow && reasons.length === 0) reasons.push(deniedByPolicy);
-  const obligations: unknown = document.obligations ?? {};
-  if (typeof obligations !== "object" || obligations === null || Array.isArray(obligations)) {
+  const reasons = readReasons(value.reasons);
+  if (!value.allow && reasons.length === 0) reasons.push(deniedByPolicy);
+  const obligations: unknown = value.obligations ?? {};
+  if (!isObject(obligations)) {
     throw invalid(`decision.obligations must be an object, got ${describe(obligations)}`);
   }
   return {
-    allow: document.allow,
+    allow: value.allow,
     reasons,
-    risk: document.risk ?? null,
-    obligations: obligations as Record<string, unknown>,
+    risk: readRisk(value.risk),
+    obligations,
+    stepUp: readStepUp(obligations.step_up),
   };
 }
 
@@ -51,22 +61,57 @@ function readReasons(raw: unknown): Reason[] {
   if (!Array.isArray(raw)) throw invalid(`decision.reasons must be a list, got ${describe(raw)}`);
   return raw.map((item: unknown, index) => {
     if (typeof item === "string") return { code: item, admin: item, user: "Access denied." };
-    if (
-      typeof item === "object" &&
-      item !== null &&
-      typeof (item as { code?: unknown }).code === "string"
-    ) {
-      const { code, admin, user, message } = item as Record<string, unknown>;
+    if (isObject(item) && typeof item.code === "string") {
+      const { code, admin, user, message } = item;
       const adminText =
-        typeof admin === "string" ? admin : typeof message === "string" ? message : String(code);
-      return {
-        code: String(code),
-        admin: adminText,
-        user: typeof user === "string" ? user : "Access denied.",
-      };
+        typeof admin === "string" ? admin : typeof message === "string" ? message : code;
+      return { code, admin: adminText, user: typeof user === "string" ? user : "Access denied." };
     }
     throw invalid(`decision.reasons[${index}] must be a code or an object with a string code`);
   });
+}
+
+function readRisk(raw: unknown): Risk | null {
+  if (raw === undefined || raw === null) return null;
+  if (!isObject(raw) || typeof raw.class !== "string") {
+    throw invalid(
+      `decision.risk must be null or an object with a string class, got ${describe(raw)}`,
+    );
+  }
+  const source = raw.source ?? null;
+  if (source !== null && typeof source !== "string") {
+    throw invalid(`decision.risk.source must be a string, got ${describe(source)}`);
+  }
+  return { class: raw.class, source };
+}
+
+function readStepUp(raw: unknown): StepUp | undefined {
+  // null, like an absent key, offers no step-up.
+  if (raw === undefined || raw === null) return undefined;
+  if (!isObject(raw)) {
+    throw invalid(`decision.obligations.step_up must be an object, got ${describe(raw)}`);
+  }
+  const maxAge = raw.max_age;
+  if (maxAge !== undefined && (typeof maxAge !== "number" || !Number.isFinite(maxAge))) {
+    throw invalid(`decision.obligations.step_up.max_age must be a number, got ${describe(maxAge)}`);
+  }
+  return {
+    scopes: readStrings(raw.scopes, "scopes"),
+    acrValues: readStrings(raw.acr_values, "acr_values"),
+    maxAge,
+  };
+}
+
+function readStrings(raw: unknown, key: string): string[] {
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw) || !raw.every((item): item is string => typeof item === "string")) {
+    throw invalid(`decision.obligations.step_up.${key} must be a list of strings`);
+  }
+  return [...raw];
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function invalid(message: string): EvaluationError {

@@ -72,8 +72,7 @@ export class RecordingDecisionObserver implements DecisionObserver {
     // The built input has the server split from a `<server>/<tool>` id; the request may not.
     const builtResource = (decision.input?.resource ?? request.resource) as typeof request.resource;
     const resourceProperties = builtResource.properties ?? {};
-    const risk = decision.risk as { class?: unknown; source?: unknown } | null;
-    const riskClass = typeof risk?.class === "string" ? risk.class : undefined;
+    const riskClass = decision.risk?.class;
     const server =
       typeof resourceProperties.server === "string" ? resourceProperties.server : undefined;
     const toolName =
