@@ -10,8 +10,11 @@ export interface PolicyAnswer {
   stepUp: StepUp | undefined;
 }
 
+/** The reason of a deny the policy gave no reason for (it answered false, or no reasons). */
+export const policyDeniedCode = "policy_denied";
+
 const deniedByPolicy: Reason = {
-  code: "policy_denied",
+  code: policyDeniedCode,
   admin: "the policy answered false",
   user: "Access denied.",
 };
