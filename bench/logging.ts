@@ -105,7 +105,8 @@ async function inProcess(ctx: LoggingBenchContext): Promise<void> {
   // The default decision-record settings (context keys, erased pointers), as the PDP reads them.
   const settings = loadConfig({}).observability;
   const observerWith = (decisionLog: DecisionLog): DecisionObserver =>
-    createObservability(settings, active, { processMetrics: false, decisionLog }).observer;
+    createObservability(settings, active, { processMetrics: false, decisionLog, clock: Date.now })
+      .observer;
   const devNull = createWriteStream("/dev/null");
   const requestId = randomUUID();
   const observed = (observer: DecisionObserver) => (): void => {

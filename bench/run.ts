@@ -653,8 +653,8 @@ async function serversAgree(
     const pdpAnswer = pdpDecision(fromPdp.body);
     const opaAnswer = readPolicyAnswer((fromOpa.body as { result?: unknown }).result);
     // Only the answer: a Decision also carries its id, revision and bookkeeping (timings, input).
-    const { allow, reasons, risk, obligations } = engine.decide(workload.resolved, nowMs);
-    const local: PolicyAnswer = { allow, reasons, risk, obligations };
+    const { allow, reasons, risk, obligations, stepUp } = engine.decide(workload.resolved, nowMs);
+    const local: PolicyAnswer = { allow, reasons, risk, obligations, stepUp };
     const same =
       fromPdp.status === 200 &&
       fromOpa.status === 200 &&
@@ -705,15 +705,11 @@ function unordered(answer: PolicyAnswer): PolicyAnswer {
   return { ...answer, reasons: [...answer.reasons].sort((a, b) => key(a).localeCompare(key(b))) };
 }
 
-/** The PolicyAnswer inside the PDP's AuthZEN response. */
+/** The PolicyAnswer inside the PDP's AuthZEN response, read by the PDP's own result reader. */
 function pdpDecision(body: unknown): PolicyAnswer {
   const { decision, context } = body as { decision: boolean; context: Record<string, unknown> };
-  return {
-    allow: decision,
-    reasons: context.reasons as PolicyAnswer["reasons"],
-    risk: context.risk,
-    obligations: context.obligations as Record<string, unknown>,
-  };
+  const { reasons, risk, obligations } = context;
+  return readPolicyAnswer({ allow: decision, reasons, risk, obligations });
 }
 
 async function cleanup(): Promise<void> {

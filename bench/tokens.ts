@@ -163,7 +163,7 @@ export async function runTokenBench(ctx: TokenBenchContext): Promise<boolean> {
   if (settings.problems.length > 0)
     throw new Error(`bench PDP_CONFIG: ${settings.problems.join("; ")}`);
   // A JWKS fetch failure shows up below as a denied check (jwks_unavailable).
-  const policies = await buildIssuerPolicies(settings.settings.issuers, () => undefined);
+  const policies = await buildIssuerPolicies(settings.settings.issuers, Date.now, () => undefined);
   const policy = policies[0];
   if (policy === undefined) throw new Error("bench PDP_CONFIG: no issuer");
   print(

@@ -92,8 +92,11 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     entrypoints: active.policy.entrypoints,
   });
 
+  // One clock for the policy's context.time, JWKS cooldowns and decision record timestamps.
+  const clock = deps.clock ?? Date.now;
   const { metrics, observer } = createObservability(config.observability, active, {
     logger,
+    clock,
     ...(deps.decisionLog === undefined ? {} : { decisionLog: deps.decisionLog }),
     ...(deps.processMetrics === undefined ? {} : { processMetrics: deps.processMetrics }),
   });
@@ -111,7 +114,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
 
   const auth = config.auth;
   for (const issuer of auth.issuers) metrics.registerIssuer(issuer.issuer);
-  const issuers = await buildIssuerPolicies(auth.issuers, (issuer, error) => {
+  const issuers = await buildIssuerPolicies(auth.issuers, clock, (issuer, error) => {
     metrics.recordJwksFetch(issuer, error === undefined);
     if (error === undefined) return;
     logger.warn("JWKS fetch failed", {
@@ -188,7 +191,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     engine,
     callers,
     subjects,
-    clock: deps.clock ?? Date.now,
+    clock,
     limits,
     observer,
   };

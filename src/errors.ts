@@ -1,7 +1,11 @@
 /**
- * The error registry: every error the PDP reports to a client or refuses to
- * start with carries a stable code. Tests assert codes, never messages.
- * A deny is not an error: it is a normal decision.
+ * The error registry: every error the PDP reports to a client, answers an
+ * enforcement point with, or refuses to start with carries a stable code from
+ * one string-literal union, and every code a client can see has one HTTP
+ * status in one map (`errorStatus`, checked against the README's error table
+ * by test/errors.test.ts). Every error class derives from `PdpError`, so a
+ * caller narrows by `code` (tests assert codes, never messages). A deny is not
+ * an error: it is a normal decision.
  */
 
 /** Codes of errors answered to API clients, with their HTTP status. */
@@ -32,7 +36,112 @@ export const apiErrorStatus = {
   internal_error: 500,
 } as const;
 
+/**
+ * Why a bearer token was not accepted. Each code reaches the policy
+ * (subject.properties.token_error) and the PEP (the decision's reasons); on
+ * AuthZEN it is a deny, and forward-auth and the PEP library answer it with
+ * this status (401 with `WWW-Authenticate`, auth/challenge.ts).
+ */
+export const tokenErrorStatus = {
+  token_missing: 401,
+  token_malformed: 401,
+  token_too_large: 401,
+  token_encrypted: 401,
+  token_alg_not_allowed: 401,
+  token_unknown_key: 401,
+  token_bad_signature: 401,
+  token_crit_unsupported: 401,
+  token_wrong_type: 401,
+  token_wrong_issuer: 401,
+  token_wrong_audience: 401,
+  token_expired: 401,
+  token_not_yet_valid: 401,
+  token_issued_in_future: 401,
+  token_claim_missing: 401,
+  token_claim_invalid: 401,
+  jwks_unavailable: 401,
+  // The request is for no registered server, so no audience could bind the token (servers.ts);
+  // no token would help, so forward-auth answers 403, not 401.
+  server_unknown: 403,
+} as const;
+
+/** Why a relayed request could not be read as MCP (mcp/streamable-http.ts): always a 400. */
+export const mcpRefusalStatus = {
+  mcp_invalid: 400,
+  mcp_batch_rejected: 400,
+  mcp_batch_too_large: 400,
+  mcp_header_mismatch: 400,
+  mcp_http_method_unsupported: 400,
+} as const;
+
+/**
+ * Why the PEP library could not get a usable answer from the PDP
+ * (pep/pdp-client.ts). It fails closed: the MCP client gets a 503 whose
+ * reason is `pdp_unavailable`; the specific code goes to the PEP's log.
+ */
+export const pdpUnavailableStatus = {
+  pdp_unreachable: 503,
+  pdp_timeout: 503,
+  pdp_error: 503,
+  pdp_answer_invalid: 503,
+} as const;
+
+/** Every code a client or an enforcement point can see, with its HTTP status: the one map. */
+export const errorStatus = {
+  ...apiErrorStatus,
+  ...tokenErrorStatus,
+  ...mcpRefusalStatus,
+  ...pdpUnavailableStatus,
+} as const;
+
 export type ApiErrorCode = keyof typeof apiErrorStatus;
+export type TokenErrorCode = keyof typeof tokenErrorStatus;
+export type McpRefusalCode = keyof typeof mcpRefusalStatus;
+export type PdpUnavailableCode = keyof typeof pdpUnavailableStatus;
+
+/** Token codes in the registry's order (the `reason` label values they may take, for one). */
+export const tokenErrorCodes = Object.keys(tokenErrorStatus) as readonly TokenErrorCode[];
+
+/** Codes of problems that stop the PDP from starting or from loading a policy. */
+export const startupErrorCodes = [
+  "config_invalid",
+  "bundle_unreadable",
+  "bundle_invalid",
+  "data_invalid",
+  "entrypoint_missing",
+  "builtin_unsupported",
+  "policy_config_invalid",
+  "log_unwritable",
+] as const;
+
+export type StartupErrorCode = (typeof startupErrorCodes)[number];
+
+/** Codes of evaluation failures; each becomes a fail-closed deny with that reason. */
+export const evaluationErrorCodes = [
+  "policy_undefined",
+  "policy_result_invalid",
+  "evaluation_error",
+  "input_invalid",
+] as const;
+
+export type EvaluationErrorCode = (typeof evaluationErrorCodes)[number];
+
+/** Every code of every error the PDP or its PEP library raises. */
+export type PdpErrorCode = keyof typeof errorStatus | StartupErrorCode | EvaluationErrorCode;
+
+/**
+ * The base of every error class: a stable `code` from the registry. `name`
+ * is the subclass's, so logs and stack traces say which kind it is.
+ */
+export abstract class PdpError<Code extends PdpErrorCode = PdpErrorCode> extends Error {
+  readonly code: Code;
+
+  constructor(code: Code, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
 
 /** The JSON body of every error response. */
 export interface ApiErrorBody {
@@ -43,8 +152,7 @@ export interface ApiErrorBody {
 }
 
 /** An error a client caused or must see; rendered by the one error handler. */
-export class ApiError extends Error {
-  readonly code: ApiErrorCode;
+export class ApiError extends PdpError<ApiErrorCode> {
   readonly status: number;
   readonly field: string | undefined;
   /** Response headers the error requires, e.g. WWW-Authenticate on a 401. */
@@ -56,9 +164,7 @@ export class ApiError extends Error {
     field?: string,
     headers: Record<string, string> = {},
   ) {
-    super(message);
-    this.name = "ApiError";
-    this.code = code;
+    super(code, message);
     this.status = apiErrorStatus[code];
     this.field = field;
     this.headers = headers;
@@ -71,44 +177,21 @@ export class ApiError extends Error {
   }
 }
 
-/** Codes of problems that stop the PDP from starting or from loading a policy. */
-export type StartupErrorCode =
-  | "config_invalid"
-  | "bundle_unreadable"
-  | "bundle_invalid"
-  | "data_invalid"
-  | "entrypoint_missing"
-  | "builtin_unsupported"
-  | "policy_config_invalid"
-  | "log_unwritable";
-
 /** A refusal to start; `problems` lists every cause, each naming its variable, key or file. */
-export class StartupError extends Error {
-  readonly code: StartupErrorCode;
+export class StartupError extends PdpError<StartupErrorCode> {
   readonly problems: readonly string[];
 
   constructor(code: StartupErrorCode, problems: readonly string[]) {
-    super(`${code}: ${problems.join("; ")}`);
-    this.name = "StartupError";
-    this.code = code;
+    super(code, `${code}: ${problems.join("; ")}`);
     this.problems = problems;
   }
 }
 
-/** Codes of evaluation failures; each becomes a fail-closed deny with that reason. */
-export type EvaluationErrorCode =
-  "policy_undefined" | "policy_result_invalid" | "evaluation_error" | "input_invalid";
-
 /** A failure inside the decision path. Never reaches a client as an error: it becomes a deny. */
-export class EvaluationError extends Error {
-  readonly code: EvaluationErrorCode;
+export class EvaluationError extends PdpError<EvaluationErrorCode> {}
 
-  constructor(code: EvaluationErrorCode, message: string) {
-    super(message);
-    this.name = "EvaluationError";
-    this.code = code;
-  }
-}
+/** A token that failed verification. The message is for operators and never contains the token. */
+export class TokenError extends PdpError<TokenErrorCode> {}
 
 /** Normalizes anything thrown (opa-wasm throws strings and plain objects) into a message. */
 export function describeThrown(thrown: unknown): string {

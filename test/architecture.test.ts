@@ -54,14 +54,6 @@ const packagesAllowed: ReadonlyMap<string, ReadonlySet<string>> = new Map([
  */
 const knownUpward: ReadonlyMap<string, string> = new Map([
   [
-    "protocol/bearer.ts -> auth/token-error.ts",
-    "TokenError moves into the error registry (errors.ts) with issue 9 item 6",
-  ],
-  [
-    "pep/middleware.ts -> auth/token-error.ts",
-    "TokenError moves into the error registry (errors.ts) with issue 9 item 6",
-  ],
-  [
     "config.ts -> auth/auth-config.ts",
     "the configuration file reader moves into config/ with issue 9 item 4",
   ],

@@ -1,6 +1,5 @@
 import type { ForwardAuthSettings } from "../auth/auth-config.js";
 import { bearerOrError } from "../protocol/bearer.js";
-import { stepUpOf } from "../protocol/challenge.js";
 import type { CallerAuthenticator } from "../auth/caller-authenticator.js";
 import { isServerName, type ServerRegistry } from "../auth/servers.js";
 import type { SubjectResolver } from "../auth/subject-resolver.js";
@@ -123,14 +122,10 @@ export function createForwardAuthApi(
     }
 
     const ids = decisionIdsHeader(decisions.map((d) => d.decision.id));
-    const denial = denialAnswer(
-      decisions.map(({ operation, decision }) => ({
-        operation,
-        decision: { ...decision, stepUp: stepUpOf(decision.obligations.step_up) },
-      })),
-      reading,
-      { resourceMetadataUrl: server?.resourceMetadata, tokenPresented: typeof token === "string" },
-    );
+    const denial = denialAnswer(decisions, reading, {
+      resourceMetadataUrl: server?.resourceMetadata,
+      tokenPresented: typeof token === "string",
+    });
     if (denial !== undefined) {
       return { ...denial, headers: { ...denial.headers, "x-pdp-decision-id": ids } };
     }
@@ -289,9 +284,7 @@ function setPath(target: Record<string, unknown>, path: string[], value: string)
  */
 function riskClasses(decisions: Decision[]): string {
   const classes = new Set(
-    decisions
-      .map((d) => (d.risk as { class?: unknown } | null)?.class)
-      .filter((c): c is string => typeof c === "string"),
+    decisions.map((d) => d.risk?.class).filter((c): c is string => c !== undefined),
   );
   return classes.size === 0 ? "none" : [...classes].join(",");
 }

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { StartupError } from "../errors.js";
+import type { Clock } from "../decision/decision-engine.js";
 import type { CallerCredentials } from "./caller-authenticator.js";
 import type { AuthSettings, IssuerSettings } from "./auth-config.js";
 import type { IssuerPolicy } from "./jwt-verifier.js";
@@ -13,10 +14,12 @@ import {
 /**
  * Builds each configured issuer's verification policy and key source. Local
  * key files are read now, so a missing or unreadable file stops the start.
+ * `now` is the PDP's clock: remote JWKS cooldowns and refreshes are timed by it.
  * `onJwksFetch` hears of every remote JWKS fetch: the error, or undefined.
  */
 export async function buildIssuerPolicies(
   issuers: readonly IssuerSettings[],
+  now: Clock,
   onJwksFetch: (issuer: string, error: unknown) => void,
 ): Promise<IssuerPolicy[]> {
   const problems: string[] = [];
@@ -31,7 +34,7 @@ export async function buildIssuerPolicies(
         clockToleranceS: settings.clockToleranceS,
         maxTokenBytes: settings.maxTokenBytes,
         subjectType: settings.subjectType,
-        keys: await keySource(settings, onJwksFetch),
+        keys: await keySource(settings, onJwksFetch, now),
       });
     } catch (error) {
       problems.push(
@@ -46,6 +49,7 @@ export async function buildIssuerPolicies(
 async function keySource(
   settings: IssuerSettings,
   onJwksFetch: (issuer: string, error: unknown) => void,
+  now: Clock,
 ): Promise<KeySource> {
   const keys = settings.keys;
   if ("jwksUri" in keys) {
@@ -55,6 +59,7 @@ async function keySource(
       cooldownMs: settings.jwksCooldownS * 1000,
       refreshMs: settings.jwksRefreshS * 1000,
       algorithms: settings.algorithms,
+      now,
       onFetch: (error) => {
         onJwksFetch(settings.issuer, error);
       },

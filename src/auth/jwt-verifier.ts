@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from "jose";
 import { LRUCache } from "lru-cache";
 import type { KeySource } from "./key-sources.js";
-import { TokenError } from "./token-error.js";
+import { TokenError } from "../errors.js";
 import { requireCanonicalSpelling } from "./token-spelling.js";
 
 /** What one trusted issuer's tokens must satisfy. */

@@ -9,7 +9,8 @@ import {
   type JWK,
   type JWTVerifyGetKey,
 } from "jose";
-import { TokenError } from "./token-error.js";
+import type { Clock } from "../decision/decision-engine.js";
+import { TokenError } from "../errors.js";
 
 /** Where an issuer's verification keys come from. */
 export interface KeySource {
@@ -31,8 +32,8 @@ export interface RemoteJwksOptions {
   algorithms: readonly string[];
   /** Told about every fetch: undefined when it succeeded, else the error (for logs and metrics). */
   onFetch?: (error: unknown) => void;
-  /** The clock of the cooldown and the refresh (tests move it); Date.now by default. */
-  now?: () => number;
+  /** The PDP's clock, which times the cooldown and the refresh (tests move it). */
+  now: Clock;
 }
 
 /** The largest JWKS body read: a key set is a few KB; a bigger answer is not one. */
@@ -59,7 +60,7 @@ class JwksUnavailable extends Error {
 export class RemoteJwksKeySource implements KeySource {
   readonly getKey: JWTVerifyGetKey;
   private readonly options: RemoteJwksOptions;
-  private readonly now: () => number;
+  private readonly now: Clock;
   private keys: JWTVerifyGetKey | undefined;
   private lastFetchFailed = false;
   /** When the last fetch ended (success or failure). */
@@ -68,7 +69,7 @@ export class RemoteJwksKeySource implements KeySource {
 
   constructor(options: RemoteJwksOptions) {
     this.options = options;
-    this.now = options.now ?? Date.now;
+    this.now = options.now;
     this.getKey = async (header, token) => {
       this.refreshInBackground();
       if (this.keys === undefined) await this.fetchUnlessCoolingDown();

@@ -1,11 +1,10 @@
 import type { AccessRequest, Entity } from "../decision/decision.js";
 import { serverOf } from "../decision/resource-identity.js";
-import { ApiError } from "../errors.js";
+import { ApiError, TokenError } from "../errors.js";
 import type { Caller } from "./caller.js";
 import type { TokenVerifier } from "./jwt-verifier.js";
 import type { ServerRegistry, ServerSettings } from "./servers.js";
 import { subjectFromToken } from "./subject-builder.js";
-import { TokenError } from "./token-error.js";
 
 /** Subject properties only the PDP may set; a caller's values are dropped. */
 const pdpOwnedProperties = [

@@ -1,4 +1,4 @@
-import { TokenError } from "./token-error.js";
+import { TokenError } from "../errors.js";
 
 /**
  * Value of each base64url character (RFC 4648 §5); -1 for any other code unit.

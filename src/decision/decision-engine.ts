@@ -82,6 +82,7 @@ export class PolicyDecisionEngine implements DecisionEngine {
         reasons: [{ code: failure.code, admin: failure.message, user: userFailureMessage }],
         risk: null,
         obligations: {},
+        stepUp: undefined,
         evaluationSeconds: elapsed(),
         ...(input === undefined ? {} : { input }),
       };

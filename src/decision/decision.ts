@@ -22,6 +22,18 @@ export interface Reason {
   user: string;
 }
 
+/** The risk the policy resolved for a request: its class and where the class came from. */
+export interface Risk {
+  /** E.g. `read`, `write`, `destructive` (the policy's risk_order). */
+  class: string;
+  /** E.g. `catalog`, `annotations`, `unknown_tool`, `method`; null when the policy names none. */
+  source: string | null;
+}
+
+/** What the policy asks of the client to be allowed next time: one type with the protocol layer. */
+export type { StepUp } from "../protocol/challenge.js";
+import type { StepUp } from "../protocol/challenge.js";
+
 /** The PDP's answer to one access request. A deny is a normal decision, not an error. */
 export interface Decision {
   /** Unique per decision; returned to the client and recorded in logs. */
@@ -30,9 +42,14 @@ export interface Decision {
   /** Empty when allowed by the default policy. */
   reasons: Reason[];
   /** The resolved risk, e.g. `{class: "write", source: "catalog"}`, or null. */
-  risk: unknown;
-  /** E.g. `{step_up: {scopes: ["mcp:admin"], acr_values: ["mfa"], max_age: 900}}`. */
+  risk: Risk | null;
+  /**
+   * Every obligation as the policy answered it, for clients and records,
+   * e.g. `{step_up: {scopes: ["mcp:admin"], acr_values: ["mfa"], max_age: 900}}`.
+   */
   obligations: Record<string, unknown>;
+  /** `obligations.step_up`, read once (result-reader.ts); undefined when the policy offers none. */
+  stepUp: StepUp | undefined;
   /** Revision of the bundle that decided. */
   revision: string;
   /** Input building, evaluation and result reading, in seconds. */

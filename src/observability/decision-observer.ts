@@ -1,4 +1,5 @@
 import type { AccessRequest, Decision } from "../decision/decision.js";
+import type { Clock } from "../decision/decision-engine.js";
 import { isRecording, type DecisionLog } from "./decision-log.js";
 import { eraseFields } from "./masking.js";
 import type { Metrics } from "./metrics.js";
@@ -36,6 +37,8 @@ export interface DecisionRecordOptions {
   erase: readonly string[];
   /** Largest record (bytes of JSON); larger values are replaced by `[TRUNCATED]` (record-budget.ts). */
   maxRecordBytes?: number;
+  /** The PDP's clock, which stamps each record (the one the policy saw as context.time). */
+  clock: Clock;
 }
 
 /**
@@ -69,8 +72,7 @@ export class RecordingDecisionObserver implements DecisionObserver {
     // The built input has the server split from a `<server>/<tool>` id; the request may not.
     const builtResource = (decision.input?.resource ?? request.resource) as typeof request.resource;
     const resourceProperties = builtResource.properties ?? {};
-    const risk = decision.risk as { class?: unknown; source?: unknown } | null;
-    const riskClass = typeof risk?.class === "string" ? risk.class : undefined;
+    const riskClass = decision.risk?.class;
     const server =
       typeof resourceProperties.server === "string" ? resourceProperties.server : undefined;
     const toolName =
@@ -100,7 +102,7 @@ export class RecordingDecisionObserver implements DecisionObserver {
     const record: Record<string, unknown> = {
       log: "decision",
       decision_id: decision.id,
-      timestamp: new Date().toISOString(),
+      timestamp: new Date(this.options.clock()).toISOString(),
       req_id: event.requestId ?? null,
       trace_id: event.traceId ?? null,
       path: this.options.entrypoint,

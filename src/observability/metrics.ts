@@ -10,31 +10,6 @@ const latencyBuckets = [
   0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
 ];
 
-/** MCP methods that may appear as an `action` label; anything else is `other`. */
-export const knownActions: ReadonlySet<string> = new Set([
-  "initialize",
-  "ping",
-  "tools/call",
-  "tools/list",
-  "resources/list",
-  "resources/templates/list",
-  "resources/read",
-  "resources/subscribe",
-  "resources/unsubscribe",
-  "prompts/list",
-  "prompts/get",
-  "completion/complete",
-  "logging/setLevel",
-  "notifications/initialized",
-  "notifications/cancelled",
-  "notifications/progress",
-  "notifications/roots/list_changed",
-  "mcp/stream",
-  "mcp/session_end",
-  "mcp/response",
-  "mcp/opaque",
-]);
-
 /** Routes that may appear as a `route` label. */
 export type RouteLabel =
   | "evaluation"
@@ -52,6 +27,8 @@ export interface MetricsOptions {
   /** Values allowed as labels, beyond which everything folds into `other`. */
   riskClasses: readonly string[];
   reasonCodes: readonly string[];
+  /** MCP methods allowed as the `action` label. */
+  actions: readonly string[];
   /** `<server>/<tool>` names the operator wants as labels (default: none). */
   toolLabels: readonly string[];
   /** Client ids the operator wants as labels (default: none). */
@@ -74,14 +51,15 @@ export interface DecisionSample {
 
 /**
  * The PDP's Prometheus metrics. Label values are bounded: anything not on an
- * allow-list (risk classes, reason codes, known MCP methods, operator-chosen
- * tools and clients) is counted as `other`, so hostile or merely numerous
- * tool names cannot grow the series count.
+ * allow-list (risk classes, reason codes and MCP methods the policy bundle
+ * names, operator-chosen tools and clients) is counted as `other`, so hostile
+ * or merely numerous tool names cannot grow the series count.
  */
 export class Metrics {
   readonly registry = new Registry();
   private readonly risks: ReadonlySet<string>;
   private readonly reasons: ReadonlySet<string>;
+  private readonly actions: ReadonlySet<string>;
   private readonly tools: ReadonlySet<string>;
   private readonly clients: ReadonlySet<string>;
 
@@ -106,6 +84,7 @@ export class Metrics {
   constructor(options: MetricsOptions) {
     this.risks = new Set([...options.riskClasses, "none"]);
     this.reasons = new Set(options.reasonCodes);
+    this.actions = new Set(options.actions);
     this.tools = new Set(options.toolLabels);
     this.clients = new Set(options.clientLabels);
     const registers = [this.registry];
@@ -223,7 +202,7 @@ export class Metrics {
   recordDecision(sample: DecisionSample): void {
     const outcome = sample.allow ? "allow" : "deny";
     const risk = sample.risk === undefined ? "none" : this.fold(this.risks, sample.risk);
-    const action = knownActions.has(sample.action) ? sample.action : "other";
+    const action = this.fold(this.actions, sample.action);
     this.decisions.inc({ outcome, risk, action });
     for (const reason of sample.reasons)
       this.decisionReasons.inc({ reason: this.fold(this.reasons, reason) });

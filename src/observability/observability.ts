@@ -1,5 +1,7 @@
-import { tokenErrorCodes } from "../auth/token-error.js";
 import type { ObservabilityConfig } from "../config.js";
+import type { Clock } from "../decision/decision-engine.js";
+import { policyDeniedCode } from "../decision/result-reader.js";
+import { evaluationErrorCodes, tokenErrorCodes } from "../errors.js";
 import type { ActivePolicy } from "../policy/policy-loader.js";
 import { JsonLinesDecisionLog, noDecisionLog, type DecisionLog } from "./decision-log.js";
 import { RecordingDecisionObserver, type DecisionObserver } from "./decision-observer.js";
@@ -7,26 +9,47 @@ import { FailureReporter, openLineWriter } from "./log-destination.js";
 import type { Logger } from "./logger.js";
 import { Metrics } from "./metrics.js";
 
-/** Reason codes the PDP and the default policy produce: the allowed `reason` label values. */
-export const knownReasonCodes = [
-  "method_unknown",
-  "method_denied",
-  "tool_unknown",
-  "risk_class_undefined",
-  "scope_missing",
-  "device_untrusted",
-  "auth_too_old",
-  "acr_insufficient",
-  "network_denied",
-  "location_denied",
-  "outside_hours",
-  "policy_denied",
-  "policy_undefined",
-  "policy_result_invalid",
-  "evaluation_error",
-  "input_invalid",
+/**
+ * Reason codes the PDP itself gives (a token that failed, an evaluation that
+ * failed closed, a deny without reasons), from the error registry: always
+ * label values. The policy's own come from its bundle (policyLabels).
+ */
+export const pdpReasonCodes: readonly string[] = [
+  policyDeniedCode,
+  ...evaluationErrorCodes,
   ...tokenErrorCodes,
 ];
+
+/** The label values a policy bundle names for its reasons and actions. */
+export interface PolicyLabels {
+  riskClasses: string[];
+  reasonCodes: string[];
+  actions: string[];
+}
+
+/**
+ * The metric label values the active policy names in its data: its risk
+ * classes (`risk_order`), reason codes and MCP methods (`metric_labels.reason`,
+ * `metric_labels.action`, rego/data.json). Anything that is not a list of
+ * strings names nothing, so a bundle without them folds its values into
+ * `other`: the label sets stay bounded by the bundle and operator data.
+ */
+export function policyLabels(data: Record<string, unknown>): PolicyLabels {
+  const labels = isObject(data.metric_labels) ? data.metric_labels : {};
+  return {
+    riskClasses: strings(data.risk_order),
+    reasonCodes: strings(labels.reason),
+    actions: strings(labels.action),
+  };
+}
+
+function strings(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((item) => typeof item === "string") : [];
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
 
 export interface Observability {
   metrics: Metrics;
@@ -37,12 +60,19 @@ export interface Observability {
 export function createObservability(
   config: ObservabilityConfig,
   active: ActivePolicy,
-  options: { processMetrics?: boolean; decisionLog?: DecisionLog; logger?: Logger } = {},
+  options: {
+    processMetrics?: boolean;
+    decisionLog?: DecisionLog;
+    logger?: Logger;
+    /** The PDP's clock: it stamps decision records. */
+    clock: Clock;
+  },
 ): Observability {
-  const riskOrder = active.data.risk_order;
+  const labels = policyLabels(active.data);
   const metrics = new Metrics({
-    riskClasses: Array.isArray(riskOrder) ? riskOrder.filter((c) => typeof c === "string") : [],
-    reasonCodes: knownReasonCodes,
+    riskClasses: labels.riskClasses,
+    reasonCodes: [...pdpReasonCodes, ...labels.reasonCodes],
+    actions: labels.actions,
     toolLabels: config.toolLabels,
     clientLabels: config.clientLabels,
     ...(options.processMetrics === undefined ? {} : { processMetrics: options.processMetrics }),
@@ -55,6 +85,7 @@ export function createObservability(
     includeInput: config.decisionLogInput,
     erase: config.decisionLogErase,
     maxRecordBytes: config.decisionLogMaxRecordBytes,
+    clock: options.clock,
   });
   return { metrics, observer };
 }

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { TokenError } from "../auth/token-error.js";
+import { TokenError } from "../errors.js";
 import { bearerOrError } from "../protocol/bearer.js";
 import {
   denialAnswer,

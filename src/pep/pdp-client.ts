@@ -1,4 +1,5 @@
-import { stepUpOf, type StepUp } from "../protocol/challenge.js";
+import { readStepUp, type StepUp } from "../protocol/challenge.js";
+import { PdpError, type PdpUnavailableCode } from "../errors.js";
 /** An AuthZEN entity (subject, action or resource) as sent to the PDP. */
 export type AuthzenEntity = Record<string, unknown>;
 
@@ -33,15 +34,7 @@ export interface PdpDecision {
 }
 
 /** The PDP could not be asked or did not answer usably. Every caller fails closed on it. */
-export class PdpUnavailableError extends Error {
-  readonly reason: "pdp_unreachable" | "pdp_timeout" | "pdp_error" | "pdp_answer_invalid";
-
-  constructor(reason: PdpUnavailableError["reason"], message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "PdpUnavailableError";
-    this.reason = reason;
-  }
-}
+export class PdpUnavailableError extends PdpError<PdpUnavailableCode> {}
 
 export interface PdpClientSettings {
   evaluationsUrl: string;
@@ -167,7 +160,15 @@ function decisionOf(allow: boolean, context: Record<string, unknown>): PdpDecisi
       })
     : [];
   const obligations = isObject(context.obligations) ? context.obligations : {};
-  return { allow, id, reasons, stepUp: stepUpOf(obligations.step_up) };
+  // The same reader the PDP applies to its policy: a step-up it cannot read is no answer.
+  const stepUp = readStepUp(obligations.step_up);
+  if ("problem" in stepUp) {
+    throw new PdpUnavailableError(
+      "pdp_answer_invalid",
+      `the PDP answered an invalid ${stepUp.problem}`,
+    );
+  }
+  return { allow, id, reasons, stepUp: stepUp.stepUp };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

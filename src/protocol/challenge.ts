@@ -20,18 +20,35 @@ export function isTokenReason(code: string): boolean {
   return code.startsWith("token_") || code === "jwks_unavailable";
 }
 
-/** Reads a policy's `step_up` obligation (`scopes`, `acr_values`, `max_age`); undefined when absent. */
-export function stepUpOf(value: unknown): StepUp | undefined {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
-  const obligation = value as Record<string, unknown>;
-  const strings = (list: unknown) =>
-    Array.isArray(list) ? list.filter((s): s is string => typeof s === "string") : [];
+/**
+ * Reads a `step_up` obligation (`scopes`, `acr_values`, `max_age`): the one
+ * reader, for the policy's answer in the PDP and for the PDP's answer in the
+ * enforcement library. Absent or null offers no step-up; anything else that
+ * is not the documented shape is a problem the caller fails closed on.
+ */
+export function readStepUp(raw: unknown): { stepUp: StepUp | undefined } | { problem: string } {
+  if (raw === undefined || raw === null) return { stepUp: undefined };
+  if (typeof raw !== "object" || Array.isArray(raw)) {
+    return { problem: "step_up must be an object" };
+  }
+  const obligation = raw as Record<string, unknown>;
   const maxAge = obligation.max_age;
-  return {
-    scopes: strings(obligation.scopes),
-    acrValues: strings(obligation.acr_values),
-    maxAge: typeof maxAge === "number" && Number.isFinite(maxAge) ? maxAge : undefined,
-  };
+  if (maxAge !== undefined && (typeof maxAge !== "number" || !Number.isFinite(maxAge))) {
+    return { problem: "step_up.max_age must be a finite number" };
+  }
+  const scopes = stringList(obligation.scopes);
+  const acrValues = stringList(obligation.acr_values);
+  if (scopes === undefined) return { problem: "step_up.scopes must be a list of strings" };
+  if (acrValues === undefined) return { problem: "step_up.acr_values must be a list of strings" };
+  return { stepUp: { scopes, acrValues, maxAge } };
+}
+
+function stringList(raw: unknown): string[] | undefined {
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw) || !raw.every((item): item is string => typeof item === "string")) {
+    return undefined;
+  }
+  return [...raw];
 }
 
 /** The status and `WWW-Authenticate` value of a denial. */

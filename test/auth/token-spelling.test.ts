@@ -12,7 +12,7 @@ import { before, describe, test } from "node:test";
 import type { JWTVerifyGetKey } from "jose";
 import { JwtTokenVerifier, type IssuerPolicy } from "../../src/auth/jwt-verifier.js";
 import { LocalJwksKeySource } from "../../src/auth/key-sources.js";
-import { TokenError } from "../../src/auth/token-error.js";
+import { TokenError } from "../../src/errors.js";
 import { requireCanonicalSpelling } from "../../src/auth/token-spelling.js";
 import {
   generateTestKey,

@@ -3,7 +3,9 @@
  * subject.properties.token over real HTTP to the AuthZEN endpoints, keys come
  * from a real JWKS server on loopback, and the default policy (with
  * examples/operator-data.yaml) or an echo policy decides. The PDP's clock is
- * frozen at 2025-11-26T10:00:00Z and every token is minted relative to it.
+ * frozen at 2025-11-26T10:00:00Z and every token is minted relative to it;
+ * JWKS cooldowns and refreshes run on the same clock, so tests move it
+ * rather than sleep.
  */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
@@ -14,7 +16,7 @@ import { after, before, beforeEach, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { SignJWT, type JWK } from "jose";
-import type { TokenErrorCode } from "../../src/auth/token-error.js";
+import type { TokenErrorCode } from "../../src/errors.js";
 import { JwksServer } from "../support/jwks-server.js";
 import { buildWasmBundle, scratchDir } from "../support/opa.js";
 import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
@@ -44,13 +46,20 @@ const audience = "https://mcp.example.com/files";
 /** A second registered server of the same issuer: its tokens must not open `files`. */
 const otherResource = "https://mcp.example.com/other";
 const tenUtcMs = Date.UTC(2025, 10, 26, 10, 0, 0);
-/** Waits past jwks_cooldown_s (1 s), so that an unknown kid refetches. */
+/** Just past jwks_cooldown_s (1 s): once the clock moved this far, an unknown kid refetches. */
 const pastCooldownMs = 1150;
 
 /** The PDP's clock: the policy's and the token checks'. Reset before every test. */
 let nowMs = tenUtcMs;
 const clock = () => nowMs;
 const nowS = () => Math.floor(nowMs / 1000);
+/**
+ * Moves the PDP's clock (JWKS cooldowns and refreshes run on it) instead of
+ * sleeping: the cooldown passes at once, and no test waits for wall time.
+ */
+function advanceClock(ms: number): void {
+  nowMs += ms;
+}
 
 /** Default access-token claims for alice, read scope, signed in 5 minutes ago. */
 function claims(overrides: Json = {}): Json {
@@ -920,7 +929,7 @@ describe("JWKS behaviour (cooldown 1 s, timeout 200 ms, token cache off)", () =>
       await assertAllowed(stackPdp, await mint(k1, claims()), "cached key during the outage");
       assert.equal(server.jwksRequests, 1, "a cached kid does not refetch");
 
-      await sleep(pastCooldownMs);
+      advanceClock(pastCooldownMs);
       await assertDenied(stackPdp, await mint(k2, claims()), "jwks_unavailable");
       assert.equal(server.jwksRequests, 2, "the unknown kid tried a refetch");
       await assertAllowed(stackPdp, await mint(k1, claims()), "still cached after the failure");
@@ -936,7 +945,7 @@ describe("JWKS behaviour (cooldown 1 s, timeout 200 ms, token cache off)", () =>
     const { jwks: server, pdp: stackPdp } = await startStack([k1.publicJwk]);
     await assertAllowed(stackPdp, await mint(k1, claims()));
     server.outage = "status-503";
-    await sleep(pastCooldownMs);
+    advanceClock(pastCooldownMs);
     const before = server.jwksRequests;
     const started = performance.now();
     for (let i = 0; i < 4; i += 1) {
@@ -958,11 +967,11 @@ describe("JWKS behaviour (cooldown 1 s, timeout 200 ms, token cache off)", () =>
     await assertAllowed(stackPdp, await mint(k1, claims()));
     server.outage = "status-503";
     server.keys = [k1.publicJwk, k2.publicJwk];
-    await sleep(pastCooldownMs);
+    advanceClock(pastCooldownMs);
     await assertDenied(stackPdp, await mint(k2, claims()), "jwks_unavailable");
 
     server.outage = "none";
-    await sleep(pastCooldownMs);
+    advanceClock(pastCooldownMs);
     await assertAllowed(stackPdp, await mint(k2, claims()), "the new key after recovery");
     await assertAllowed(stackPdp, await mint(k1, claims()), "the old key is still published");
   });
@@ -974,14 +983,14 @@ describe("JWKS behaviour (cooldown 1 s, timeout 200 ms, token cache off)", () =>
     await assertAllowed(stackPdp, await mint(oldKey, claims()));
 
     server.keys = [newKey.publicJwk];
-    await sleep(pastCooldownMs);
+    advanceClock(pastCooldownMs);
     // The unknown kid forces the refetch (background refresh is tested separately).
     await assertAllowed(stackPdp, await mint(newKey, claims()), "the new key");
     const fetches = server.jwksRequests;
     await assertDenied(stackPdp, await mint(oldKey, claims()), "token_unknown_key");
     assert.equal(server.jwksRequests, fetches, "within the cooldown: no refetch");
 
-    await sleep(pastCooldownMs);
+    advanceClock(pastCooldownMs);
     await assertDenied(stackPdp, await mint(oldKey, claims()), "token_unknown_key");
     assert.equal(server.jwksRequests, fetches + 1, "after the cooldown: refetched, still absent");
     await assertAllowed(stackPdp, await mint(newKey, claims()), "the new key still verifies");
@@ -993,13 +1002,15 @@ describe("JWKS behaviour (cooldown 1 s, timeout 200 ms, token cache off)", () =>
     const { jwks: server, pdp: stackPdp } = await startStack([oldKey.publicJwk, newKey.publicJwk], {
       issuer: { jwks_refresh_s: 10 },
     });
-    const startedAt = performance.now();
     await assertAllowed(stackPdp, await mint(oldKey, claims()));
     await assertAllowed(stackPdp, await mint(newKey, claims()));
     assert.equal(server.jwksRequests, 1);
 
     server.keys = [newKey.publicJwk];
-    await sleep(10_300 - (performance.now() - startedAt));
+    advanceClock(9_000);
+    await assertAllowed(stackPdp, await mint(newKey, claims()), "9 s after the fetch");
+    assert.equal(server.jwksRequests, 1, "no refresh before jwks_refresh_s");
+    advanceClock(1_300);
     // This request (a known kid) starts the background refetch, but is verified with the keys in
     // hand: it uses the key present in both sets, as an old-key token would race the refetch.
     const trigger = await evaluate(stackPdp, readCall(await mint(newKey, claims())));
@@ -1019,7 +1030,7 @@ describe("JWKS behaviour (cooldown 1 s, timeout 200 ms, token cache off)", () =>
     await assertAllowed(stackPdp, await mint(k1, claims()));
     server.delayMs = 5000;
     server.keys = [k1.publicJwk, k2.publicJwk];
-    await sleep(pastCooldownMs);
+    advanceClock(pastCooldownMs);
 
     let started = performance.now();
     await assertDenied(stackPdp, await mint(k2, claims()), "jwks_unavailable");
@@ -1054,7 +1065,7 @@ describe("JWKS behaviour (cooldown 1 s, timeout 200 ms, token cache off)", () =>
       "jwks_unavailable",
       "within the cooldown",
     );
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    advanceClock(pastCooldownMs);
     await assertAllowed(stackPdp, await mint(k1, claims()), "fetched once the cooldown passed");
   });
 
@@ -1075,7 +1086,7 @@ describe("the token cache", () => {
   /** Withdraws `oldKey` from the JWKS and makes the PDP refetch (via an unknown kid). */
   async function withdraw(stack: Stack, oldKey: TestKey, newKey: TestKey): Promise<void> {
     stack.jwks.keys = [newKey.publicJwk];
-    await sleep(pastCooldownMs);
+    advanceClock(pastCooldownMs);
     await assertAllowed(stack.pdp, await mint(newKey, claims()), "the refetch happened");
     await assertDenied(
       stack.pdp,
@@ -1285,7 +1296,7 @@ describe("tokens never reach a log", () => {
 
     // The JWKS goes down: fetch failures are logged (at warn) beside the token failures.
     stack.jwks.outage = "destroy-socket";
-    await sleep(pastCooldownMs);
+    advanceClock(pastCooldownMs);
     const during = await mint(k1, claims(), { header: { kid: "rotated-in" } });
     await assertDenied(stack.pdp, during, "jwks_unavailable");
     await assertAllowed(stack.pdp, good, "cached");

@@ -12,12 +12,12 @@ test("booleans are decisions; false carries policy_denied", () => {
   );
 });
 
-test("documents pass allow, reasons, risk and obligations through", () => {
+test("documents pass allow, reasons, risk and obligations through, typed", () => {
   const answer = readPolicyAnswer({
     allow: false,
     reasons: ["plain_code", { code: "rich", admin: "a", user: "u" }, { code: "msg", message: "m" }],
     risk: { class: "write" },
-    obligations: { step_up: { scopes: ["x"] } },
+    obligations: { step_up: { scopes: ["x"] }, notify: "audit" },
   });
   assert.equal(answer.allow, false);
   assert.deepEqual(answer.reasons, [
@@ -25,8 +25,40 @@ test("documents pass allow, reasons, risk and obligations through", () => {
     { code: "rich", admin: "a", user: "u" },
     { code: "msg", admin: "m", user: "Access denied." },
   ]);
-  assert.deepEqual(answer.risk, { class: "write" });
-  assert.deepEqual(answer.obligations, { step_up: { scopes: ["x"] } });
+  assert.deepEqual(answer.risk, { class: "write", source: null });
+  // Obligations reach clients as answered; step_up is also read once into its typed form.
+  assert.deepEqual(answer.obligations, { step_up: { scopes: ["x"] }, notify: "audit" });
+  assert.deepEqual(answer.stepUp, { scopes: ["x"], acrValues: [], maxAge: undefined });
+});
+
+test("risk is {class, source} or null", () => {
+  const read = (risk: unknown) => readPolicyAnswer({ allow: true, risk }).risk;
+  assert.deepEqual(read({ class: "destructive", source: "catalog" }), {
+    class: "destructive",
+    source: "catalog",
+  });
+  assert.deepEqual(read({ class: "read", source: "method", extra: 1 }), {
+    class: "read",
+    source: "method",
+  });
+  assert.equal(read(null), null);
+  assert.equal(read(undefined), null);
+  assert.equal(readPolicyAnswer(true).risk, null);
+});
+
+test("the step-up obligation: every field typed, absent fields empty", () => {
+  const stepUp = (step_up: unknown) =>
+    readPolicyAnswer({ allow: false, obligations: { step_up } }).stepUp;
+  assert.deepEqual(stepUp({ scopes: ["mcp:admin"], acr_values: ["mfa"], max_age: 900 }), {
+    scopes: ["mcp:admin"],
+    acrValues: ["mfa"],
+    maxAge: 900,
+  });
+  assert.deepEqual(stepUp({ max_age: 86400 }), { scopes: [], acrValues: [], maxAge: 86400 });
+  assert.equal(readPolicyAnswer({ allow: false, obligations: {} }).stepUp, undefined);
+  assert.equal(stepUp(null), undefined);
+  assert.equal(readPolicyAnswer({ allow: false }).stepUp, undefined);
+  assert.equal(readPolicyAnswer(false).stepUp, undefined);
 });
 
 test("a deny without reasons still says why", () => {
@@ -46,6 +78,20 @@ const invalidAnswers: [string, unknown][] = [
   ["reasons not a list", { allow: false, reasons: "nope" }],
   ["a reason without a code", { allow: false, reasons: [{ admin: "x" }] }],
   ["obligations as a list", { allow: true, obligations: [] }],
+  ["risk as a string", { allow: true, risk: "write" }],
+  ["risk without a class", { allow: true, risk: { source: "catalog" } }],
+  ["risk with a numeric class", { allow: true, risk: { class: 2 } }],
+  ["risk with a numeric source", { allow: true, risk: { class: "read", source: 1 } }],
+  ["step_up as a list", { allow: false, obligations: { step_up: ["mcp:admin"] } }],
+  [
+    "step_up scopes as a string",
+    { allow: false, obligations: { step_up: { scopes: "mcp:admin" } } },
+  ],
+  [
+    "step_up acr_values with a number",
+    { allow: false, obligations: { step_up: { acr_values: [1] } } },
+  ],
+  ["step_up max_age as a string", { allow: false, obligations: { step_up: { max_age: "900" } } }],
 ];
 
 for (const [label, value] of invalidAnswers) {

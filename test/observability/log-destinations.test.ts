@@ -2,8 +2,9 @@
  * Log destinations that cannot be written, with the real process
  * (`node --import tsx src/main.ts`): what the operating system refuses when
  * the file is opened (a directory, a missing parent, a path through a regular
- * file, a symlink loop, a 300-character name, no permission) stops the start
- * with exit 1, naming the variable and the errno, before anything listens;
+ * file, a symlink loop, a 300-character name, no permission) is refused,
+ * naming the variable and the errno, and stops the start with exit 1 before
+ * anything listens;
  * what fails later (ENOSPC on /dev/full, a closed stdout pipe) is counted in
  * mcp_pdp_decision_records_dropped_total{reason="write_error"} and reported
  * in one diagnostic line, and the PDP keeps answering.
@@ -15,6 +16,8 @@ import { existsSync, mkdirSync, openSync, closeSync, symlinkSync, writeFileSync 
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { StartupError } from "../../src/errors.js";
+import { openLineWriter } from "../../src/observability/log-destination.js";
 import { repoRoot, scratchDir } from "../support/opa.js";
 import {
   freePort,
@@ -98,25 +101,48 @@ async function expectRefusal(env: Record<string, string>): Promise<Refusal> {
   return { code: failure.code, problems: failure.problems as string[], lines };
 }
 
-describe("a destination that cannot be opened for appending stops the start", () => {
+// Each refusal the operating system gives is checked on openLineWriter, the one function both
+// destinations are opened with at startup (in-process: no process per errno); the real process
+// is then shown to stop on such a refusal for each variable, exit 1 and nothing listening.
+describe("a destination that cannot be opened for appending is refused, naming the errno", () => {
   for (const variable of ["PDP_DECISION_LOG", "PDP_DIAGNOSTIC_LOG"] as const) {
     for (const refusal of refusals) {
-      test(`${variable}: ${refusal.name} (${refusal.errno})`, async (t) => {
-        if (refusal.path === undefined) {
+      test(`${variable}: ${refusal.name} (${refusal.errno})`, (t) => {
+        const path = refusal.path;
+        if (path === undefined) {
           t.skip("no path this user cannot write to");
           return;
         }
-        const { code, problems } = await expectRefusal({ [variable]: refusal.path });
-        assert.equal(code, "log_unwritable");
-        assert.equal(problems.length, 1);
-        const problem = problems[0] ?? "";
-        assert.ok(problem.startsWith(`${variable}=`), problem);
-        assert.match(problem, new RegExp(`\\b${refusal.errno}\\b`));
+        assert.throws(
+          () => openLineWriter(variable, { file: path }),
+          (error: unknown) => {
+            assert.ok(error instanceof StartupError, String(error));
+            assert.equal(error.code, "log_unwritable");
+            assert.equal(error.problems.length, 1);
+            const problem = error.problems[0] ?? "";
+            assert.ok(problem.startsWith(`${variable}=${path}`), problem);
+            assert.match(problem, new RegExp(`\\b${refusal.errno}\\b`));
+            return true;
+          },
+        );
         if (refusal.errno === "ENOENT") {
           assert.ok(!existsSync(join(scratch.dir, "missing")), "no directory was created");
         }
       });
     }
+  }
+});
+
+describe("such a destination stops the start of the real process", () => {
+  for (const variable of ["PDP_DECISION_LOG", "PDP_DIAGNOSTIC_LOG"] as const) {
+    test(`${variable}: a directory (EISDIR): exit 1 before listening, the errno named`, async () => {
+      const { code, problems } = await expectRefusal({ [variable]: directory });
+      assert.equal(code, "log_unwritable");
+      assert.equal(problems.length, 1);
+      const problem = problems[0] ?? "";
+      assert.ok(problem.startsWith(`${variable}=`), problem);
+      assert.match(problem, /\bEISDIR\b/);
+    });
   }
 });
 

@@ -409,6 +409,11 @@ describe("refusals never reach the handler", () => {
     ["the answer is not JSON", () => new Response("<html>"), /not JSON/],
     ["the answer has too few items", () => answer([]), /does not hold 1/],
     ["a decision is not a boolean", () => answer([{ decision: "true" }]), /no boolean decision/],
+    [
+      "an allow carries a step_up it cannot read",
+      () => answer([{ decision: true, context: { obligations: { step_up: { scopes: "a" } } } }]),
+      /invalid step_up\.scopes/,
+    ],
   ];
   for (const [name, outage, message] of outages) {
     test(`fail closed when ${name}: 503, nothing runs`, async () => {

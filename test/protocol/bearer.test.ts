@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { parseBearer } from "../../src/protocol/bearer.js";
-import { TokenError, type TokenErrorCode } from "../../src/auth/token-error.js";
+import { TokenError, type TokenErrorCode } from "../../src/errors.js";
 
 const jwt =
   "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLWJ5dGVzLWhlcmU_-";

@@ -182,3 +182,35 @@ test_case_notes_unique if {
 	notes := [c.note | some [_, _, c, _] in all_cases]
 	count(notes) == count({n | some n in notes})
 }
+
+# The bundle names the label values its reasons and methods may take in the
+# metrics (data.metric_labels; anything else is counted as "other"). Every
+# reason the policy gives in a shared case is one of them (a token_error's
+# code is the PDP's own, labelled by the PDP), and so is every method the
+# data names without a glob.
+unlabelled_reasons contains sprintf("%s[%d] %q: reason %s", [name, i, c.note, code]) if {
+	some [name, i, c, _] in all_cases
+	not c.input.subject.properties.token_error
+	some code in c.expect.reasons
+	not code in data.metric_labels.reason
+}
+
+test_case_reasons_are_labels if {
+	every m in unlabelled_reasons {
+		print("not in metric_labels.reason:", m)
+	}
+	count(unlabelled_reasons) == 0
+}
+
+unlabelled_methods contains method if {
+	some method, _ in data.methods
+	not contains(method, "*")
+	not method in data.metric_labels.action
+}
+
+test_methods_are_labels if {
+	every m in unlabelled_methods {
+		print("not in metric_labels.action:", m)
+	}
+	count(unlabelled_methods) == 0
+}

@@ -1,5 +1,5 @@
 import { parseJsonDocument, type JsonBodyLimits } from "../json-body.js";
-import { ApiError } from "../../errors.js";
+import { ApiError, PdpError, type McpRefusalCode } from "../../errors.js";
 import { classifyMessage, isPseudoMethod } from "./jsonrpc.js";
 import { hasNamedTarget, operationOf, type McpOperation } from "./operation.js";
 
@@ -34,16 +34,10 @@ export type RelayedBody =
 /** What to do with a JSON-RPC batch (removed from MCP in 2025-06-18, still executed by SDK servers). */
 export type BatchPolicy = "reject" | "authorize_each";
 
-/** Why a request could not be read as MCP; each becomes a deny with this reason code. */
-export type McpRefusalCode =
-  | "mcp_invalid"
-  | "mcp_batch_rejected"
-  | "mcp_batch_too_large"
-  | "mcp_header_mismatch"
-  | "mcp_http_method_unsupported";
+/** Why a request could not be read as MCP (codes and status in the registry, errors.ts). */
+export type { McpRefusalCode } from "../../errors.js";
 
-export class McpRefusal extends Error {
-  readonly code: McpRefusalCode;
+export class McpRefusal extends PdpError<McpRefusalCode> {
   /** The JSON-RPC id to answer, when there is exactly one request. */
   readonly id: string | number | null | undefined;
   /** Why the body could not be read, when the JSON rules refused it (`invalid_unicode` …). */
@@ -55,9 +49,7 @@ export class McpRefusal extends Error {
     id?: string | number | null,
     refusedBy?: { code: string; field: string | undefined },
   ) {
-    super(message);
-    this.name = "McpRefusal";
-    this.code = code;
+    super(code, message);
     this.id = id;
     this.refusedBy = refusedBy;
   }
