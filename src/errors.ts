@@ -40,7 +40,7 @@ export const apiErrorStatus = {
  * Why a bearer token was not accepted. Each code reaches the policy
  * (subject.properties.token_error) and the PEP (the decision's reasons); on
  * AuthZEN it is a deny, and forward-auth and the PEP library answer it with
- * this status (401 with `WWW-Authenticate`, auth/challenge.ts).
+ * this status (401 with `WWW-Authenticate`, protocol/challenge.ts).
  */
 export const tokenErrorStatus = {
   token_missing: 401,
@@ -65,7 +65,7 @@ export const tokenErrorStatus = {
   server_unknown: 403,
 } as const;
 
-/** Why a relayed request could not be read as MCP (mcp/streamable-http.ts): always a 400. */
+/** Why a relayed request could not be read as MCP (protocol/mcp/request-reader.ts): always a 400. */
 export const mcpRefusalStatus = {
   mcp_invalid: 400,
   mcp_batch_rejected: 400,
