@@ -1,4 +1,3 @@
-import type { CallerAuthenticator } from "../auth/caller-authenticator.js";
 import type { Caller } from "../auth/caller.js";
 import type { SubjectResolver } from "../auth/subject-resolver.js";
 import type { AccessRequest, Decision, Entity } from "../decision/decision.js";
@@ -11,7 +10,7 @@ import type {
   DecisionObserver,
 } from "../observability/decision-observer.js";
 import { traceIdOf } from "../observability/trace-context.js";
-import { headerValue, type ApiRequest, type ApiResponse } from "./api-types.js";
+import { callerOf, headerValue, type ApiRequest, type ApiResponse } from "./api-types.js";
 import {
   parseAccessRequest,
   parseEvaluationsRequest,
@@ -24,7 +23,6 @@ import { parseJsonObject, requireJsonContentType, type JsonBodyLimits } from "./
 
 export interface AuthzenApiOptions {
   engine: DecisionEngine;
-  callers: CallerAuthenticator;
   subjects: SubjectResolver;
   /** Read once per request: token checks and the policy's time agree. */
   clock: Clock;
@@ -133,7 +131,7 @@ function stopsAfter(semantic: EvaluationsSemantic, allowed: boolean): boolean {
 }
 
 export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
-  const { engine, callers, subjects, clock, limits, maxEvaluations, publicUrl, observer } = options;
+  const { engine, subjects, clock, limits, maxEvaluations, publicUrl, observer } = options;
   const { maxBatchInputBytes } = options;
   // A search endpoint is advertised only when the policy can enumerate its candidates: its
   // absence tells a PEP the PDP cannot answer that search (AuthZEN metadata).
@@ -185,13 +183,13 @@ export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
 
   return {
     async evaluation(request) {
-      const caller = callers.authenticate(request, "authzen");
+      const caller = callerOf(request);
       const body = readBody(request, limits);
       return decide(parseAccessRequest(body), caller, originOf(caller, request, "evaluation"));
     },
 
     async evaluations(request) {
-      const caller = callers.authenticate(request, "authzen");
+      const caller = callerOf(request);
       const origin = originOf(caller, request, "evaluations");
       const envelope = parseEvaluationsRequest(readBody(request, limits));
       const items = envelope.evaluations ?? [];
