@@ -85,6 +85,20 @@ const post = (base: string, path: string, body?: unknown, headers?: Record<strin
     headers,
   );
 
+/** mcp_pdp_data_queries_total by result, and the evaluation histogram's count, from /metrics. */
+async function dataQueryCounts(base: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const counts: Record<string, number> = {};
+  for (const match of text.matchAll(
+    /^mcp_pdp_data_queries_total\{endpoint="opa_data",result="(\w+)"\} (\d+)$/gm,
+  )) {
+    counts[match[1] ?? ""] = Number(match[2]);
+  }
+  const histogram = /^mcp_pdp_evaluation_duration_seconds_count (\d+)$/m.exec(text);
+  if (histogram !== null) counts.histogram = Number(histogram[1]);
+  return counts;
+}
+
 /** The undefined answer: 200 and a decision id, no result. */
 function assertUndefined(reply: Reply, label: string): void {
   assert.equal(reply.status, 200, label);
@@ -571,7 +585,9 @@ conflict := y if y := input.b
       },
       ["probe/echo", "probe/conflict"],
     );
-    pdp = await startPdp({ env: { PDP_BUNDLE: bundle, PDP_ENTRYPOINT: "probe/echo" } });
+    pdp = await startPdp({
+      env: { PDP_BUNDLE: bundle, PDP_ENTRYPOINT: "probe/echo", PDP_DECISION_LOG_INPUT: "true" },
+    });
   });
   after(async () => {
     await pdp.close();
@@ -625,6 +641,54 @@ conflict := y if y := input.b
     // Agreeing rules are no conflict.
     const agreed = await post(pdp.url, "/v1/data/probe/conflict", { input: { a: 1, b: 1 } });
     assert.equal(agreed.body.result, 1);
+  });
+
+  test("every query is recorded like OPA's Data API decision log, under the id it answered with", async () => {
+    const asked = await post(
+      pdp.url,
+      "/v1/data/probe/echo/a",
+      { input: { a: [1] } },
+      {
+        "x-request-id": "query-1",
+      },
+    );
+    assert.equal(asked.status, 200);
+    assert.equal(asked.headers.get("x-decision-id"), asked.body.decision_id);
+    const record = pdp.decisions.find((r) => r.decision_id === asked.body.decision_id);
+    assert.ok(record, "one record per query");
+    assert.equal(record.endpoint, "opa_data");
+    assert.equal(record.path, "probe/echo/a", "OPA's path: the data path asked for");
+    assert.equal(record.entrypoint, "probe/echo");
+    assert.deepEqual(record.input, { a: [1] });
+    assert.deepEqual(record.result, [1], "the document answered, not the whole entrypoint");
+    assert.equal(record.req_id, "query-1");
+    assert.equal(typeof record.timestamp, "string");
+    assert.deepEqual(record.bundles, { default: { revision: record.revision } });
+    assert.equal(typeof (record.metrics as Json).timer_eval_ns, "number");
+
+    const undefinedPath = await post(pdp.url, "/v1/data/probe/nothing", { input: 1 });
+    const quiet = pdp.decisions.find((r) => r.decision_id === undefinedPath.body.decision_id);
+    assert.ok(quiet, "an undefined document is recorded too");
+    assert.ok(!("result" in quiet));
+    assert.equal(quiet.entrypoint, null);
+
+    const failed = await post(pdp.url, "/v1/data/probe/conflict", { input: { a: 1, b: 2 } });
+    const failure = pdp.decisions.find((r) => r.decision_id === failed.body.decision_id);
+    assert.ok(failure, "a failed query is recorded under the id of its 500 and its log line");
+    assert.deepEqual(failure.error, { code: "evaluation_error" });
+    assert.ok(!("result" in failure));
+  });
+
+  test("queries are counted by result, and their evaluations join the decisions' histogram", async () => {
+    const before = await dataQueryCounts(pdp.url);
+    await post(pdp.url, "/v1/data/probe/echo", { input: 1 });
+    await post(pdp.url, "/v1/data/probe/nothing", { input: 1 });
+    await post(pdp.url, "/v1/data/probe/conflict", { input: { a: 1, b: 2 } });
+    const after = await dataQueryCounts(pdp.url);
+    for (const result of ["defined", "undefined", "error"]) {
+      assert.equal((after[result] ?? 0) - (before[result] ?? 0), 1, result);
+    }
+    assert.ok(after.histogram !== undefined && after.histogram - (before.histogram ?? 0) >= 2);
   });
 
   test("the OPA client raises its ServerError for the 500, with OPA's code", async () => {
