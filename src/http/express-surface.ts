@@ -22,14 +22,7 @@ export function expressSurface(
   // The dispatcher matched the path exactly; express must not widen it.
   app.set("case sensitive routing", true);
   app.set("strict routing", true);
-  for (const route of routes) {
-    if (isExpressRoute(route)) {
-      app.all(
-        route.prefix === true ? [route.path, `${route.path}/*rest`] : route.path,
-        route.express,
-      );
-    }
-  }
+  for (const route of routes) if (isExpressRoute(route)) app.all(route.path, route.express);
   const failed = (error: unknown, req: express.Request, res: express.Response): void => {
     try {
       onError(error, {

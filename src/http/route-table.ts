@@ -47,6 +47,8 @@ export interface ApiRoute extends RouteCommon {
 
 /** A route only express serves (ops, metrics): the dispatcher checks method and caller, express answers. */
 export interface ExpressRoute extends RouteCommon {
+  /** Express routes are exact paths: nothing below them is served. */
+  prefix?: false;
   express: RequestHandler;
 }
 

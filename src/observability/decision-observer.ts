@@ -157,7 +157,10 @@ export class RecordingDecisionObserver implements DecisionObserver {
     const { answer } = event;
     const result =
       answer.failure !== undefined ? "error" : event.result === undefined ? "undefined" : "defined";
-    this.metrics.recordDataQuery(result, answer.evaluationSeconds);
+    this.metrics.recordDataQuery(
+      result,
+      answer.entrypoint === undefined ? undefined : answer.evaluationSeconds,
+    );
     if (!isRecording(this.log)) return;
     const record: Record<string, unknown> = {
       log: "decision",

@@ -284,10 +284,17 @@ export class Metrics {
     this.droppedDecisionRecords.inc({ reason });
   }
 
-  /** One entrypoint query of the OPA Data API; its evaluation time joins the decisions' histogram. */
-  recordDataQuery(result: "defined" | "undefined" | "error", evaluationSeconds: number): void {
+  /**
+   * One query of the OPA Data API; the time of its evaluation joins the
+   * decisions' histogram (undefined when nothing was evaluated: the path named
+   * no entrypoint).
+   */
+  recordDataQuery(
+    result: "defined" | "undefined" | "error",
+    evaluationSeconds: number | undefined,
+  ): void {
     this.dataQueries.inc({ endpoint: "opa_data", result });
-    this.evaluationSeconds.observe(evaluationSeconds);
+    if (evaluationSeconds !== undefined) this.evaluationSeconds.observe(evaluationSeconds);
   }
 
   recordTruncatedDecisionRecord(): void {
