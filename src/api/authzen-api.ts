@@ -74,7 +74,8 @@ function decisionBody(decision: Decision): Record<string, unknown> {
   return { decision: decision.allow, context: decisionContext(decision) };
 }
 
-function readBody(request: ApiRequest, limits: JsonBodyLimits): Record<string, unknown> {
+/** The request's body as a JSON object (its bytes were read, bounded, by http/body-reader.ts). */
+function jsonObjectOf(request: ApiRequest, limits: JsonBodyLimits): Record<string, unknown> {
   requireJsonContentType(headerValue(request, "content-type"));
   return parseJsonObject(request.body, limits);
 }
@@ -184,14 +185,14 @@ export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
   return {
     async evaluation(request) {
       const caller = callerOf(request);
-      const body = readBody(request, limits);
+      const body = jsonObjectOf(request, limits);
       return decide(parseAccessRequest(body), caller, originOf(caller, request, "evaluation"));
     },
 
     async evaluations(request) {
       const caller = callerOf(request);
       const origin = originOf(caller, request, "evaluations");
-      const envelope = parseEvaluationsRequest(readBody(request, limits));
+      const envelope = parseEvaluationsRequest(jsonObjectOf(request, limits));
       const items = envelope.evaluations ?? [];
       // Without items the request is a single evaluation and answers like one (AuthZEN §7.1).
       if (items.length === 0) {
