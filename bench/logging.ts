@@ -59,7 +59,7 @@ const sizes = {
 };
 
 const evaluationPath = "/access/v1/evaluation";
-/** The start of a response the PDP allowed (lean listener: JSON.stringify of {decision, context}). */
+/** The start of a response the PDP allowed (the dispatcher: JSON.stringify of {decision, context}). */
 const allowedPrefix = '{"decision":true';
 
 export interface LoggingBenchContext {

@@ -423,9 +423,9 @@ async function main(): Promise<void> {
       "Latency: per response, write to last byte, from autocannon's hrtime timings (autocannon's own histogram has",
       `1 ms resolution). Each of the ${http.saturationConnections} connections sends its next request as soon as the previous answer arrives`,
       "(closed loop), so these latencies are those of a full queue: read them with req/s, not as response times.",
-      `${healthName}: the PDP serves it through express (the lean node:http listener hands every route but POST`,
-      "/access/v1/evaluation(s) to express), so it is the cost of an express route, not a floor of the evaluation",
-      "path, which no longer goes through express. OPA serves it from the same Go HTTP server as its data API.",
+      `${healthName}: the PDP's dispatcher hands it to express (express serves only /health, /ready and /metrics),`,
+      "so it is the cost of an express route, not a floor of the evaluation path, which never goes through",
+      "express. OPA serves it from the same Go HTTP server as its data API.",
     ].join("\n"),
   );
 
@@ -487,10 +487,10 @@ async function main(): Promise<void> {
     );
     print(
       [
-        "POST /access/v1/evaluation is served by the lean node:http listener, without express. The HTTP part of the",
+        "POST /access/v1/evaluation is served by the node:http dispatcher, without express. The HTTP part of the",
         '"rest" row is not split out: a bare node:http floor (a server that only reads the body and answers) is not',
         `measured. For context only, not subtracted: ${healthName}, an express route, costs ${fixed(pdpHealth, 1)} µs/request of server CPU`,
-        "(node:http + the lean listener's dispatch + express), the floor of the routes express still serves.",
+        "(node:http + the dispatcher + express), the floor of the routes express still serves.",
       ].join("\n"),
     );
     const opaSat = get("OPA", "saturation")?.serverCpuPerRequestUs;

@@ -1,32 +1,26 @@
 import type { RequestListener } from "node:http";
-import express, { type Express } from "express";
-import { authzenPaths, createAuthzenApi, type AuthzenApi } from "./api/authzen-api.js";
+import { createAuthzenApi } from "./api/authzen-api.js";
+import type { ApiRequest, ApiResponse } from "./api/api-types.js";
 import { searchKinds } from "./api/authzen-schemas.js";
 import { SearchCandidates } from "./api/authzen-search-candidates.js";
-import { createAuthzenSearchApi, searchPaths } from "./api/authzen-search-api.js";
+import { createAuthzenSearchApi } from "./api/authzen-search-api.js";
+import { createForwardAuthApi } from "./api/forward-auth-api.js";
+import { createOpaDataApi } from "./api/opa-data-api.js";
 import { defaultConfigEntrypoint, type Config } from "./config.js";
 import {
   PolicyDecisionEngine,
   type Clock,
   type DecisionEngine,
 } from "./decision/decision-engine.js";
-import { errorHandler, notFound } from "./http/error-handler.js";
-import { authzenRouter } from "./http/authzen-router.js";
-import { forwardAuthRouter } from "./http/forward-auth-router.js";
-import { createForwardAuthApi, forwardAuthPrefix } from "./api/forward-auth-api.js";
-import { createOpaDataApi, opaDataPath, opaError } from "./api/opa-data-api.js";
-import { leanListener } from "./http/lean-listener.js";
-import { opaDataRouter } from "./http/opa-data-router.js";
-import { opsRouter, type OpsGuard } from "./http/ops-router.js";
+import { dispatcher, inProcessDispatcher, type FailedRequest } from "./http/dispatcher.js";
+import { expressSurface } from "./http/express-surface.js";
 import { probeListener } from "./http/probe-listener.js";
-import type { CallerCheck } from "./http/caller-guard.js";
-import { requestId } from "./http/request-id.js";
+import type { Route } from "./http/route-table.js";
+import { routeTable } from "./http/routes.js";
 import type { Logger } from "./observability/logger.js";
 import type { DecisionLog } from "./observability/decision-log.js";
 import type { Metrics } from "./observability/metrics.js";
 import { createObservability } from "./observability/observability.js";
-import { instrument } from "./http/instrument.js";
-import { metricsRouter } from "./http/metrics-router.js";
 import { loadActivePolicy } from "./policy/policy-loader.js";
 import { CallerAuthenticator } from "./auth/caller-authenticator.js";
 import { buildIssuerPolicies, callerCredentials } from "./auth/issuer-policies.js";
@@ -48,13 +42,11 @@ export interface AppDependencies {
 
 /** The assembled service. It never listens: main.ts (or a test) does. */
 export interface App {
-  /** What a node:http server should serve: the lean decision path, express for the rest. */
+  /** What a node:http server should serve: the one dispatcher over the route table. */
   listener: RequestListener;
-  /** The express app alone (every route, no lean path). */
-  express: Express;
   engine: DecisionEngine;
-  /** The AuthZEN API as the listener serves it, for answering in process (`mcp-pdp decide`). */
-  authzen: AuthzenApi;
+  /** The listener's route table answering an ApiRequest in process (`mcp-pdp decide`). */
+  answer: (request: ApiRequest) => Promise<ApiResponse>;
   metrics: Metrics;
   /** Serves /metrics alone, for PDP_METRICS_PORT; undefined when /metrics is on the main listener. */
   metricsListener: RequestListener | undefined;
@@ -66,7 +58,7 @@ export interface App {
 
 /**
  * The composition root: loads the policy, builds the decision engine and the
- * API, and mounts the routers. Throws StartupError when the policy or its data
+ * API, and serves them from one route table. Throws StartupError when the policy or its data
  * cannot be served.
  */
 export async function buildApp(deps: AppDependencies): Promise<App> {
@@ -105,6 +97,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     onFailure: (failure) => {
       logger.warn("decision failed closed", {
         decision_id: failure.decisionId,
+        entrypoint: failure.entrypoint,
         reason: failure.code,
         error: failure.message,
         revision: active.revision,
@@ -145,7 +138,6 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     ...callerOptions,
     opsOpen: auth.ops.metricsOpen,
   });
-  const check: CallerCheck = (request, permission) => callers.authenticate(request, permission);
   if (
     !auth.ops.metricsOpen &&
     auth.ops.apiKeySha256.length === 0 &&
@@ -189,7 +181,6 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   // What every decision API needs.
   const decisionApi = {
     engine,
-    callers,
     subjects,
     clock,
     limits,
@@ -223,109 +214,50 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     maxBatchElements: config.limits.maxEvaluations,
   });
 
-  const opaData = createOpaDataApi({
-    policy: active.policy,
-    callers,
-    limits,
-    onFailure: (failure) => {
-      logger.warn("OPA data API evaluation failed closed", {
-        decision_id: failure.decisionId,
-        entrypoint: failure.entrypoint,
-        error: failure.message,
-        revision: active.revision,
-      });
-    },
-  });
+  const opaData = createOpaDataApi({ engine, limits, observer });
 
   let draining = false;
-  const app = express();
-  app.disable("x-powered-by");
-  app.set("etag", false);
-  app.set("query parser", false);
-  app.use(requestId);
-  const opsGuard: OpsGuard = (request) => callers.authenticate(request, "ops");
-  const metricsGuard: OpsGuard = (request) => metricsCallers.authenticate(request, "ops");
-  app.use(opsRouter({ ready: () => !draining, revision: () => engine.revision }, opsGuard));
-  let metricsListener: RequestListener | undefined;
-  if (config.observability.metricsPort === undefined) {
-    app.use(metricsRouter(metrics.registry, metricsGuard));
-  } else {
-    const metricsApp = express();
-    metricsApp.disable("x-powered-by");
-    metricsApp.use(requestId);
-    metricsApp.use(metricsRouter(metrics.registry, metricsGuard));
-    metricsApp.use(notFound);
-    metricsApp.use(errorHandler(logger));
-    metricsListener = instrument(metricsApp, metrics);
-  }
-  app.use(authzenRouter(api, config.limits.maxBodyBytes, check, search));
-  app.use(forwardAuthRouter(forwardAuth, config.limits.maxBodyBytes, check));
-  app.use(opaDataRouter(opaData, config.limits.maxBodyBytes, check));
-  app.use(notFound);
-  app.use(errorHandler(logger));
-
-  const lean = leanListener({
-    routes: [
-      {
-        method: "POST",
-        path: authzenPaths.evaluation,
-        handler: api.evaluation,
-        permission: "authzen",
-      },
-      {
-        method: "POST",
-        path: authzenPaths.evaluations,
-        handler: api.evaluations,
-        permission: "authzen",
-      },
-      ...searchKinds.map((kind) => ({
-        method: "POST",
-        path: searchPaths[kind],
-        handler: search[kind],
-        permission: "authzen" as const,
-      })),
-      {
-        method: "*",
-        path: forwardAuthPrefix,
-        prefix: true,
-        handler: forwardAuth,
-        permission: "forward_auth",
-      },
-      ...(["GET", "POST"] as const).map((method) => ({
-        method,
-        path: `${opaDataPath}/`,
-        prefix: true,
-        handler: opaData,
-        renderError: opaError,
-        permission: "opa_data" as const,
-      })),
-    ],
-    maxBodyBytes: config.limits.maxBodyBytes,
-    callers: check,
-    fallback: app,
-    onError: (error, request) => {
-      logger.error("request failed", {
-        request_id: request.requestId,
-        method: request.method,
-        path: request.path,
-        error: error instanceof Error ? error.stack : String(error),
-      });
-    },
+  const onError = (error: unknown, request: FailedRequest): void => {
+    logger.error("request failed", {
+      request_id: request.requestId,
+      method: request.method,
+      path: request.path,
+      error: error instanceof Error ? error.stack : String(error),
+    });
+  };
+  const routes = routeTable({
+    authzen: api,
+    search,
+    forwardAuth,
+    opaData,
+    callers: (request, permission) => callers.authenticate(request, permission),
+    metricsCaller: (request) => metricsCallers.authenticate(request, "ops"),
+    state: { ready: () => !draining, revision: () => engine.revision },
+    registry: metrics.registry,
+    metricsPortOfItsOwn: config.observability.metricsPort !== undefined,
   });
+  const listenerOf = (table: readonly Route[]): RequestListener =>
+    dispatcher({
+      routes: table,
+      maxBodyBytes: config.limits.maxBodyBytes,
+      express: expressSurface(table, onError),
+      metrics,
+      onError,
+    });
+  const main = listenerOf(routes.main);
 
   return {
-    listener: instrument((req, res) => {
+    listener: (req, res) => {
       // While draining, every answer ends its connection, so keep-alive clients reconnect to
       // a PDP that is not about to stop instead of finding this one's listener closed.
       if (draining) res.setHeader("connection", "close");
-      lean(req, res);
-    }, metrics),
-    express: app,
+      main(req, res);
+    },
     engine,
-    authzen: api,
+    answer: inProcessDispatcher(routes.main, onError),
     metrics,
-    metricsListener,
-    probeListener: instrument(probeListener({ ready: () => !draining }), metrics),
+    metricsListener: routes.metrics.length === 0 ? undefined : listenerOf(routes.metrics),
+    probeListener: probeListener({ ready: () => !draining }, metrics),
     drain: () => {
       draining = true;
     },

@@ -1,3 +1,5 @@
+import type { Caller } from "../auth/caller.js";
+
 /**
  * The transport-neutral shape of the API: a request as any HTTP server sees
  * it, and a response to write back. Handlers take one and return the other,
@@ -15,6 +17,11 @@ export interface ApiRequest {
   remoteAddress?: string;
   /** The verified client certificate of an mTLS connection: its subject CN and DNS SANs. */
   tlsClient?: { names: string[] };
+  /**
+   * The PDP's own caller, authenticated once from the headers before the
+   * body was read (http/dispatcher.ts); absent on a public route.
+   */
+  caller?: Caller;
 }
 
 export interface ApiResponse {
@@ -28,4 +35,16 @@ export interface ApiResponse {
 export function headerValue(request: ApiRequest, name: string): string | undefined {
   const value = request.headers[name];
   return Array.isArray(value) ? value[0] : value;
+}
+
+/**
+ * The authenticated caller of a request whose route needs one. A handler
+ * reached without one is miswired: that fails closed (a 500), it is never
+ * served as an anonymous caller.
+ */
+export function callerOf(request: ApiRequest): Caller {
+  if (request.caller === undefined) {
+    throw new Error(`${request.method} ${request.path} reached its handler without a caller`);
+  }
+  return request.caller;
 }

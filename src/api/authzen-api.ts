@@ -1,4 +1,3 @@
-import type { CallerAuthenticator } from "../auth/caller-authenticator.js";
 import type { Caller } from "../auth/caller.js";
 import type { SubjectResolver } from "../auth/subject-resolver.js";
 import type { AccessRequest, Decision, Entity } from "../decision/decision.js";
@@ -12,7 +11,7 @@ import type {
   DecisionObserver,
 } from "../observability/decision-observer.js";
 import { traceIdOf } from "../observability/trace-context.js";
-import { headerValue, type ApiRequest, type ApiResponse } from "./api-types.js";
+import { callerOf, headerValue, type ApiRequest, type ApiResponse } from "./api-types.js";
 import {
   parseAccessRequest,
   parseEvaluationsRequest,
@@ -29,7 +28,6 @@ import {
 
 export interface AuthzenApiOptions {
   engine: DecisionEngine;
-  callers: CallerAuthenticator;
   subjects: SubjectResolver;
   /** Read once per request: token checks and the policy's time agree. */
   clock: Clock;
@@ -81,7 +79,8 @@ function decisionBody(decision: Decision): Record<string, unknown> {
   return { decision: decision.allow, context: decisionContext(decision) };
 }
 
-function readBody(request: ApiRequest, limits: JsonBodyLimits): Record<string, unknown> {
+/** The request's body as a JSON object (its bytes were read, bounded, by http/body-reader.ts). */
+function jsonObjectOf(request: ApiRequest, limits: JsonBodyLimits): Record<string, unknown> {
   requireJsonContentType(headerValue(request, "content-type"));
   return parseJsonObject(request.body, limits);
 }
@@ -138,7 +137,7 @@ function stopsAfter(semantic: EvaluationsSemantic, allowed: boolean): boolean {
 }
 
 export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
-  const { engine, callers, subjects, clock, limits, maxEvaluations, publicUrl, observer } = options;
+  const { engine, subjects, clock, limits, maxEvaluations, publicUrl, observer } = options;
   const { maxBatchInputBytes } = options;
   // A search endpoint is advertised only when the policy can enumerate its candidates: its
   // absence tells a PEP the PDP cannot answer that search (AuthZEN metadata).
@@ -190,15 +189,15 @@ export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
 
   return {
     async evaluation(request) {
-      const caller = callers.authenticate(request, "authzen");
-      const body = readBody(request, limits);
+      const caller = callerOf(request);
+      const body = jsonObjectOf(request, limits);
       return decide(parseAccessRequest(body), caller, originOf(caller, request, "evaluation"));
     },
 
     async evaluations(request) {
-      const caller = callers.authenticate(request, "authzen");
+      const caller = callerOf(request);
       const origin = originOf(caller, request, "evaluations");
-      const envelope = parseEvaluationsRequest(readBody(request, limits));
+      const envelope = parseEvaluationsRequest(jsonObjectOf(request, limits));
       const items = envelope.evaluations ?? [];
       // Without items the request is a single evaluation and answers like one (AuthZEN §7.1).
       if (items.length === 0) {

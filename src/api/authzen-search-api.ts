@@ -1,4 +1,3 @@
-import type { CallerAuthenticator } from "../auth/caller-authenticator.js";
 import type { SubjectResolver } from "../auth/subject-resolver.js";
 import type { AccessRequest, Entity } from "../decision/decision.js";
 import type { Clock, DecisionEngine } from "../decision/decision-engine.js";
@@ -7,7 +6,7 @@ import { ApiError } from "../errors.js";
 import type { DecisionObserver } from "../observability/decision-observer.js";
 import { traceIdOf } from "../observability/trace-context.js";
 import { InputJsonCache } from "../policy/input-json.js";
-import { headerValue, type ApiRequest, type ApiResponse } from "./api-types.js";
+import { callerOf, headerValue, type ApiRequest, type ApiResponse } from "./api-types.js";
 import {
   parseAccessRequest,
   parseSearchRequest,
@@ -33,7 +32,6 @@ export const defaultPageLimit = 50;
 
 export interface AuthzenSearchApiOptions {
   engine: DecisionEngine;
-  callers: CallerAuthenticator;
   subjects: SubjectResolver;
   clock: Clock;
   limits: JsonBodyLimits;
@@ -77,12 +75,11 @@ const sliceMs = 5;
  */
 export function createAuthzenSearchApi(options: AuthzenSearchApiOptions): AuthzenSearchApi {
   const { maxBatchInputBytes } = options;
-  const { engine, callers, subjects, clock, limits, observer, candidates, maxEvaluations } =
-    options;
+  const { engine, subjects, clock, limits, observer, candidates, maxEvaluations } = options;
   const tokens = options.tokens ?? new PageTokens();
 
   async function search(kind: SearchKind, http: ApiRequest): Promise<ApiResponse> {
-    const caller = callers.authenticate(http, "authzen");
+    const caller = callerOf(http);
     requireJsonContentType(headerValue(http, "content-type"));
     const body = parseJsonObject(http.body, limits);
     const request = parseSearchRequest(kind, body);

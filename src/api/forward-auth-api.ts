@@ -1,6 +1,5 @@
 import type { ForwardAuthSettings } from "../auth/auth-config.js";
 import { bearerOrError } from "../protocol/bearer.js";
-import type { CallerAuthenticator } from "../auth/caller-authenticator.js";
 import { isServerName, type ServerRegistry } from "../auth/servers.js";
 import type { SubjectResolver } from "../auth/subject-resolver.js";
 import type { AccessRequest, Decision } from "../decision/decision.js";
@@ -14,14 +13,13 @@ import { authzenItemOf } from "../protocol/mcp/authzen-items.js";
 import type { McpOperation } from "../protocol/mcp/operation.js";
 import { McpRefusal, readMcpRequest } from "../protocol/mcp/request-reader.js";
 import { TrustedProxies } from "../net/client-address.js";
-import { headerValue, type ApiRequest, type ApiResponse } from "./api-types.js";
+import { callerOf, headerValue, type ApiRequest, type ApiResponse } from "./api-types.js";
 import type { JsonBodyLimits } from "../protocol/json-body.js";
 
 export const forwardAuthPrefix = "/forward-auth/";
 
 export interface ForwardAuthApiOptions {
   engine: DecisionEngine;
-  callers: CallerAuthenticator;
   subjects: SubjectResolver;
   clock: Clock;
   limits: JsonBodyLimits;
@@ -51,12 +49,12 @@ export interface ForwardAuthApiOptions {
 export function createForwardAuthApi(
   options: ForwardAuthApiOptions,
 ): (request: ApiRequest) => Promise<ApiResponse> {
-  const { engine, callers, subjects, clock, limits, settings, servers, observer } = options;
+  const { engine, subjects, clock, limits, settings, servers, observer } = options;
   const { maxBatchElements } = options;
   const proxies = new TrustedProxies(settings.trustedProxies);
 
   return async (request) => {
-    const caller = callers.authenticate(request, "forward_auth");
+    const caller = callerOf(request);
     const traceId = traceIdOf(headerValue(request, "traceparent"));
     const { name, rest } = routeOf(request.path);
     const server = servers.get(name);

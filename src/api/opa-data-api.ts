@@ -1,8 +1,9 @@
-import { randomUUID } from "node:crypto";
-import type { CallerAuthenticator } from "../auth/caller-authenticator.js";
-import { ApiError, describeThrown } from "../errors.js";
-import { noInput, type EvaluationOutcome, type WasmPolicy } from "../policy/wasm-policy.js";
-import type { ApiRequest, ApiResponse } from "./api-types.js";
+import type { DecisionEngine } from "../decision/decision-engine.js";
+import { ApiError } from "../errors.js";
+import type { DecisionObserver } from "../observability/decision-observer.js";
+import { traceIdOf } from "../observability/trace-context.js";
+import { noInput, type EvaluationOutcome } from "../policy/wasm-policy.js";
+import { callerOf, headerValue, type ApiRequest, type ApiResponse } from "./api-types.js";
 import {
   parseJsonDocument,
   parseJsonObject,
@@ -13,20 +14,15 @@ import {
 /** Where OPA's Data API lives: `/v1/data/{path}`. */
 export const opaDataPath = "/v1/data";
 
-/** Told about every evaluation that failed: answered 500, which OPA clients take as a deny. */
-export type OpaDataFailureListener = (failure: {
-  decisionId: string;
-  entrypoint: string;
-  message: string;
-}) => void;
+/** The methods the Data API serves (HEAD as GET); the route table answers 405 for the rest. */
+export const opaDataMethods = ["GET", "POST"] as const;
 
 export interface OpaDataApiOptions {
-  /** The policy whose compiled entrypoints the API evaluates. */
-  policy: Pick<WasmPolicy, "hasEntrypoint" | "evaluate">;
-  callers: CallerAuthenticator;
+  /** Evaluates the entrypoints: one id source and one failure path with every other decision. */
+  engine: Pick<DecisionEngine, "hasEntrypoint" | "query">;
   limits: JsonBodyLimits;
-  newId?: () => string;
-  onFailure?: OpaDataFailureListener;
+  /** Told about every query (metrics, decision log). */
+  observer: Pick<DecisionObserver, "queried">;
 }
 
 /** `GET|POST /v1/data/{path}`, given the request and its raw query string. */
@@ -34,8 +30,6 @@ export type OpaDataApi = (request: ApiRequest, query?: string) => ApiResponse;
 
 /** The input of one evaluation: a JSON value, or none at all (OPA's "no input"). */
 type Input = { present: true; value: unknown } | { present: false };
-
-const allowedMethods = ["GET", "POST"] as const;
 
 /**
  * OPA reads a lone surrogate escape (`"\ud800"`) as U+FFFD (Go's
@@ -74,23 +68,11 @@ const missingInputWarning = {
  * their codes.
  */
 export function createOpaDataApi(options: OpaDataApiOptions): OpaDataApi {
-  const { policy, callers, limits } = options;
-  const newId = options.newId ?? randomUUID;
-  const onFailure = options.onFailure ?? (() => undefined);
+  const { engine, limits, observer } = options;
 
   function answer(request: ApiRequest, query: string | undefined): ApiResponse {
     const method = request.method === "HEAD" ? "GET" : request.method;
-    if (method !== "GET" && method !== "POST") {
-      return {
-        status: 405,
-        headers: { allow: allowedMethods.join(", ") },
-        body: {
-          code: "method_not_allowed",
-          message: `${request.method} is not allowed here; use ${allowedMethods.join(" or ")}`,
-        },
-      };
-    }
-    const caller = callers.authenticate(request, "opa_data");
+    const caller = callerOf(request);
     if (!caller.assertSubject) {
       throw new ApiError(
         "caller_forbidden",
@@ -106,34 +88,38 @@ export function createOpaDataApi(options: OpaDataApiOptions): OpaDataApi {
       return invalidParameter(error, method === "POST" ? "body" : "parameter");
     }
 
-    const decisionId = newId();
-    const headers = { "x-decision-id": decisionId };
-    const body: Record<string, unknown> = {};
-    const target = targetOf(request.path, policy);
-    if (target !== undefined) {
-      let outcome: EvaluationOutcome;
-      try {
-        outcome = policy.evaluate(target.entrypoint, input.present ? input.value : noInput);
-      } catch (error) {
-        onFailure({ decisionId, entrypoint: target.entrypoint, message: describeThrown(error) });
-        return {
-          status: 500,
-          headers,
-          body: {
-            code: "internal_error",
-            message: "error(s) occurred while evaluating query; see the PDP log",
-            decision_id: decisionId,
-          },
-        };
-      }
-      if (outcome.defined) {
-        const selected = select(outcome.value, target.within);
-        if (selected.defined) body.result = selected.value;
-      }
+    const target = targetOf(request.path, engine);
+    const evaluated = engine.query(target.entrypoint, input.present ? input.value : noInput);
+    const selected =
+      evaluated.outcome?.defined === true
+        ? select(evaluated.outcome.value, target.within)
+        : undefined;
+    observer.queried({
+      answer: evaluated,
+      path: target.path,
+      ...(input.present ? { input: input.value } : {}),
+      ...(selected?.defined === true ? { result: selected.value } : {}),
+      caller: caller.name,
+      requestId: request.requestId,
+      traceId: traceIdOf(headerValue(request, "traceparent")),
+    });
+    if (evaluated.failure !== undefined) {
+      return {
+        status: 500,
+        headers: { "x-decision-id": evaluated.id },
+        body: {
+          code: "internal_error",
+          message: "error(s) occurred while evaluating query; see the PDP log",
+          decision_id: evaluated.id,
+        },
+      };
     }
-    body.decision_id = decisionId;
-    if (method === "POST" && !input.present) body.warning = missingInputWarning;
-    return { status: 200, headers, body };
+    return respond(
+      evaluated.id,
+      selected?.defined === true ? { result: selected.value } : {},
+      method,
+      input,
+    );
   }
 
   return (request, query) => {
@@ -144,6 +130,18 @@ export function createOpaDataApi(options: OpaDataApiOptions): OpaDataApi {
       throw error;
     }
   };
+}
+
+/** OPA's 200: the result (when defined), the decision id, and the warning of a POST without input. */
+function respond(
+  decisionId: string,
+  body: Record<string, unknown>,
+  method: string,
+  input: Input,
+): ApiResponse {
+  body.decision_id = decisionId;
+  if (method === "POST" && !input.present) body.warning = missingInputWarning;
+  return { status: 200, headers: { "x-decision-id": decisionId }, body };
 }
 
 /**
@@ -226,17 +224,17 @@ function isBlank(body: Buffer): boolean {
 }
 
 /**
- * What a request path names: the longest compiled entrypoint its segments
- * start with, and the keys to follow inside that entrypoint's result (so
- * `mcp/authz/decision/allow` is the `allow` of `mcp/authz/decision`, as in
- * OPA). Segments come after `/v1/data`, percent-decoded, empty ones skipped
- * (as OPA does). Undefined when no entrypoint matches.
+ * What a request path names: the data path (OPA's `path`), the longest
+ * compiled entrypoint its segments start with, and the keys to follow inside
+ * that entrypoint's result (so `mcp/authz/decision/allow` is the `allow` of
+ * `mcp/authz/decision`, as in OPA). Segments come after `/v1/data` (the route
+ * table sends nothing else here), percent-decoded, empty ones skipped (as OPA
+ * does). No entrypoint when none matches: an undefined document.
  */
 function targetOf(
   path: string,
-  policy: Pick<WasmPolicy, "hasEntrypoint">,
-): { entrypoint: string; within: string[] } | undefined {
-  if (path !== opaDataPath && !path.startsWith(`${opaDataPath}/`)) return undefined;
+  policy: Pick<DecisionEngine, "hasEntrypoint">,
+): { path: string; entrypoint: string | undefined; within: string[] } {
   const segments: string[] = [];
   for (const raw of path.slice(opaDataPath.length).split("/")) {
     if (raw === "") continue;
@@ -252,9 +250,11 @@ function targetOf(
   const named = segments.findIndex((segment) => segment.includes("/"));
   for (let length = named === -1 ? segments.length : named; length > 0; length--) {
     const entrypoint = segments.slice(0, length).join("/");
-    if (policy.hasEntrypoint(entrypoint)) return { entrypoint, within: segments.slice(length) };
+    if (policy.hasEntrypoint(entrypoint)) {
+      return { path: segments.join("/"), entrypoint, within: segments.slice(length) };
+    }
   }
-  return undefined;
+  return { path: segments.join("/"), entrypoint: undefined, within: [] };
 }
 
 /** The value at `keys` inside a result: object keys (own ones only), array indices. */

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { authzenPaths } from "../api/authzen-api.js";
-import type { ApiRequest, ApiResponse } from "../api/api-types.js";
-import { ApiError, describeThrown, StartupError } from "../errors.js";
+import type { ApiRequest } from "../api/api-types.js";
+import { describeThrown, StartupError } from "../errors.js";
 import { exitCodes, type CliIo } from "./cli.js";
 import { configurationOf, type ConfigurationFiles } from "./configuration.js";
 import { buildOfflineApp } from "./offline-app.js";
@@ -57,14 +57,8 @@ export async function decide(io: CliIo, options: DecideOptions): Promise<number>
     },
     body,
   };
-  let response: ApiResponse;
-  try {
-    response = await app.authzen.evaluation(request);
-  } catch (error) {
-    if (!(error instanceof ApiError)) throw error;
-    // The API's own error body, as a client would receive it.
-    response = { status: error.status, body: error.toBody() };
-  }
+  // Through the listener's own route table: the same caller check and error bodies as over HTTP.
+  const response = await app.answer(request);
   if (response.status !== 200) {
     const refusal = response.body as { code: string; message: string; field?: string };
     if (options.json) io.stdout.write(`${JSON.stringify(refusal)}\n`);

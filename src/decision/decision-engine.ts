@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { EvaluationError, type EvaluationErrorCode } from "../errors.js";
 import type { InputJsonCache } from "../policy/input-json.js";
 import type { ActivePolicy } from "../policy/policy-loader.js";
+import type { EvaluationOutcome } from "../policy/wasm-policy.js";
 import type { AccessRequest, Decision } from "./decision.js";
 import { buildPolicyInput } from "./input-builder.js";
 import { readPolicyAnswer } from "./result-reader.js";
@@ -13,8 +14,34 @@ export interface DecisionEngine {
    * items of one batch pass one `cache`, so their shared parts serialize once.
    */
   decide(request: AccessRequest, nowMs: number, cache?: InputJsonCache): Decision;
+  /**
+   * Evaluates a compiled entrypoint with an input exactly as given (or
+   * `noInput`, policy/wasm-policy.ts):
+   * no AuthZEN processing, no PDP facts, no result reading (the OPA Data
+   * API). Never throws: a failed evaluation is `failure`, told to the same
+   * failure listener as a decision's, under the same id. Without an
+   * entrypoint (the query names none) the document is undefined, unevaluated,
+   * with an id all the same, as OPA answers.
+   */
+  query(entrypoint: string | undefined, input: unknown): EntrypointAnswer;
+  /** Whether the active policy has this compiled entrypoint. */
+  hasEntrypoint(entrypoint: string): boolean;
   /** Revision of the active bundle. */
   readonly revision: string;
+}
+
+/** One entrypoint query: its id, the bundle it ran on, and its outcome or failure. */
+export interface EntrypointAnswer {
+  id: string;
+  revision: string;
+  /** Undefined when the query named no entrypoint. */
+  entrypoint: string | undefined;
+  /** The document, defined or not; undefined when the evaluation failed. */
+  outcome: EvaluationOutcome | undefined;
+  /** Why the evaluation failed, when it did. */
+  failure?: EvaluationError;
+  /** Policy evaluation alone, in seconds. */
+  evaluationSeconds: number;
 }
 
 /** Milliseconds since the epoch; injected so tests can freeze time. */
@@ -23,6 +50,8 @@ export type Clock = () => number;
 /** Told about every evaluation that failed closed, for logs (and, later, metrics). */
 export type FailureListener = (failure: {
   decisionId: string;
+  /** The entrypoint that failed: the decision entrypoint, or the one an entrypoint query named. */
+  entrypoint: string;
   code: EvaluationErrorCode;
   message: string;
 }) => void;
@@ -67,14 +96,7 @@ export class PolicyDecisionEngine implements DecisionEngine {
       const answer = readPolicyAnswer(outcome.value);
       return { id, revision: this.active.revision, ...answer, evaluationSeconds: elapsed(), input };
     } catch (error) {
-      const failure =
-        error instanceof EvaluationError
-          ? error
-          : new EvaluationError(
-              "evaluation_error",
-              error instanceof Error ? error.message : String(error),
-            );
-      this.onFailure({ decisionId: id, code: failure.code, message: failure.message });
+      const failure = this.failed(id, this.active.entrypoint, error);
       return {
         id,
         revision: this.active.revision,
@@ -87,5 +109,39 @@ export class PolicyDecisionEngine implements DecisionEngine {
         ...(input === undefined ? {} : { input }),
       };
     }
+  }
+
+  query(entrypoint: string | undefined, input: unknown): EntrypointAnswer {
+    const id = this.newId();
+    const started = process.hrtime.bigint();
+    const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
+    const answer = { id, revision: this.active.revision, entrypoint };
+    if (entrypoint === undefined) {
+      return { ...answer, outcome: { defined: false }, evaluationSeconds: 0 };
+    }
+    try {
+      const outcome = this.active.policy.evaluate(entrypoint, input);
+      return { ...answer, outcome, evaluationSeconds: elapsed() };
+    } catch (error) {
+      const failure = this.failed(id, entrypoint, error);
+      return { ...answer, outcome: undefined, failure, evaluationSeconds: elapsed() };
+    }
+  }
+
+  hasEntrypoint(entrypoint: string): boolean {
+    return this.active.policy.hasEntrypoint(entrypoint);
+  }
+
+  /** The one failure path: anything thrown becomes an EvaluationError, told to the listener. */
+  private failed(id: string, entrypoint: string, error: unknown): EvaluationError {
+    const failure =
+      error instanceof EvaluationError
+        ? error
+        : new EvaluationError(
+            "evaluation_error",
+            error instanceof Error ? error.message : String(error),
+          );
+    this.onFailure({ decisionId: id, entrypoint, code: failure.code, message: failure.message });
+    return failure;
   }
 }

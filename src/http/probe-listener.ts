@@ -1,5 +1,7 @@
 import type { RequestListener } from "node:http";
 import type { ApiResponse } from "../api/api-types.js";
+import type { Metrics } from "../observability/metrics.js";
+import { instrument } from "./instrument.js";
 import { writeJson } from "./response-writer.js";
 
 const ok: ApiResponse = { status: 200, body: { status: "ok" } };
@@ -18,10 +20,11 @@ const notReady: ApiResponse = {
  * that a PDP is up. The main listener keeps its own `/health` and `/ready`
  * (behind the ops guard, with the bundle revision).
  */
-export function probeListener(state: { ready: () => boolean }): RequestListener {
+export function probeListener(state: { ready: () => boolean }, metrics: Metrics): RequestListener {
   return (req, res) => {
     const path = (req.url ?? "").split("?")[0];
     const probe = path === "/health" ? "health" : path === "/ready" ? "ready" : undefined;
+    instrument(res, metrics, probe ?? "other", req.method ?? "");
     const write = (response: ApiResponse): void => {
       writeJson(res, response, () => undefined);
     };

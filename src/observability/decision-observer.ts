@@ -1,3 +1,4 @@
+import type { EntrypointAnswer } from "../decision/decision-engine.js";
 import type { AccessRequest, Decision } from "../decision/decision.js";
 import type { Clock } from "../decision/decision-engine.js";
 import { isRecording, type DecisionLog } from "./decision-log.js";
@@ -21,9 +22,24 @@ export interface DecisionEvent {
   traceId: string | undefined;
 }
 
-/** Told about every decision; the API layer calls it, the core never does. */
+/** Everything known about one OPA Data API query once it is answered. */
+export interface QueryEvent {
+  answer: EntrypointAnswer;
+  /** The path the client asked for under /v1/data (e.g. `mcp/authz/decision/allow`), OPA's `path`. */
+  path: string;
+  /** The input as sent; absent for a query without one. */
+  input?: unknown;
+  /** The document the client got (inside the entrypoint's result); absent when undefined or failed. */
+  result?: unknown;
+  caller: string;
+  requestId: string | undefined;
+  traceId: string | undefined;
+}
+
+/** Told about every decision and Data API query; the API layer calls it, the core never does. */
 export interface DecisionObserver {
   decided(event: DecisionEvent): void;
+  queried(event: QueryEvent): void;
 }
 
 export interface DecisionRecordOptions {
@@ -130,6 +146,46 @@ export class RecordingDecisionObserver implements DecisionObserver {
       context,
     };
     if (this.options.includeInput && decision.input !== undefined) record.input = decision.input;
+    this.write(record);
+  }
+
+  /**
+   * A Data API query: counted (`mcp_pdp_data_queries_total`, the evaluation
+   * histogram) and recorded as OPA records Data API decisions: `path`,
+   * `input`, `result` as answered, `decision_id`, `bundles`, `timestamp`,
+   * `metrics`; no AuthZEN fields, since the input is not an AuthZEN request.
+   */
+  queried(event: QueryEvent): void {
+    const { answer } = event;
+    const result =
+      answer.failure !== undefined ? "error" : event.result === undefined ? "undefined" : "defined";
+    this.metrics.recordDataQuery(
+      result,
+      answer.entrypoint === undefined ? undefined : answer.evaluationSeconds,
+    );
+    if (!isRecording(this.log)) return;
+    const record: Record<string, unknown> = {
+      log: "decision",
+      decision_id: answer.id,
+      timestamp: new Date(this.options.clock()).toISOString(),
+      req_id: event.requestId ?? null,
+      trace_id: event.traceId ?? null,
+      path: event.path,
+      endpoint: "opa_data",
+      caller: event.caller,
+      entrypoint: answer.entrypoint ?? null,
+      ...(event.result === undefined ? {} : { result: event.result }),
+      ...(answer.failure === undefined ? {} : { error: { code: answer.failure.code } }),
+      revision: answer.revision,
+      bundles: { default: { revision: answer.revision } },
+      metrics: { timer_eval_ns: Math.round(answer.evaluationSeconds * 1e9) },
+    };
+    if (this.options.includeInput && event.input !== undefined) record.input = event.input;
+    this.write(record);
+  }
+
+  /** Erases the configured fields, bounds the record to its budget, and hands it to the log. */
+  private write(record: Record<string, unknown>): void {
     const masked = eraseFields(record, this.options.erase);
     if (masked.erased.length > 0) masked.record.erased = masked.erased;
     const bounded = this.budget.bound(masked.record);

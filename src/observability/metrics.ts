@@ -79,6 +79,7 @@ export class Metrics {
   private readonly callerAuthFailures: Counter<"reason">;
   private readonly droppedDecisionRecords: Counter<"reason">;
   private readonly truncatedDecisionRecords: Counter;
+  private readonly dataQueries: Counter<"endpoint" | "result">;
   private readonly issuers = new Set<string>();
 
   constructor(options: MetricsOptions) {
@@ -185,6 +186,12 @@ export class Metrics {
       help: "Decision records in which values were replaced by [TRUNCATED] to keep the record within PDP_DECISION_LOG_MAX_RECORD_BYTES.",
       registers,
     });
+    this.dataQueries = new Counter({
+      name: name("data_queries_total"),
+      help: "OPA Data API queries by endpoint (opa_data) and result: defined, undefined, or error (answered 500).",
+      labelNames: ["endpoint", "result"],
+      registers,
+    });
     if (options.processMetrics !== false) {
       collectDefaultMetrics({ register: this.registry, prefix: metricsPrefix });
       // prom-client names these gauges *_total, which Prometheus reserves for counters
@@ -254,6 +261,19 @@ export class Metrics {
 
   recordDroppedDecisionRecord(reason: DroppedRecordReason): void {
     this.droppedDecisionRecords.inc({ reason });
+  }
+
+  /**
+   * One query of the OPA Data API; the time of its evaluation joins the
+   * decisions' histogram (undefined when nothing was evaluated: the path named
+   * no entrypoint).
+   */
+  recordDataQuery(
+    result: "defined" | "undefined" | "error",
+    evaluationSeconds: number | undefined,
+  ): void {
+    this.dataQueries.inc({ endpoint: "opa_data", result });
+    if (evaluationSeconds !== undefined) this.evaluationSeconds.observe(evaluationSeconds);
   }
 
   recordTruncatedDecisionRecord(): void {

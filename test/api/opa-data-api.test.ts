@@ -1,14 +1,15 @@
 /**
  * OPA's Data API over real HTTP: `POST|GET /v1/data/{path}` answers like OPA
  * (result or the undefined shape, OPA's error codes), keeps the PDP's limits,
- * is open only to callers that may assert subjects, answers the same on the
- * lean path and through express, and works with the official OPA client.
+ * is open only to callers that may assert subjects, counts and records every
+ * query like any other decision, and works with the official OPA client.
  */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { gzipSync } from "node:zlib";
 import { OPAClient } from "@styra/opa";
 import { SDKError, ServerError } from "@styra/opa/sdk/models/errors";
 import { buildWasmBundle, repoRoot, scratchDir } from "../support/opa.js";
@@ -84,6 +85,20 @@ const post = (base: string, path: string, body?: unknown, headers?: Record<strin
     headers,
   );
 
+/** mcp_pdp_data_queries_total by result, and the evaluation histogram's count, from /metrics. */
+async function dataQueryCounts(base: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const counts: Record<string, number> = {};
+  for (const match of text.matchAll(
+    /^mcp_pdp_data_queries_total\{endpoint="opa_data",result="(\w+)"\} (\d+)$/gm,
+  )) {
+    counts[match[1] ?? ""] = Number(match[2]);
+  }
+  const histogram = /^mcp_pdp_evaluation_duration_seconds_count (\d+)$/m.exec(text);
+  if (histogram !== null) counts.histogram = Number(histogram[1]);
+  return counts;
+}
+
 /** The undefined answer: 200 and a decision id, no result. */
 function assertUndefined(reply: Reply, label: string): void {
   assert.equal(reply.status, 200, label);
@@ -109,13 +124,11 @@ function nested(depth: number): unknown {
 describe("OPA Data API", () => {
   const env = { PDP_MAX_BODY_BYTES: "8192" };
   let pdp: RunningPdp;
-  let reference: RunningPdp;
   before(async () => {
     pdp = await startPdp({ env });
-    reference = await startPdp({ env, expressOnly: true });
   });
   after(async () => {
-    await Promise.all([pdp.close(), reference.close()]);
+    await pdp.close();
   });
 
   test("the decision entrypoint answers its document as the result, with a decision id", async () => {
@@ -323,51 +336,99 @@ describe("OPA Data API", () => {
     }
   });
 
-  describe("the lean path and express answer alike", () => {
+  describe("every kind of request gets OPA's shape from the one stack", () => {
     interface Probe {
       name: string;
       method?: string;
       path?: string;
+      headers?: Record<string, string>;
       body?: string | Uint8Array;
+      /** Status, and OPA's code for an error. */
+      expect: { status: number; code?: string; result?: boolean };
     }
+    const ok = { status: 200 };
+    const invalid = { status: 400, code: "invalid_parameter" };
     const probes: Probe[] = [
-      { name: "allowing input", body: JSON.stringify({ input: allowing.input }) },
-      { name: "sub-document", path: `${decisionPath}/allow`, body: JSON.stringify({ input: 1 }) },
-      { name: "no entrypoint", path: "/v1/data/x/y", body: '{"input": {}}' },
-      { name: "GET", method: "GET" },
-      { name: "GET with input", method: "GET", path: `${decisionPath}?input=false&pretty` },
-      { name: "empty body" },
-      { name: "malformed", body: '{"input": @}' },
-      { name: "not an object", body: "[]" },
-      { name: "too large", body: JSON.stringify({ input: "x".repeat(9000) }) },
-      { name: "too deep", body: JSON.stringify({ input: nested(40) }) },
-      { name: "hostile key", body: '{"input": {"a": {"__proto__": 1}}}' },
-      { name: "bad UTF-8", body: new Uint8Array([0x7b, 0xff, 0x7d]) },
-      { name: "lone surrogate", body: '{"input": {"a\\ud800": "\\udc00"}}' },
-      { name: "unrepresentable number", body: '{"input": {"n": 1e400}}' },
-      { name: "405", method: "DELETE" },
+      {
+        name: "allowing input",
+        body: JSON.stringify({ input: allowing.input }),
+        expect: { status: 200, result: true },
+      },
+      {
+        name: "sub-document",
+        path: `${decisionPath}/allow`,
+        body: JSON.stringify({ input: 1 }),
+        expect: { status: 200, result: true },
+      },
+      {
+        name: "no entrypoint",
+        path: "/v1/data/x/y",
+        body: '{"input": {}}',
+        expect: { status: 200, result: false },
+      },
+      { name: "GET", method: "GET", expect: { status: 200, result: true } },
+      { name: "HEAD", method: "HEAD", expect: ok },
+      {
+        name: "GET with input",
+        method: "GET",
+        path: `${decisionPath}?input=false&pretty`,
+        expect: { status: 200, result: true },
+      },
+      { name: "empty body", expect: { status: 200, result: true } },
+      {
+        name: "gzip body",
+        headers: { "content-encoding": "gzip" },
+        body: gzipSync(JSON.stringify({ input: allowing.input })),
+        expect: { status: 200, result: true },
+      },
+      {
+        name: "unknown Content-Encoding",
+        headers: { "content-encoding": "x-rot13" },
+        body: "{}",
+        expect: invalid,
+      },
+      {
+        name: "corrupt gzip",
+        headers: { "content-encoding": "gzip" },
+        body: "{}",
+        expect: invalid,
+      },
+      { name: "malformed", body: '{"input": @}', expect: invalid },
+      { name: "not an object", body: "[]", expect: invalid },
+      { name: "too large", body: JSON.stringify({ input: "x".repeat(9000) }), expect: invalid },
+      { name: "too deep", body: JSON.stringify({ input: nested(40) }), expect: invalid },
+      { name: "hostile key", body: '{"input": {"a": {"__proto__": 1}}}', expect: invalid },
+      { name: "bad UTF-8", body: new Uint8Array([0x7b, 0xff, 0x7d]), expect: invalid },
+      {
+        name: "lone surrogate (read as U+FFFD, as OPA)",
+        body: '{"input": {"a\\ud800": "\\udc00"}}',
+        expect: { status: 200, result: true },
+      },
+      { name: "unrepresentable number", body: '{"input": {"n": 1e400}}', expect: invalid },
+      { name: "405", method: "DELETE", expect: { status: 405, code: "method_not_allowed" } },
     ];
-
-    async function observe(base: string, probe: Probe) {
-      const response = await fetch(`${base}${probe.path ?? decisionPath}`, {
-        method: probe.method ?? "POST",
-        ...(probe.body === undefined ? {} : { body: probe.body }),
-      });
-      return {
-        status: response.status,
-        body: (await response.text()).replace(
-          /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g,
-          "<uuid>",
-        ),
-        contentType: response.headers.get("content-type"),
-        allow: response.headers.get("allow"),
-        decisionId: response.headers.get("x-decision-id") === null ? "absent" : "present",
-      };
-    }
 
     for (const probe of probes) {
       test(probe.name, async () => {
-        assert.deepEqual(await observe(pdp.url, probe), await observe(reference.url, probe));
+        const response = await fetch(`${pdp.url}${probe.path ?? decisionPath}`, {
+          method: probe.method ?? "POST",
+          ...(probe.headers === undefined ? {} : { headers: probe.headers }),
+          ...(probe.body === undefined ? {} : { body: probe.body }),
+        });
+        const text = await response.text();
+        assert.equal(response.status, probe.expect.status, text);
+        assert.equal(response.headers.get("content-type"), "application/json; charset=utf-8");
+        if (probe.method === "HEAD") return;
+        const body = JSON.parse(text) as Json;
+        if (probe.expect.code !== undefined) {
+          assert.equal(body.code, probe.expect.code, text);
+          assert.equal(typeof body.message, "string");
+          if (probe.expect.status === 405) assert.equal(response.headers.get("allow"), "GET, POST");
+          return;
+        }
+        assert.match(String(body.decision_id), /^[0-9a-f-]{36}$/);
+        assert.equal(response.headers.get("x-decision-id"), body.decision_id);
+        assert.equal("result" in body, probe.expect.result, text);
       });
     }
   });
@@ -434,7 +495,6 @@ describe("OPA Data API: who may call it", () => {
   const servers: RunningPdp[] = [];
   before(async () => {
     servers.push(await startPdp({ env: { PDP_CONFIG: config } }));
-    servers.push(await startPdp({ env: { PDP_CONFIG: config }, expressOnly: true }));
   });
   after(async () => {
     await Promise.all(servers.map((server) => server.close()));
@@ -525,7 +585,9 @@ conflict := y if y := input.b
       },
       ["probe/echo", "probe/conflict"],
     );
-    pdp = await startPdp({ env: { PDP_BUNDLE: bundle, PDP_ENTRYPOINT: "probe/echo" } });
+    pdp = await startPdp({
+      env: { PDP_BUNDLE: bundle, PDP_ENTRYPOINT: "probe/echo", PDP_DECISION_LOG_INPUT: "true" },
+    });
   });
   after(async () => {
     await pdp.close();
@@ -579,6 +641,55 @@ conflict := y if y := input.b
     // Agreeing rules are no conflict.
     const agreed = await post(pdp.url, "/v1/data/probe/conflict", { input: { a: 1, b: 1 } });
     assert.equal(agreed.body.result, 1);
+  });
+
+  test("every query is recorded like OPA's Data API decision log, under the id it answered with", async () => {
+    const asked = await post(
+      pdp.url,
+      "/v1/data/probe/echo/a",
+      { input: { a: [1] } },
+      {
+        "x-request-id": "query-1",
+      },
+    );
+    assert.equal(asked.status, 200);
+    assert.equal(asked.headers.get("x-decision-id"), asked.body.decision_id);
+    const record = pdp.decisions.find((r) => r.decision_id === asked.body.decision_id);
+    assert.ok(record, "one record per query");
+    assert.equal(record.endpoint, "opa_data");
+    assert.equal(record.path, "probe/echo/a", "OPA's path: the data path asked for");
+    assert.equal(record.entrypoint, "probe/echo");
+    assert.deepEqual(record.input, { a: [1] });
+    assert.deepEqual(record.result, [1], "the document answered, not the whole entrypoint");
+    assert.equal(record.req_id, "query-1");
+    assert.equal(typeof record.timestamp, "string");
+    assert.deepEqual(record.bundles, { default: { revision: record.revision } });
+    assert.equal(typeof (record.metrics as Json).timer_eval_ns, "number");
+
+    const undefinedPath = await post(pdp.url, "/v1/data/probe/nothing", { input: 1 });
+    const quiet = pdp.decisions.find((r) => r.decision_id === undefinedPath.body.decision_id);
+    assert.ok(quiet, "an undefined document is recorded too");
+    assert.ok(!("result" in quiet));
+    assert.equal(quiet.entrypoint, null);
+
+    const failed = await post(pdp.url, "/v1/data/probe/conflict", { input: { a: 1, b: 2 } });
+    const failure = pdp.decisions.find((r) => r.decision_id === failed.body.decision_id);
+    assert.ok(failure, "a failed query is recorded under the id of its 500 and its log line");
+    assert.deepEqual(failure.error, { code: "evaluation_error" });
+    assert.ok(!("result" in failure));
+  });
+
+  test("queries are counted by result, and their evaluations join the decisions' histogram", async () => {
+    const before = await dataQueryCounts(pdp.url);
+    await post(pdp.url, "/v1/data/probe/echo", { input: 1 });
+    await post(pdp.url, "/v1/data/probe/nothing", { input: 1 });
+    await post(pdp.url, "/v1/data/probe/conflict", { input: { a: 1, b: 2 } });
+    const after = await dataQueryCounts(pdp.url);
+    for (const result of ["defined", "undefined", "error"]) {
+      assert.equal((after[result] ?? 0) - (before[result] ?? 0), 1, result);
+    }
+    // Two evaluations: the path naming no entrypoint evaluated nothing.
+    assert.equal((after.histogram ?? 0) - (before.histogram ?? 0), 2);
   });
 
   test("the OPA client raises its ServerError for the 500, with OPA's code", async () => {

@@ -90,21 +90,15 @@ function env(configFile: string): Record<string, string> {
 }
 
 let lean: RunningPdp;
-let expressOnly: RunningPdp;
 let opsLocked: RunningPdp;
 
 before(async () => {
   lean = await startPdp({ env: env(callersConfig), clock: () => nowMs });
-  expressOnly = await startPdp({
-    env: env(callersConfig),
-    clock: () => nowMs,
-    expressOnly: true,
-  });
   opsLocked = await startPdp({ env: env(opsLockedConfig), clock: () => nowMs });
 });
 
 after(async () => {
-  await Promise.all([lean.close(), expressOnly.close(), opsLocked.close()]);
+  await Promise.all([lean.close(), opsLocked.close()]);
   scratch.remove();
 });
 
@@ -199,10 +193,8 @@ function validBody(path: (typeof decisionPaths)[number]): Json {
   return path === evaluationPath ? single : { ...single, evaluations: [{}] };
 }
 
-for (const [label, pdpOf] of [
-  ["lean path", () => lean],
-  ["express", () => expressOnly],
-] as const) {
+// Every route has one stack (http/dispatcher.ts): the express-only run retired with the second one.
+for (const [label, pdpOf] of [["the dispatcher", () => lean]] as const) {
   describe(`decision endpoints refuse unauthenticated and unauthorized callers (${label})`, () => {
     for (const path of decisionPaths) {
       test(`${path}: no X-Api-Key → 401 caller_unauthenticated with WWW-Authenticate`, async () => {
@@ -267,32 +259,6 @@ for (const [label, pdpOf] of [
         assert.equal(body.field, "/subject/properties");
       });
     }
-
-    test("both endpoints answer every refusal identically on this path and the other", async () => {
-      const probes: { path: string; headers: Record<string, string>; body: unknown }[] = [];
-      for (const path of decisionPaths) {
-        probes.push(
-          { path, headers: {}, body: validBody(path) },
-          { path, headers: apiKey(keys.unknown), body: validBody(path) },
-          { path, headers: { authorization: `Bearer ${keys.pepOld}` }, body: validBody(path) },
-          { path, headers: apiKey(keys.noPermission), body: validBody(path) },
-          { path, headers: apiKey(keys.pepOld), body: readCall(assertedReader()) },
-        );
-      }
-      const other = pdpOf() === lean ? expressOnly : lean;
-      for (const probe of probes) {
-        const mine = await send(pdpOf(), "POST", probe.path, probe);
-        const theirs = await send(other, "POST", probe.path, probe);
-        const what = `${probe.path} ${JSON.stringify(probe.headers)}`;
-        assert.equal(mine.status, theirs.status, what);
-        assert.deepEqual(mine.body, theirs.body, what);
-        assert.equal(
-          mine.headers.get("www-authenticate"),
-          theirs.headers.get("www-authenticate"),
-          what,
-        );
-      }
-    });
   });
 }
 
@@ -405,7 +371,7 @@ describe("subject assertion", () => {
 
 describe("metadata and ops endpoints", () => {
   test("/.well-known/authzen-configuration stays public", async () => {
-    for (const pdp of [lean, expressOnly, opsLocked]) {
+    for (const pdp of [lean, opsLocked]) {
       const reply = await send(pdp, "GET", "/.well-known/authzen-configuration");
       assert.equal(reply.status, 200, JSON.stringify(reply.body));
       const body = reply.body as Json;

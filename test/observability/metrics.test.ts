@@ -171,7 +171,7 @@ test("every metric family declared in metrics.ts is exported, with samples, afte
     scope: "mcp:read",
     client_id: "client-a",
   });
-  // Allowed with a verified token, denied as asserted, a caller refused, forward-auth.
+  // Allowed with a verified token, denied as asserted, a caller refused, forward-auth, a Data API query.
   await evaluate(pdp, call("read_file", "files", { type: "user", properties: { token } }), withKey);
   await evaluate(pdp, call("write_file", "files", user("mcp:read")), withKey);
   assert.equal((await postJson(`${pdp.url}/access/v1/evaluation`, {})).status, 401);
@@ -193,6 +193,8 @@ test("every metric family declared in metrics.ts is exported, with samples, afte
     }),
   });
   assert.equal(forward.status, 200, forward.text);
+  const query = await postJson(`${pdp.url}/v1/data/mcp/authz/decision`, { input: {} }, withKey);
+  assert.equal(query.status, 200);
 
   await scrape(pdp.url);
   const { exposition } = await scrape(pdp.url);
@@ -212,6 +214,7 @@ test("every metric family declared in metrics.ts is exported, with samples, afte
     "mcp_pdp_token_verifications_total",
     "mcp_pdp_jwks_fetches_total",
     "mcp_pdp_caller_auth_failures_total",
+    "mcp_pdp_data_queries_total",
   ]) {
     assert.ok(families.includes(family), `metrics.ts no longer declares ${family}`);
   }

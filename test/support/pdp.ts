@@ -22,8 +22,6 @@ export interface StartOptions {
   /** Environment variables as main.ts would read them (HOST/PORT are set by the helper). */
   env?: Record<string, string>;
   clock?: Clock;
-  /** Serve through express alone, skipping the lean decision path (for parity tests). */
-  expressOnly?: boolean;
 }
 
 /** Starts the PDP in-process on an ephemeral loopback port, as main.ts would, with logs captured. */
@@ -50,7 +48,7 @@ export async function startPdp(options: StartOptions = {}): Promise<RunningPdp> 
     },
     ...(options.clock ? { clock: options.clock } : {}),
   });
-  const server: Server = createServer(options.expressOnly === true ? app.express : app.listener);
+  const server: Server = createServer(app.listener);
   await new Promise<void>((resolve) => {
     server.listen(0, "127.0.0.1", resolve);
   });
