@@ -4,7 +4,7 @@ import { authzenPaths, createAuthzenApi } from "./api/authzen-api.js";
 import { searchKinds } from "./api/authzen-schemas.js";
 import { SearchCandidates } from "./api/authzen-search-candidates.js";
 import { createAuthzenSearchApi, searchPaths } from "./api/authzen-search-api.js";
-import { defaultConfigEntrypoint, type Config } from "./config.js";
+import { defaultConfigEntrypoint, type Config } from "./config/index.js";
 import {
   PolicyDecisionEngine,
   type Clock,

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { createServer, type RequestListener, type Server } from "node:http";
 import { createServer as createTlsServer } from "node:https";
 import { buildApp } from "./app.js";
-import { loadConfig, type Config } from "./config.js";
+import { loadConfig, type Config } from "./config/index.js";
 import { StartupError } from "./errors.js";
 import {
   FailureReporter,

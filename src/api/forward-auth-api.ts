@@ -1,4 +1,4 @@
-import type { ForwardAuthSettings } from "../auth/auth-config.js";
+import type { ForwardAuthSettings } from "../config/index.js";
 import { bearerOrError } from "../auth/bearer.js";
 import { denialChallenge, stepUpOf } from "../auth/challenge.js";
 import type { CallerAuthenticator } from "../auth/caller-authenticator.js";

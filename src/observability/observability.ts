@@ -1,5 +1,5 @@
 import { tokenErrorCodes } from "../auth/token-error.js";
-import type { ObservabilityConfig } from "../config.js";
+import type { ObservabilityConfig } from "../config/index.js";
 import type { ActivePolicy } from "../policy/policy-loader.js";
 import { JsonLinesDecisionLog, noDecisionLog, type DecisionLog } from "./decision-log.js";
 import { RecordingDecisionObserver, type DecisionObserver } from "./decision-observer.js";

@@ -1,7 +1,22 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
-import { embeddedBundlePath, loadConfig } from "../src/config.js";
-import { StartupError } from "../src/errors.js";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { embeddedBundlePath, loadConfig } from "../../src/config/index.js";
+import { StartupError } from "../../src/errors.js";
+import { scratchDir } from "../support/opa.js";
+
+const scratch = scratchDir();
+after(() => {
+  scratch.remove();
+});
+
+/** A file the configuration may name: it must exist (its content is read when the app is built). */
+function existingFile(name: string): string {
+  const file = join(scratch.dir, name);
+  writeFileSync(file, "stand-in\n");
+  return file;
+}
 
 test("defaults: loopback, port 8180, the embedded bundle and the default entrypoint", () => {
   const config = loadConfig({});
@@ -17,19 +32,21 @@ test("defaults: loopback, port 8180, the embedded bundle and the default entrypo
 });
 
 test("variables override the defaults", () => {
+  const bundle = existingFile("b.tar.gz");
+  const data = existingFile("d.yaml");
   const config = loadConfig({
     HOST: "::1",
     PORT: "9000",
-    PDP_BUNDLE: "/b.tar.gz",
-    PDP_DATA: "/d.yaml",
+    PDP_BUNDLE: bundle,
+    PDP_DATA: data,
     PDP_ENTRYPOINT: "acme/allow",
     PDP_CONFIG_ENTRYPOINT: "",
     PDP_MAX_BODY_BYTES: "4096",
     LOG_LEVEL: "debug",
   });
   assert.equal(config.publicUrl, "http://[::1]:9000");
-  assert.equal(config.policy.bundlePath, "/b.tar.gz");
-  assert.equal(config.policy.dataPath, "/d.yaml");
+  assert.equal(config.policy.bundlePath, bundle);
+  assert.equal(config.policy.dataPath, data);
   assert.equal(config.policy.entrypoint, "acme/allow");
   assert.equal(config.policy.configEntrypoint, undefined);
   assert.equal(config.limits.maxBodyBytes, 4096);
