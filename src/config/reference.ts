@@ -107,7 +107,8 @@ function row(
           ? "required"
           : "none"),
     variable: variable === undefined ? "" : `\`${variable}\``,
-    meaning: (schema.description ?? "").replaceAll("|", "\\|"),
+    // A section's own row (`issuers[]`) would repeat the heading above the table.
+    meaning: path.includes(".") ? (schema.description ?? "").replaceAll("|", "\\|") : "",
   };
 }
 
