@@ -14,7 +14,7 @@ import { execFileSync } from "node:child_process";
 import { createReadStream, createWriteStream, readFileSync, readlinkSync, statSync } from "node:fs";
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
-import { loadConfig } from "../src/config.js";
+import { loadConfig } from "../src/config/index.js";
 import type { PolicyDecisionEngine } from "../src/decision/decision-engine.js";
 import {
   JsonLinesDecisionLog,

@@ -22,7 +22,11 @@ import { availableParallelism, cpus, release, tmpdir, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isDeepStrictEqual } from "node:util";
-import { defaultConfigEntrypoint, defaultEntrypoint, embeddedBundlePath } from "../src/config.js";
+import {
+  defaultConfigEntrypoint,
+  defaultEntrypoint,
+  embeddedBundlePath,
+} from "../src/config/index.js";
 import { PolicyDecisionEngine } from "../src/decision/decision-engine.js";
 import { buildPolicyInput } from "../src/decision/input-builder.js";
 import { readPolicyAnswer, type PolicyAnswer } from "../src/decision/result-reader.js";

@@ -16,7 +16,7 @@ import { createServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from "jose";
-import { defaultAuthSettings, readAuthSettings } from "../src/auth/auth-config.js";
+import { loadConfig } from "../src/config/index.js";
 import { ServerRegistry } from "../src/auth/servers.js";
 import type { Caller } from "../src/auth/caller.js";
 import { buildIssuerPolicies } from "../src/auth/issuer-policies.js";
@@ -63,7 +63,7 @@ const sizes = {
   /** The algorithm whose repeated token is also run against a PDP with the cache off. */
   noCacheAlg: "RS256" as Alg,
   /** The PDP's default token_cache.max_entries. */
-  cacheEntries: defaultAuthSettings.tokenCacheEntries,
+  cacheEntries: loadConfig({}).auth.tokenCacheEntries,
   /** HTTP pool: (httpS + 1) s at the estimated fresh-token rate, times this. */
   poolMargin: 1.1,
   /** Share of the in-process verification time the estimate adds to a no-token request. */
@@ -159,9 +159,8 @@ export async function runTokenBench(ctx: TokenBenchContext): Promise<boolean> {
 
   // 4. In-process ----------------------------------------------------------------
   print(heading("4. Token verification in-process (JwtTokenVerifier.verify, one thread)"));
-  const settings = readAuthSettings(configOn);
-  if (settings.problems.length > 0)
-    throw new Error(`bench PDP_CONFIG: ${settings.problems.join("; ")}`);
+  // loadConfig throws a ConfigError naming every problem of the bench's file.
+  const settings = { settings: loadConfig({ PDP_CONFIG: configOn }).auth };
   // A JWKS fetch failure shows up below as a denied check (jwks_unavailable).
   const policies = await buildIssuerPolicies(settings.settings.issuers, Date.now, () => undefined);
   const policy = policies[0];
@@ -170,7 +169,7 @@ export async function runTokenBench(ctx: TokenBenchContext): Promise<boolean> {
     [
       `Issuer ${issuerName}: one key per algorithm (RSA 2048 for RS256/PS256, P-256, Ed25519), generated with jose and`,
       `published as a JWKS on ${jwksUrl}; the verifiers are built from the PDP_CONFIG the PDP gets`,
-      `(readAuthSettings + buildIssuerPolicies: jwks_uri, audience, the four algorithms, required_typ at+jwt).`,
+      `(loadConfig + buildIssuerPolicies: jwks_uri, audience, the four algorithms, required_typ at+jwt).`,
       `Token: typ at+jwt, kid, iss, aud, sub, iat, exp (+1 h), jti, scope, acr, auth_time, client_id: ${lengths(keys, pools)}.`,
       `${whole(inProcessCount + 2)} tokens per algorithm minted beforehand in ${fixed(inProcessMintS, 1)} s (signing is not timed).`,
     ].join("\n"),

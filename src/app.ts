@@ -6,7 +6,7 @@ import { SearchCandidates } from "./api/authzen-search-candidates.js";
 import { createAuthzenSearchApi } from "./api/authzen-search-api.js";
 import { createForwardAuthApi } from "./api/forward-auth-api.js";
 import { createOpaDataApi } from "./api/opa-data-api.js";
-import { defaultConfigEntrypoint, type Config } from "./config.js";
+import type { Config } from "./config/index.js";
 import {
   PolicyDecisionEngine,
   type Clock,
@@ -21,7 +21,7 @@ import type { Logger } from "./observability/logger.js";
 import type { DecisionLog } from "./observability/decision-log.js";
 import type { Metrics } from "./observability/metrics.js";
 import { createObservability } from "./observability/observability.js";
-import { loadActivePolicy } from "./policy/policy-loader.js";
+import { loadActivePolicy, policySourceOf } from "./policy/policy-loader.js";
 import { CallerAuthenticator } from "./auth/caller-authenticator.js";
 import { buildIssuerPolicies, callerCredentials } from "./auth/issuer-policies.js";
 import { JwtTokenVerifier } from "./auth/jwt-verifier.js";
@@ -63,19 +63,8 @@ export interface App {
  */
 export async function buildApp(deps: AppDependencies): Promise<App> {
   const { config, logger } = deps;
-  const active = await loadActivePolicy({
-    bundlePath: config.policy.bundlePath,
-    dataPath: config.policy.dataPath,
-    entrypoint: config.policy.entrypoint,
-    configCheck:
-      config.policy.configEntrypoint === undefined
-        ? undefined
-        : {
-            entrypoint: config.policy.configEntrypoint,
-            // The default check is optional (custom bundles lack it); a configured one is required.
-            required: config.policy.configEntrypoint !== defaultConfigEntrypoint,
-          },
-  });
+  const active = await loadActivePolicy(policySourceOf(config.policy));
+
   logger.info("policy loaded", {
     bundle: active.bundlePath,
     data: active.dataPath ?? null,

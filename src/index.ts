@@ -5,7 +5,7 @@
  * servers is its own package, `@mcp-pdp/pep` (packages/pep).
  */
 export { buildApp, type App, type AppDependencies } from "./app.js";
-export { loadConfig, type Config } from "./config.js";
+export { loadConfig, type Config } from "./config/index.js";
 export { createLogger, type Logger, type LoggerOptions } from "./observability/logger.js";
 export type { Clock, DecisionEngine } from "./decision/decision-engine.js";
 export type { AccessRequest, Decision, Entity, Reason } from "./decision/decision.js";

@@ -6,7 +6,8 @@
  * - operator-data.yaml: merged over the embedded bundle, accepted by the
  *   policy's own config check, and classifying the catalogued tools as the
  *   README says.
- * - pdp-config.yaml: validates with no problem and no warning, is locked down
+ * - pdp-config.yaml: validates with no problem and no warning (but for its
+ *   TLS files, which live on the deployment host), is locked down
  *   (callers, ops key, mTLS) and holds no secret; and the real process
  *   (`node src/main.ts`) starts with it and answers as configured. Only what
  *   cannot exist on a test machine is substituted: the TLS files (a PKI
@@ -22,8 +23,8 @@ import { request } from "node:https";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parse as parseYaml, stringify as toYaml } from "yaml";
-import { readAuthSettings } from "../src/auth/auth-config.js";
 import { digestApiKey } from "../src/auth/caller-authenticator.js";
+import { ConfigError, loadConfig, type AuthSettings } from "../src/config/index.js";
 import { generateTestPki, type CertificateFiles } from "./support/certs.js";
 import { JwksServer } from "./support/jwks-server.js";
 import { repoRoot, scratchDir } from "./support/opa.js";
@@ -147,9 +148,38 @@ describe("examples/pdp-config.yaml", () => {
   const text = readFileSync(pdpConfigFile, "utf8");
   const example = parseYaml(text) as Json;
 
-  test("validates as written: no problem, no warning", () => {
-    const { settings, problems } = readAuthSettings(pdpConfigFile);
-    assert.deepEqual(problems, []);
+  // The TLS files the example names exist only on a deployment host; the PKI of this run stands in.
+  const pki = generateTestPki();
+  const tlsFiles = {
+    "/tls/cert_file": pki.server.certFile,
+    "/tls/key_file": pki.server.keyFile,
+    "/tls/client_ca_file": pki.ca.certFile,
+  };
+  const exampleScratch = scratchDir();
+  after(() => {
+    exampleScratch.remove();
+  });
+  const withTls = (): AuthSettings => {
+    const file = join(exampleScratch.dir, "pdp-config-with-tls.yaml");
+    writeFileSync(file, toYaml(substituted(example, tlsFiles)));
+    return loadConfig({ PDP_CONFIG: file }).auth;
+  };
+
+  test("validates as written: no problem but the TLS files of the deployment host, no warning", () => {
+    assert.throws(
+      () => loadConfig({ PDP_CONFIG: pdpConfigFile }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.deepEqual(
+          error.details.map((problem) => problem.path),
+          ["tls.cert_file", "tls.key_file", "tls.client_ca_file"],
+        );
+        for (const problem of error.details)
+          assert.match(problem.message, /^\/etc\/mcp-pdp\/tls\//);
+        return true;
+      },
+    );
+    const settings = withTls();
     assert.deepEqual(settings.warnings, []);
     assert.deepEqual(
       settings.servers.map((s) => [s.name, s.resource, s.enforcesMcpHeaders]),
@@ -161,7 +191,7 @@ describe("examples/pdp-config.yaml", () => {
   });
 
   test("is the locked-down shape: callers, an ops key, mTLS; and holds no secret", () => {
-    const { settings } = readAuthSettings(pdpConfigFile);
+    const settings = withTls();
     assert.ok((settings.callers ?? []).length > 0, "callers configured");
     assert.equal(settings.ops.open, false);
     assert.ok(settings.ops.apiKeySha256.length > 0);
@@ -180,7 +210,6 @@ describe("examples/pdp-config.yaml", () => {
   });
 
   describe("the PDP starts with it", () => {
-    const pki = generateTestPki();
     const envoyCert = pki.issue("envoy", { commonName: "envoy.internal", usage: "client" });
     const scratch = scratchDir();
     const keys = {
@@ -210,9 +239,7 @@ describe("examples/pdp-config.yaml", () => {
         "/issuers/0/jwks_uri": jwks.url,
         "/callers/1/api_key_sha256/0": digestApiKey(keys.filesPep).toString("hex"),
         "/ops/api_key_sha256/0": digestApiKey(keys.ops).toString("hex"),
-        "/tls/cert_file": pki.server.certFile,
-        "/tls/key_file": pki.server.keyFile,
-        "/tls/client_ca_file": pki.ca.certFile,
+        ...tlsFiles,
       });
       const configFile = join(scratch.dir, "pdp-config.yaml");
       writeFileSync(configFile, toYaml(config));

@@ -1,6 +1,7 @@
-import type { ForwardAuthSettings } from "../auth/auth-config.js";
+import type { ForwardAuthSettings } from "../config/index.js";
 import { bearerOrError } from "../protocol/bearer.js";
-import { isServerName, type ServerRegistry } from "../auth/servers.js";
+import type { ServerRegistry } from "../auth/servers.js";
+import { isServerName } from "../protocol/resource-uri.js";
 import type { SubjectResolver } from "../auth/subject-resolver.js";
 import type { AccessRequest, Decision } from "../decision/decision.js";
 import type { Clock, DecisionEngine } from "../decision/decision-engine.js";

@@ -1,11 +1,4 @@
-/**
- * The decision API groups a caller may be allowed to use (its default when
- * none are listed). `opa_data` (the OPA Data API) also needs `assertSubject`:
- * its input reaches the policy unverified.
- */
-export const apiPermissions = ["authzen", "forward_auth", "opa_data"] as const;
-/** A decision API group, or "ops": /health, /ready, /metrics when they are not open. */
-export type ApiPermission = (typeof apiPermissions)[number] | "ops";
+import type { ApiPermission } from "../config/index.js";
 
 /** Who is calling the PDP's own API (a PEP, a gateway, an MCP server). */
 export interface Caller {

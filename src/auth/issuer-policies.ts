@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { StartupError } from "../errors.js";
 import type { Clock } from "../decision/decision-engine.js";
 import type { CallerCredentials } from "./caller-authenticator.js";
-import type { AuthSettings, IssuerSettings } from "./auth-config.js";
+import type { AuthSettings, IssuerSettings } from "../config/index.js";
 import type { IssuerPolicy } from "./jwt-verifier.js";
 import {
   LocalJwksKeySource,

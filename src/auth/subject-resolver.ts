@@ -3,7 +3,8 @@ import { serverOf } from "../decision/resource-identity.js";
 import { ApiError, TokenError } from "../errors.js";
 import type { Caller } from "./caller.js";
 import type { TokenVerifier } from "./jwt-verifier.js";
-import type { ServerRegistry, ServerSettings } from "./servers.js";
+import type { ServerSettings } from "../config/index.js";
+import type { ServerRegistry } from "./servers.js";
 import { subjectFromToken } from "./subject-builder.js";
 
 /** Subject properties only the PDP may set; a caller's values are dropped. */

@@ -1,5 +1,6 @@
 import type { App } from "../app.js";
-import type { Config } from "../config.js";
+import { ConfigError, type Config } from "../config/index.js";
+import { loadActivePolicy, policySourceOf } from "../policy/policy-loader.js";
 import { StartupError } from "../errors.js";
 import { exitCodes, type CliIo } from "./cli.js";
 import { configurationOf, type ConfigurationFiles } from "./configuration.js";
@@ -26,8 +27,12 @@ export async function check(io: CliIo, files: ConfigurationFiles): Promise<numbe
     config = configurationOf(io.env, files);
   } catch (error) {
     refused(error);
+    // The rest of the configuration is refused, but its policy section is fine: the policy's
+    // own verdict (bundle, entrypoints, config_errors on the operator data) belongs in this run.
+    if (error instanceof ConfigError && error.policy !== undefined) {
+      await loadActivePolicy(policySourceOf(error.policy)).catch(refused);
+    }
   }
-  // Without a configuration there is nothing to read the files or the policy from.
   if (config !== undefined) {
     try {
       readTlsFiles(config);

@@ -1,6 +1,6 @@
 import { Writable } from "node:stream";
 import { buildApp, type App } from "../app.js";
-import type { Config } from "../config.js";
+import type { Config } from "../config/index.js";
 import { noDecisionLog } from "../observability/decision-log.js";
 import { createLogger } from "../observability/logger.js";
 

@@ -1,7 +1,7 @@
 import { createServer, type RequestListener, type Server } from "node:http";
 import { createServer as createTlsServer } from "node:https";
 import { buildApp } from "../app.js";
-import type { Config } from "../config.js";
+import type { Config } from "../config/index.js";
 import { StartupError } from "../errors.js";
 import {
   FailureReporter,

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import type { Config } from "../config.js";
+import type { Config } from "../config/index.js";
 import { StartupError } from "../errors.js";
 
 /** The PEM files `tls` names, read: what the HTTPS listener is built from. */

@@ -5,7 +5,8 @@ import { searchPaths, type AuthzenSearchApi } from "../api/authzen-search-api.js
 import { forwardAuthPrefix } from "../api/forward-auth-api.js";
 import { opaDataMethods, opaDataPath, opaError, type OpaDataApi } from "../api/opa-data-api.js";
 import type { ApiRequest } from "../api/api-types.js";
-import type { ApiPermission, Caller } from "../auth/caller.js";
+import type { Caller } from "../auth/caller.js";
+import type { ApiPermission } from "../config/index.js";
 import { healthHandler, metricsHandler, readyHandler, type ServiceState } from "./ops-handlers.js";
 import { pdpErrorResponse, type ApiHandler, type CallerGuard, type Route } from "./route-table.js";
 

@@ -4,7 +4,8 @@ import type { Clock } from "../decision/decision-engine.js";
 import { isRecording, type DecisionLog } from "./decision-log.js";
 import { eraseFields } from "./masking.js";
 import type { Metrics } from "./metrics.js";
-import { defaultMaxRecordBytes, RecordBudget } from "./record-budget.js";
+import { defaultMaxRecordBytes } from "../config/index.js";
+import { RecordBudget } from "./record-budget.js";
 
 /** The API that produced a decision. */
 export type DecisionEndpoint =

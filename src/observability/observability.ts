@@ -1,4 +1,4 @@
-import type { ObservabilityConfig } from "../config.js";
+import type { ObservabilityConfig } from "../config/index.js";
 import type { Clock } from "../decision/decision-engine.js";
 import { policyDeniedCode } from "../decision/result-reader.js";
 import { evaluationErrorCodes, tokenErrorCodes } from "../errors.js";

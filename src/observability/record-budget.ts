@@ -11,9 +11,6 @@ import { define, redactText } from "./masking.js";
 /** What replaces a value that did not fit. */
 export const truncatedMarker = "[TRUNCATED]";
 
-/** Default PDP_DECISION_LOG_MAX_RECORD_BYTES: normal records are 1–3 KB, with the input ~4 KB. */
-export const defaultMaxRecordBytes = 16 * 1024;
-
 /** One value replaced by the marker: where it was (a JSON pointer) and its JSON size. */
 export interface Truncation {
   field: string;

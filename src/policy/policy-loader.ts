@@ -1,3 +1,4 @@
+import { defaultConfigEntrypoint, type PolicySettings } from "../config/index.js";
 import { StartupError } from "../errors.js";
 import { readBundle } from "./bundle-reader.js";
 import { mergeData, readDataFile } from "./data-overlay.js";
@@ -17,6 +18,23 @@ export interface PolicySource {
    * bundle has it; `required` makes its absence an error.
    */
   configCheck: { entrypoint: string; required: boolean } | undefined;
+}
+
+/** The configured policy settings as a source to load. */
+export function policySourceOf(settings: PolicySettings): PolicySource {
+  return {
+    bundlePath: settings.bundlePath,
+    dataPath: settings.dataPath,
+    entrypoint: settings.entrypoint,
+    configCheck:
+      settings.configEntrypoint === undefined
+        ? undefined
+        : {
+            entrypoint: settings.configEntrypoint,
+            // The default check is optional (custom bundles lack it); a configured one is required.
+            required: settings.configEntrypoint !== defaultConfigEntrypoint,
+          },
+  };
 }
 
 /** A loaded, checked policy ready to evaluate. */

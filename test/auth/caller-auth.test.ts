@@ -11,7 +11,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { loadConfig } from "../../src/config.js";
+import { loadConfig } from "../../src/config/index.js";
 import { StartupError } from "../../src/errors.js";
 import { scratchDir } from "../support/opa.js";
 import { startPdp, type RunningPdp } from "../support/pdp.js";

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { JWK } from "jose";
-import { asymmetricAlgorithms } from "../../src/auth/auth-config.js";
+import { asymmetricAlgorithms } from "../../src/config/index.js";
 import { maxJwksBytes, RemoteJwksKeySource } from "../../src/auth/key-sources.js";
 import { JwksServer } from "../support/jwks-server.js";
 import { scratchDir } from "../support/opa.js";

@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Caller } from "../../src/auth/caller.js";
 import type { TokenVerifier, VerifiedToken } from "../../src/auth/jwt-verifier.js";
-import { ServerRegistry, type ServerSettings } from "../../src/auth/servers.js";
+import type { ServerSettings } from "../../src/config/index.js";
+import { ServerRegistry } from "../../src/auth/servers.js";
 import { SubjectResolver } from "../../src/auth/subject-resolver.js";
 import type { AccessRequest } from "../../src/decision/decision.js";
 

@@ -159,11 +159,11 @@ describe("check", () => {
     assert.match(ran.stderr, /^ {2}- policy_config_invalid: .*unknown_tool/m);
     assert.match(
       ran.stderr,
-      /^ {2}- config_invalid: PDP_CONFIG tls\.cert_file: .*missing-cert\.pem/m,
+      /^ {2}- config_invalid: PDP_CONFIG \S+: tls\.cert_file: .*missing-cert\.pem/m,
     );
     assert.match(
       ran.stderr,
-      /^ {2}- config_invalid: PDP_CONFIG tls\.key_file: .*missing-key\.pem/m,
+      /^ {2}- config_invalid: PDP_CONFIG \S+: tls\.key_file: .*missing-key\.pem/m,
     );
   });
 

@@ -9,7 +9,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { readAuthSettings } from "../../src/auth/auth-config.js";
+import { ConfigError, loadConfig } from "../../src/config/index.js";
 import { scratchDir } from "../support/opa.js";
 import { startPdp, type RunningPdp } from "../support/pdp.js";
 
@@ -91,8 +91,14 @@ test("a closed /metrics nobody can open: a startup warning; explicitly closed: a
     "the operator is told at startup",
   );
   const file = configFile({ ops: { metrics_open: false } });
-  const { problems } = readAuthSettings(file);
-  assert.deepEqual(problems, [
-    `PDP_CONFIG ${file}: ops.metrics_open: false, but no ops key and no caller with the ops permission: /metrics could never be scraped`,
-  ]);
+  assert.throws(
+    () => loadConfig({ PDP_CONFIG: file }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.deepEqual(error.problems, [
+        `PDP_CONFIG ${file}: ops.metrics_open: false, but no ops key and no caller with the ops permission: /metrics could never be scraped`,
+      ]);
+      return true;
+    },
+  );
 });

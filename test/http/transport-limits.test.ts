@@ -10,7 +10,7 @@ import { connect, type Socket } from "node:net";
 import { once } from "node:events";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { loadConfig } from "../../src/config.js";
+import { loadConfig } from "../../src/config/index.js";
 import { StartupError } from "../../src/errors.js";
 import { repoRoot } from "../support/opa.js";
 import { freePort } from "../support/ports.js";

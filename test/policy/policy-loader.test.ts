@@ -3,7 +3,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { embeddedBundlePath } from "../../src/config.js";
+import { embeddedBundlePath } from "../../src/config/index.js";
 import { StartupError } from "../../src/errors.js";
 import { loadActivePolicy, type PolicySource } from "../../src/policy/policy-loader.js";
 import { buildWasmBundle, repoRoot, scratchDir } from "../support/opa.js";

@@ -2,7 +2,7 @@ import type { AddressInfo } from "node:net";
 import { createServer, type Server } from "node:http";
 import { Writable } from "node:stream";
 import { buildApp, type App } from "../../src/app.js";
-import { loadConfig } from "../../src/config.js";
+import { loadConfig } from "../../src/config/index.js";
 import type { Clock } from "../../src/decision/decision-engine.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { serializeRecord } from "../../src/observability/masking.js";
