@@ -197,3 +197,22 @@ describe("the layer rules themselves", () => {
     assert.match(violationOf(edge("api/x.ts", "plugins/y.ts")) ?? "", /no layer/);
   });
 });
+
+describe("ARCHITECTURE.md", () => {
+  const moduleMap = readFileSync(join(repoRoot, "ARCHITECTURE.md"), "utf8");
+
+  test("its module map names every module of src/ and every layer of the table", () => {
+    const unnamed = sourceFiles(srcDir)
+      .map((file) => relative(srcDir, file).split("\\").join("/"))
+      .filter((path) => {
+        // Named under its directory: `protocol/mcp/answers.ts` appears as `mcp/answers.ts`.
+        const [, ...rest] = path.split("/");
+        return !moduleMap.includes(rest.length > 1 ? rest.join("/") : (rest[0] ?? path));
+      });
+    assert.deepEqual(unnamed, []);
+    const missingLayers = layers
+      .flat()
+      .filter((layer) => !moduleMap.includes(`${layer}/`) && !moduleMap.includes(`${layer}.ts`));
+    assert.deepEqual(missingLayers, []);
+  });
+});
