@@ -140,6 +140,10 @@ export function readBundleArchive(
         refuse(truncated ? "bundle_truncated" : "bundle_archive_invalid", `tar: ${error.message}`),
       );
     });
+    let archiveEnded = false;
+    parser.on("eof", () => {
+      archiveEnded = true;
+    });
     parser.on("end", () => {
       if (settled) return;
       settled = true;
@@ -168,7 +172,9 @@ export function readBundleArchive(
           return;
         }
       }
-      parser.write(chunk);
+      // Past the end-of-archive blocks the parser only piles bytes up
+      // (quadratically): count them against the limit, feed it no more.
+      if (!archiveEnded) parser.write(chunk);
     });
     gunzip.on("error", (error: Error & { code?: string }) => {
       // zlib says Z_BUF_ERROR when the input ends before the gzip stream does.
