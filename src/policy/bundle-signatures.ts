@@ -345,7 +345,8 @@ function readSignaturesFile(
     throw refuse("bundle_signature_invalid", ".signatures.json must hold a JSON object");
   }
   const { signatures, plugin } = parsed as { signatures?: unknown; plugin?: unknown };
-  if (plugin !== undefined && plugin !== "") {
+  // opa build writes "_default", the id of its built-in verifier.
+  if (plugin !== undefined && plugin !== "" && plugin !== "_default") {
     throw refuse(
       "bundle_signature_invalid",
       `.signatures.json names signing plugin ${JSON.stringify(plugin)}; only OPA's default signature format is supported`,

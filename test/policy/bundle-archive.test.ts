@@ -11,56 +11,12 @@ import {
 } from "../../src/policy/bundle-archive.js";
 import { readBundle, readBundleBytes } from "../../src/policy/bundle-reader.js";
 import { buildWasmBundle, scratchDir } from "../support/opa.js";
-
-/**
- * Hostile tarballs are written byte by byte: a ustar header writer small
- * enough to read, so each case says exactly which field is hostile.
- */
-interface EntryOptions {
-  type?: string;
-  linkname?: string;
-  /** The size the header claims; defaults to the body's. */
-  size?: number;
-  badChecksum?: boolean;
-}
-
-function header(name: string, bodyLength: number, options: EntryOptions = {}): Buffer {
-  const block = Buffer.alloc(512);
-  block.write(name, 0, 100, "utf8");
-  block.write("0000644\0", 100);
-  block.write("0000000\0", 108);
-  block.write("0000000\0", 116);
-  block.write(`${(options.size ?? bodyLength).toString(8).padStart(11, "0")}\0`, 124);
-  block.write("00000000000\0", 136);
-  block.write(options.type ?? "0", 156);
-  block.write(options.linkname ?? "", 157, 100, "utf8");
-  block.write("ustar\0", 257);
-  block.write("00", 263);
-  block.fill(" ", 148, 156);
-  let sum = 0;
-  for (const byte of block) sum += byte;
-  if (options.badChecksum === true) sum += 1;
-  block.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148);
-  return block;
-}
-
-function entry(name: string, body: string | Buffer = "", options: EntryOptions = {}): Buffer {
-  const content = typeof body === "string" ? Buffer.from(body) : body;
-  const padding = (512 - (content.length % 512)) % 512;
-  return Buffer.concat([header(name, content.length, options), content, Buffer.alloc(padding)]);
-}
-
-/** A pax extended header giving the next entry this path. */
-function paxPath(path: string): Buffer {
-  const record = (length: number): string => `${length} path=${path}\n`;
-  let length = record(0).length;
-  while (record(length).length !== length) length = record(length).length;
-  return entry("PaxHeader", record(length), { type: "x" });
-}
-
-function tar(...entries: Buffer[]): Buffer {
-  return Buffer.concat([...entries, Buffer.alloc(1024)]);
-}
+import {
+  paxPath,
+  tarArchive as tar,
+  tarEntry as entry,
+  tarHeader as header,
+} from "../support/tarball.js";
 
 async function refusalOf(
   archive: Uint8Array,
