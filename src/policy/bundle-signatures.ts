@@ -60,7 +60,7 @@ export interface BundleVerificationOptions {
 export interface VerifiedSignature {
   keyId: string;
   algorithm: BundleSignatureAlgorithm;
-  /** How many files the signature covered and were checked. */
+  /** How many of the bundle's files were checked against the signature (excluded ones are not). */
   files: number;
 }
 
@@ -156,7 +156,7 @@ export async function verifyBundleSignatures(
   }
 
   const signed = readSignedFiles(claims.files, refuse);
-  const covered = signed.size;
+  let checked = 0;
   const excluded = (options.exclude ?? []).map(globToRegExp);
   const problems: { code: BundleRefusalCode; problem: string }[] = [];
   for (const path of [...files.keys()].sort()) {
@@ -172,6 +172,7 @@ export async function verifyBundleSignatures(
       continue;
     }
     signed.delete(name);
+    checked += 1;
     const digest = hashBundleFile(
       name,
       files.get(path) ?? Buffer.alloc(0),
@@ -198,7 +199,7 @@ export async function verifyBundleSignatures(
       problems.map((p) => `${origin}: ${p.problem}`),
     );
   }
-  return { keyId, algorithm: key.algorithm, files: covered };
+  return { keyId, algorithm: key.algorithm, files: checked };
 }
 
 /**

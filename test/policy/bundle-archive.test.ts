@@ -158,6 +158,18 @@ describe("reading a bundle archive", () => {
     t.diagnostic(`refused after ${elapsed.toFixed(0)} ms`);
   });
 
+  test("a bomb of valid 30 MiB files is refused once 64 MiB are inflated, fast", async () => {
+    // Header and body are separate gzip members, so the 30 MiB of zeros is compressed once.
+    const body = gzipSync(Buffer.alloc(30 * 1024 * 1024));
+    const members = Array.from({ length: 34 }, (_, i) => [
+      gzipSync(header(`f${i}.bin`, 30 * 1024 * 1024)),
+      body,
+    ]).flat();
+    const started = performance.now();
+    await assertRefused(Buffer.concat(members), "bundle_too_large");
+    assert.ok(performance.now() - started < 1000);
+  });
+
   test("bytes that are not gzip are bundle_not_gzip (a plain tar too)", async () => {
     await assertRefused(Buffer.from("this is not a tarball"), "bundle_not_gzip");
     await assertRefused(tar(entry("data.json", "{}")), "bundle_not_gzip");
