@@ -66,6 +66,29 @@ describe("verifying bundle signatures written by opa", () => {
     opa(["build", "-t", "wasm", "-e", "p/allow", "-o", out, ...extra, "--bundle", src]);
     bundles[name] = readFileSync(out);
   };
+  /** Whether the real `opa build --verification-key` accepts this archive signed by `rsa`. */
+  const opaVerifies = (archive: Buffer): boolean => {
+    const file = join(scratch.dir, "candidate.tar.gz");
+    writeFileSync(file, archive);
+    try {
+      execFileSync(
+        opaPath(),
+        [
+          "build",
+          "--verification-key",
+          join(scratch.dir, "rsa.pub.pem"),
+          "--bundle",
+          file,
+          "-o",
+          join(scratch.dir, "out.tar.gz"),
+        ],
+        { stdio: "ignore" },
+      );
+      return true;
+    } catch {
+      return false;
+    }
+  };
   const files = (name: string): Promise<BundleFiles> =>
     readBundleArchive(bundles[name] ?? Buffer.alloc(0), defaultBundleLimits, name);
   const key = (k: KeyObject | string, algorithm: BundleVerificationKey["algorithm"]) => ({
@@ -92,6 +115,7 @@ describe("verifying bundle signatures written by opa", () => {
       return file;
     };
     const rsaFile = secret("rsa.pem", pem(rsa.privateKey));
+    writeFileSync(join(scratch.dir, "rsa.pub.pem"), pem(rsa.publicKey));
     build("unsigned", []);
     build("rs256", ["--signing-key", rsaFile]);
     build("ps256", ["--signing-key", rsaFile, "--signing-alg", "PS256"]);
@@ -268,6 +292,7 @@ describe("verifying bundle signatures written by opa", () => {
       "bundle_file_hash_mismatch",
     );
     assert.match(error.problems[0] ?? "", /policy\.wasm/);
+    assert.ok(!opaVerifies(packBundle(wasm)), "opa itself refuses the changed module");
 
     const data = await files("rs256");
     data.set(
@@ -284,11 +309,14 @@ describe("verifying bundle signatures written by opa", () => {
     const bundle = await files("rs256");
     bundle.set("/data.json", Buffer.from(reorderedData));
     await readBundleBytes(packBundle(bundle), { verification: rsaKeys });
+    assert.ok(opaVerifies(packBundle(bundle)), "opa itself accepts the re-ordered data.json");
     // A changed number spelling is a changed document for OPA (json.Number).
     bundle.set("/data.json", Buffer.from(awkwardData.replace("1.50", "1.5")));
     await refusal(verifyBundleSignatures(bundle, rsaKeys, "t"), "bundle_file_hash_mismatch");
+    assert.ok(!opaVerifies(packBundle(bundle)), "opa itself refuses the re-spelled number");
     bundle.set("/data.json", Buffer.from(awkwardData));
     await verifyBundleSignatures(bundle, rsaKeys, "t");
+    assert.ok(opaVerifies(packBundle(bundle)), "opa itself accepts the original text");
   });
 
   test("a missing file is bundle_file_missing; an extra one is bundle_file_unexpected unless excluded", async () => {
