@@ -211,9 +211,7 @@ function entryProblem(entry: ReadEntry): { code: BundleRefusalCode; message: str
  * `opa build` writes `/data.json`. Anything else that could point outside
  * the bundle or mean different files on different systems is refused.
  */
-function normalizeEntryPath(
-  raw: string,
-): string | { code: BundleRefusalCode; message: string } {
+function normalizeEntryPath(raw: string): string | { code: BundleRefusalCode; message: string } {
   if (raw.includes("\0")) return { code: "bundle_path_invalid", message: "contains a NUL byte" };
   if (raw.includes("\\")) {
     return { code: "bundle_path_invalid", message: "contains a backslash" };
