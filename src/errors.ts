@@ -102,8 +102,40 @@ export type PdpUnavailableCode = keyof typeof pdpUnavailableStatus;
 /** Token codes in the registry's order (the `reason` label values they may take, for one). */
 export const tokenErrorCodes = Object.keys(tokenErrorStatus) as readonly TokenErrorCode[];
 
+/**
+ * Why a bundle was refused before it could become the policy: the archive is
+ * unsafe or malformed (policy/bundle-archive.ts) or its signature does not
+ * hold (policy/bundle-signatures.ts). Each is a `BundleRefusal`, so a reload
+ * can count refusals by this code.
+ */
+export const bundleRefusalCodes = [
+  "bundle_not_gzip",
+  "bundle_truncated",
+  "bundle_archive_invalid",
+  "bundle_too_large",
+  "bundle_too_many_files",
+  "bundle_file_too_large",
+  "bundle_path_traversal",
+  "bundle_absolute_path",
+  "bundle_path_invalid",
+  "bundle_link_entry",
+  "bundle_special_entry",
+  "bundle_duplicate_entry",
+  "bundle_unsigned",
+  "bundle_signature_invalid",
+  "bundle_signature_algorithm",
+  "bundle_signature_key_unknown",
+  "bundle_signature_scope",
+  "bundle_file_missing",
+  "bundle_file_unexpected",
+  "bundle_file_hash_mismatch",
+] as const;
+
+export type BundleRefusalCode = (typeof bundleRefusalCodes)[number];
+
 /** Codes of problems that stop the PDP from starting or from loading a policy. */
 export const startupErrorCodes = [
+  ...bundleRefusalCodes,
   "config_invalid",
   "bundle_unreadable",
   "bundle_invalid",
@@ -184,6 +216,19 @@ export class StartupError extends PdpError<StartupErrorCode> {
   constructor(code: StartupErrorCode, problems: readonly string[]) {
     super(code, `${code}: ${problems.join("; ")}`);
     this.problems = problems;
+  }
+}
+
+/**
+ * A bundle refused for a named reason (`bundleRefusalCodes`). It is a
+ * StartupError, so a refusal at startup stops the start like any other.
+ */
+export class BundleRefusal extends StartupError {
+  declare readonly code: BundleRefusalCode;
+
+  // eslint-disable-next-line @typescript-eslint/no-useless-constructor -- narrows the codes it accepts
+  constructor(code: BundleRefusalCode, problems: readonly string[]) {
+    super(code, problems);
   }
 }
 

@@ -1,8 +1,18 @@
 import { readFile, readdir, stat } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
-import { Parser, type ReadEntry } from "tar";
 import { parse as parseYaml } from "yaml";
-import { StartupError } from "../errors.js";
+import { BundleRefusal, StartupError } from "../errors.js";
+import {
+  defaultBundleLimits,
+  readBundleArchive,
+  type BundleFiles,
+  type BundleLimits,
+} from "./bundle-archive.js";
+import {
+  verifyBundleSignatures,
+  type BundleVerificationOptions,
+  type VerifiedSignature,
+} from "./bundle-signatures.js";
 import { mergeData, type DataDocument } from "./data-overlay.js";
 
 /** The parts of an OPA bundle manifest (`/.manifest`) the PDP uses. */
@@ -17,84 +27,117 @@ export interface Bundle {
   manifest: BundleManifest;
   data: DataDocument;
   wasm: Uint8Array;
+  /** The signature that was verified, when verification was asked for. */
+  signature: VerifiedSignature | undefined;
 }
 
-/** Bundles larger than this are refused: a policy is kilobytes to a few megabytes. */
-const maxBundleBytes = 64 * 1024 * 1024;
+/** How a bundle is read: limits on the archive and, when keys are configured, signature checks. */
+export interface BundleReadOptions {
+  /** Overrides of `defaultBundleLimits`. */
+  limits?: Partial<BundleLimits>;
+  /** Verify `.signatures.json` against these keys; an unsigned bundle is then refused. */
+  verification?: BundleVerificationOptions;
+  /** How problems name the source; defaults to `PDP_BUNDLE <path>` or `bundle`. */
+  origin?: string;
+}
 
 /**
  * Reads an OPA bundle from a `.tar.gz` file or from a directory laid out the
  * same way. Data files (`data.json`, `data.yaml`) are placed at their
  * directory's path, as OPA does.
  */
-export async function readBundle(path: string): Promise<Bundle> {
-  let files: Map<string, Buffer>;
+export async function readBundle(path: string, options: BundleReadOptions = {}): Promise<Bundle> {
+  const origin = options.origin ?? `PDP_BUNDLE ${path}`;
+  const limits = { ...defaultBundleLimits, ...options.limits };
+  let files: BundleFiles;
   try {
     const info = await stat(path);
-    files = info.isDirectory() ? await readDirectory(path) : await readTarball(path);
+    if (info.isDirectory()) {
+      files = await readDirectory(path, limits, origin);
+    } else {
+      if (info.size > limits.maxCompressedBytes) {
+        throw new BundleRefusal("bundle_too_large", [
+          `${origin}: archive is ${info.size} bytes, more than the limit of ${limits.maxCompressedBytes}`,
+        ]);
+      }
+      files = await readBundleArchive(await readFile(path), limits, origin);
+    }
   } catch (error) {
     if (error instanceof StartupError) throw error;
     throw new StartupError("bundle_unreadable", [
-      `PDP_BUNDLE ${path}: ${error instanceof Error ? error.message : String(error)}`,
+      `${origin}: ${error instanceof Error ? error.message : String(error)}`,
     ]);
   }
-  return assemble(path, files);
+  return assembleBundle(files, origin, options.verification);
 }
 
-async function readDirectory(dir: string): Promise<Map<string, Buffer>> {
-  const files = new Map<string, Buffer>();
+/**
+ * Reads an OPA bundle from the bytes of its `.tar.gz` (a download that never
+ * touches the disk), with the same checks as `readBundle`.
+ */
+export async function readBundleBytes(
+  archive: Uint8Array,
+  options: BundleReadOptions = {},
+): Promise<Bundle> {
+  const origin = options.origin ?? "bundle";
+  const limits = { ...defaultBundleLimits, ...options.limits };
+  const files = await readBundleArchive(archive, limits, origin);
+  return assembleBundle(files, origin, options.verification);
+}
+
+/**
+ * A directory is held to the same limits as an archive. Only regular files
+ * count: a symbolic link is skipped, never followed, so it cannot reach
+ * outside the directory.
+ */
+async function readDirectory(
+  dir: string,
+  limits: BundleLimits,
+  origin: string,
+): Promise<BundleFiles> {
+  const files: BundleFiles = new Map();
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  if (entries.length > limits.maxFiles) {
+    throw new BundleRefusal("bundle_too_many_files", [
+      `${origin}: more than ${limits.maxFiles} entries`,
+    ]);
+  }
+  let total = 0;
   for (const entry of entries) {
     if (!entry.isFile()) continue;
     const full = join(entry.parentPath, entry.name);
-    files.set(`/${relative(dir, full).split(sep).join("/")}`, await readFile(full));
+    const name = `/${relative(dir, full).split(sep).join("/")}`;
+    const { size } = await stat(full);
+    if (size > limits.maxFileBytes) {
+      throw new BundleRefusal("bundle_file_too_large", [
+        `${origin}: ${name} is ${size} bytes, more than the limit of ${limits.maxFileBytes}`,
+      ]);
+    }
+    total += size;
+    if (total > limits.maxUncompressedBytes) {
+      throw new BundleRefusal("bundle_too_large", [
+        `${origin}: files add up to more than the limit of ${limits.maxUncompressedBytes} bytes`,
+      ]);
+    }
+    files.set(name, await readFile(full));
   }
   return files;
 }
 
-async function readTarball(file: string): Promise<Map<string, Buffer>> {
-  const archive = await readFile(file);
-  const files = new Map<string, Buffer>();
-  let total = 0;
-  await new Promise<void>((resolve, reject) => {
-    const parser = new Parser({
-      strict: true,
-      onReadEntry: (entry: ReadEntry) => {
-        if (entry.type !== "File") {
-          entry.resume();
-          return;
-        }
-        const chunks: Buffer[] = [];
-        entry.on("data", (chunk: Buffer) => {
-          total += chunk.length;
-          if (total > maxBundleBytes) {
-            reject(new Error(`bundle expands beyond ${maxBundleBytes} bytes`));
-            parser.abort(new Error("too large"));
-            return;
-          }
-          chunks.push(chunk);
-        });
-        entry.on("end", () => {
-          files.set(normalizeEntryPath(entry.path), Buffer.concat(chunks));
-        });
-      },
-    });
-    parser.on("error", reject);
-    parser.on("abort", reject);
-    parser.on("end", () => {
-      resolve();
-    });
-    parser.end(archive);
-  });
-  return files;
+/** The one assembler both readers end in: signatures first, then manifest, wasm and data. */
+async function assembleBundle(
+  files: BundleFiles,
+  origin: string,
+  verification: BundleVerificationOptions | undefined,
+): Promise<Bundle> {
+  const signature =
+    verification === undefined
+      ? undefined
+      : await verifyBundleSignatures(files, verification, origin);
+  return { ...assemble(origin, files), signature };
 }
 
-function normalizeEntryPath(path: string): string {
-  const trimmed = path.replace(/^\.?\/+/, "");
-  return `/${trimmed}`;
-}
-
-function assemble(path: string, files: Map<string, Buffer>): Bundle {
+function assemble(origin: string, files: BundleFiles): Omit<Bundle, "signature"> {
   const problems: string[] = [];
   const manifest = readManifest(files.get("/.manifest"), problems);
 
@@ -130,7 +173,7 @@ function assemble(path: string, files: Map<string, Buffer>): Bundle {
   if (problems.length > 0 || wasm === undefined) {
     throw new StartupError(
       "bundle_invalid",
-      problems.map((p) => `PDP_BUNDLE ${path}: ${p}`),
+      problems.map((p) => `${origin}: ${p}`),
     );
   }
   return { manifest, data, wasm: new Uint8Array(wasm) };
