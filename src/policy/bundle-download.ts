@@ -337,7 +337,8 @@ function truncated(received: number): BundleServiceError {
 
 function classifyNetworkError(error: Error): BundleServiceError {
   const code = (error as { code?: unknown }).code;
-  const text = typeof code === "string" ? `${code}: ${error.message}` : error.message;
+  const message = error.message.trim();
+  const text = typeof code === "string" ? `${code}: ${message}` : message;
   if (typeof code === "string" && tlsErrorCode.test(code)) {
     return new BundleServiceError("tls", text, { cause: error });
   }
