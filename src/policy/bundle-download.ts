@@ -84,6 +84,17 @@ export type DownloadOutcome =
 const tlsErrorCode =
   /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|HOSTNAME_MISMATCH$)/;
 
+/** Headers the protocol sets; an extra header of the same name would be sent twice. */
+const protocolHeaders = new Set([
+  "if-none-match",
+  "prefer",
+  "accept",
+  "host",
+  "connection",
+  "content-length",
+  "transfer-encoding",
+]);
+
 /** A header value node accepts and that cannot split a header (no CR, LF or other controls). */
 const legalHeaderValue = /^[\t\x20-\x7e\x80-\xff]*$/;
 
@@ -122,6 +133,15 @@ export class BundleDownloader {
     for (const [name, value] of Object.entries(options.headers)) {
       if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name) || !legalHeaderValue.test(value)) {
         problems.push(`header ${JSON.stringify(name)} is not a legal header name and value`);
+      }
+      const lower = name.toLowerCase();
+      if (
+        protocolHeaders.has(lower) ||
+        (lower === "authorization" && credentials.bearer !== undefined)
+      ) {
+        problems.push(
+          `header ${name} is the client's own (the protocol or the bearer token sets it)`,
+        );
       }
     }
     if (problems.length > 0) throw new StartupError("config_invalid", problems);

@@ -170,6 +170,8 @@ export class BundleServiceClient {
   private inFlight: Promise<BundleAttempt> | undefined;
   private abort = new AbortController();
   private running = false;
+  /** The delay the last attempt asked for, so start() after a pollNow() does not poll twice. */
+  private nextDelayMs: number | undefined;
 
   /** Checks every option at once; a StartupError (config_invalid) lists every problem. */
   constructor(options: BundleServiceOptions) {
@@ -224,12 +226,15 @@ export class BundleServiceClient {
     return { ...this.state, lastError: this.state.lastError && { ...this.state.lastError } };
   }
 
-  /** Starts polling; the first request goes out at once. */
+  /**
+   * Starts polling: at once, or — when a pollNow() ran first (a start that
+   * waits for its first bundle) — after the delay that attempt asked for.
+   */
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.abort = new AbortController();
-    this.scheduleNext(0);
+    if (this.abort.signal.aborted) this.abort = new AbortController();
+    if (this.inFlight === undefined) this.scheduleNext(this.nextDelayMs ?? 0);
   }
 
   /**
@@ -342,7 +347,8 @@ export class BundleServiceClient {
       { reason, ok, httpStatus, durationMs: this.scheduler.now() - startedAt, bytes, longPoll },
       true,
     );
-    this.scheduleNext(this.delayAfter(attempt, startedAt));
+    this.nextDelayMs = this.delayAfter(attempt, startedAt);
+    this.scheduleNext(this.nextDelayMs);
     return attempt;
   }
 

@@ -525,6 +525,22 @@ describe("start, stop and the process", () => {
     assert.equal(harness.client.status().consecutiveFailures, 0);
   });
 
+  test("start() after a first pollNow() (a start that waits for its bundle) does not poll twice", async () => {
+    server.handle(serveBundle(bundleV1, '"v1"'));
+    const harness = new ClientHarness({ url: server.origin });
+    try {
+      assert.equal((await harness.client.pollNow()).reason, "downloaded");
+      assert.equal((await harness.next()).reason, "downloaded", "onAttempt told of it too");
+      harness.client.start();
+      const next = await harness.poll();
+      assert.equal(next.delayMs, 90_000);
+      assert.equal(next.attempt.reason, "not_modified");
+      assert.equal(server.requests.length, 2);
+    } finally {
+      await harness.stop();
+    }
+  });
+
   test("pollNow() while a request is in flight is that request, not a second one", async () => {
     let answer: (() => void) | undefined;
     server.handle((request, response) => {
@@ -626,6 +642,14 @@ describe("options are checked at once, every problem named", () => {
       /absent\.crt/,
     );
     assert.match(refusal({ headers: { "X-Bad": "a\r\nInjected: 1" } }).join(), /X-Bad/);
+    assert.match(refusal({ headers: { "if-none-match": "*" } }).join(), /the client's own/);
+    assert.match(
+      refusal({
+        headers: { authorization: "Basic x" },
+        credentials: { bearer: { environmentVariable: "T" } },
+      }).join(),
+      /the client's own/,
+    );
     assert.ok(new BundleServiceError("timeout", "x").code === "timeout");
   });
 });
