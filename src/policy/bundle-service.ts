@@ -328,11 +328,8 @@ export class BundleServiceClient {
       reason = error.code;
       httpStatus = error.httpStatus;
       if (!this.running && this.abort.signal.aborted && error.code === "network") {
-        // Stopped: the abort is not the service's failure.
-        return this.report(
-          { reason, ok: false, httpStatus, durationMs: 0, bytes, longPoll },
-          false,
-        );
+        // Stopped: the abort is not the service's failure, nor an attempt to count.
+        return { reason, ok: false, httpStatus, durationMs: 0, bytes, longPoll };
       }
       this.state.consecutiveFailures += 1;
       this.state.lastError = {
@@ -343,24 +340,26 @@ export class BundleServiceClient {
       };
     }
     const ok = reason === "not_modified" || reason === "downloaded";
-    const attempt = this.report(
-      { reason, ok, httpStatus, durationMs: this.scheduler.now() - startedAt, bytes, longPoll },
-      true,
-    );
+    const attempt: BundleAttempt = {
+      reason,
+      ok,
+      httpStatus,
+      durationMs: this.scheduler.now() - startedAt,
+      bytes,
+      longPoll,
+    };
+    this.report(attempt);
     this.nextDelayMs = this.delayAfter(attempt, startedAt);
     this.scheduleNext(this.nextDelayMs);
     return attempt;
   }
 
-  private report(attempt: BundleAttempt, tell: boolean): BundleAttempt {
-    if (tell && this.onAttempt !== undefined) {
-      try {
-        this.onAttempt(attempt, this.status());
-      } catch {
-        // A metrics hook must not stop the polling.
-      }
+  private report(attempt: BundleAttempt): void {
+    try {
+      this.onAttempt?.(attempt, this.status());
+    } catch {
+      // A metrics hook must not stop the polling.
     }
-    return attempt;
   }
 
   private delayAfter(attempt: BundleAttempt, startedAt: number): number {

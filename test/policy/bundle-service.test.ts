@@ -541,6 +541,22 @@ describe("start, stop and the process", () => {
     }
   });
 
+  test("an onAttempt hook that throws does not stop the polling", async () => {
+    server.handle(serveBundle(bundleV1, '"v1"'));
+    const harness = new ClientHarness({
+      url: server.origin,
+      onAttempt: () => {
+        throw new Error("metrics broke");
+      },
+    });
+    try {
+      assert.equal((await harness.first()).reason, "downloaded");
+      assert.equal((await harness.poll()).attempt.reason, "not_modified");
+    } finally {
+      await harness.stop();
+    }
+  });
+
   test("pollNow() while a request is in flight is that request, not a second one", async () => {
     let answer: (() => void) | undefined;
     server.handle((request, response) => {

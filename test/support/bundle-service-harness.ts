@@ -59,8 +59,8 @@ export class ClientHarness {
       ...options,
       onAttempt: (attempt, status) => {
         this.attempts.push(attempt);
-        options.onAttempt?.(attempt, status);
         this.waiting?.(attempt);
+        options.onAttempt?.(attempt, status);
       },
     });
   }
