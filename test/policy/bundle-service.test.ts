@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -615,6 +615,13 @@ describe("start, stop and the process", () => {
     assert.equal(exited, 0, `the process should exit by itself after its poll:\n${output}`);
     assert.equal(output.trim(), "downloaded");
   });
+});
+
+test("the README's table names every reason a poll can end with", () => {
+  const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
+  const section = readme.split("## Policy from a bundle service")[1]?.split("\n## ")[0] ?? "";
+  const documented = [...section.matchAll(/^\| `([a-z0-9_]+)` +\|/gm)].map((match) => match[1]);
+  assert.deepEqual([...documented].sort(), [...bundleAttemptReasons].sort());
 });
 
 describe("options are checked at once, every problem named", () => {
