@@ -115,6 +115,8 @@ export interface BundleServiceStatus {
         code: BundleServiceFailureCode;
         message: string;
         httpStatus: number | undefined;
+        /** For `refused`: the activation error's own code, when it has one (e.g. bundle_invalid). */
+        activationCode: string | undefined;
         at: number;
       }
     | undefined;
@@ -336,6 +338,7 @@ export class BundleServiceClient {
         code: error.code,
         message: error.message,
         httpStatus: error.httpStatus,
+        activationCode: error.code === "refused" ? codeOf(error.cause) : undefined,
         at: this.scheduler.now(),
       };
     }
@@ -416,4 +419,10 @@ function bundleUrl(url: string, resource: string, problems: string[]): URL {
 function isDotSegment(segment: string): boolean {
   const decoded = segment.replace(/%2e/gi, ".");
   return decoded === "." || decoded === "..";
+}
+
+function codeOf(error: unknown): string | undefined {
+  const code =
+    typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined;
+  return typeof code === "string" ? code : undefined;
 }

@@ -100,7 +100,9 @@ describe("polling: ETag, 304 and the delays", () => {
       url: server.origin,
       onBundle: async (bundle) => {
         harness.bundles.push(bundle);
-        if (bundle.etag === '"v2"' && refuse) throw new Error("signature does not verify");
+        if (bundle.etag === '"v2"' && refuse) {
+          throw new StartupError("bundle_invalid", ["signature does not verify"]);
+        }
         await Promise.resolve();
       },
     });
@@ -114,6 +116,7 @@ describe("polling: ETag, 304 and the delays", () => {
       assert.equal(status.etag, '"v1"', "the ETag moves only with a successful activation");
       assert.equal(status.lastError?.code, "refused");
       assert.match(status.lastError.message, /signature does not verify/);
+      assert.equal(status.lastError.activationCode, "bundle_invalid");
       assert.equal(status.consecutiveFailures, 1);
 
       refuse = false;
