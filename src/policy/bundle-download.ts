@@ -145,19 +145,21 @@ export class BundleDownloader {
       }
     }
     if (problems.length > 0) throw new StartupError("config_invalid", problems);
-    // keepAlive: one connection reused poll after poll (and held by a long poll).
+    // A connection per request, no keep-alive: polls are a minute apart, longer than most
+    // servers keep an idle connection (nginx: 75 s), and reusing one the server is closing
+    // would fail a poll with a reset that is nobody's fault.
     this.agent = https
       ? new HttpsAgent({
-          keepAlive: true,
+          keepAlive: false,
           maxSockets: 1,
           ...(cert !== undefined && key !== undefined ? { cert, key } : {}),
           ...(ca !== undefined ? { ca } : {}),
         })
-      : new HttpAgent({ keepAlive: true, maxSockets: 1 });
+      : new HttpAgent({ keepAlive: false, maxSockets: 1 });
     this.request = https ? httpsRequest : httpRequest;
   }
 
-  /** Closes the kept-alive connection. */
+  /** Closes any connection still open. */
   close(): void {
     this.agent.destroy();
   }
