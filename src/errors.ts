@@ -158,8 +158,45 @@ export const evaluationErrorCodes = [
 
 export type EvaluationErrorCode = (typeof evaluationErrorCodes)[number];
 
+/**
+ * Why a poll of an HTTP bundle service (policy/bundle-service.ts) brought no
+ * new policy. Each is also the `reason` label of that attempt, so the set is
+ * bounded. The current policy stays active whatever the reason.
+ */
+export const bundleServiceFailureCodes = [
+  "http_3xx", // redirects are refused: the credentials are for the configured service only
+  "http_4xx",
+  "http_5xx",
+  "http_other", // a status no bundle server sends (1xx, 2xx other than 200)
+  "timeout",
+  "too_large",
+  "truncated",
+  "network",
+  "tls",
+  "content_type",
+  "empty",
+  "credentials",
+  "refused", // downloaded, but activation refused the bundle
+] as const;
+
+export type BundleServiceFailureCode = (typeof bundleServiceFailureCodes)[number];
+
+/** Why a persisted last-activated bundle could not be used (policy/bundle-persistence.ts). */
+export const persistedBundleErrorCodes = [
+  "persisted_missing",
+  "persisted_corrupt",
+  "persisted_too_old",
+] as const;
+
+export type PersistedBundleErrorCode = (typeof persistedBundleErrorCodes)[number];
+
 /** Every code of every error the PDP or its PEP library raises. */
-export type PdpErrorCode = keyof typeof errorStatus | StartupErrorCode | EvaluationErrorCode;
+export type PdpErrorCode =
+  | keyof typeof errorStatus
+  | StartupErrorCode
+  | EvaluationErrorCode
+  | BundleServiceFailureCode
+  | PersistedBundleErrorCode;
 
 /**
  * The base of every error class: a stable `code` from the registry. `name`
@@ -237,6 +274,23 @@ export class EvaluationError extends PdpError<EvaluationErrorCode> {}
 
 /** A token that failed verification. The message is for operators and never contains the token. */
 export class TokenError extends PdpError<TokenErrorCode> {}
+
+/** A poll of a bundle service that brought no new policy; `httpStatus` when the server answered. */
+export class BundleServiceError extends PdpError<BundleServiceFailureCode> {
+  readonly httpStatus: number | undefined;
+
+  constructor(
+    code: BundleServiceFailureCode,
+    message: string,
+    options?: ErrorOptions & { httpStatus?: number },
+  ) {
+    super(code, message, options);
+    this.httpStatus = options?.httpStatus;
+  }
+}
+
+/** A persisted bundle that is absent, damaged or older than allowed. */
+export class PersistedBundleError extends PdpError<PersistedBundleErrorCode> {}
 
 /** Normalizes anything thrown (opa-wasm throws strings and plain objects) into a message. */
 export function describeThrown(thrown: unknown): string {
