@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
-import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { parseYamlDocument } from "./yaml-document.js";
 import {
   ConfigError,
   keyProblems,
@@ -167,8 +167,11 @@ function salvage(schema: z.ZodType, raw: unknown): Json {
   if (!isMapping(raw)) return valid;
   for (const [key, value] of Object.entries(raw)) {
     const entry =
+      // Own keys only: `constructor` or `toString` in a file must not find the prototype's.
       inner instanceof z.ZodObject
-        ? (inner.shape as Record<string, z.ZodType | undefined>)[key]
+        ? Object.hasOwn(inner.shape, key)
+          ? (inner.shape as Record<string, z.ZodType>)[key]
+          : undefined
         : inner instanceof z.ZodRecord
           ? (inner.valueType as z.ZodType)
           : undefined;
@@ -179,7 +182,7 @@ function salvage(schema: z.ZodType, raw: unknown): Json {
     // Keys left out take their defaults, as the whole section would have.
     const shape: Record<string, z.ZodType> = inner.shape;
     for (const [key, entry] of Object.entries(shape)) {
-      if (!(key in raw)) {
+      if (!Object.hasOwn(raw, key)) {
         const parsed = entry.safeParse(undefined);
         if (parsed.success && parsed.data !== undefined) valid[key] = parsed.data;
       }
@@ -201,7 +204,7 @@ function optional(value: string | undefined): string | undefined {
 /** The parsed file, or why it could not be read or parsed (first line of the error). */
 function readFile(path: string): { content: unknown } | { error: string } {
   try {
-    return { content: parseYaml(readFileSync(path, "utf8")) as unknown };
+    return { content: parseYamlDocument(readFileSync(path, "utf8")) };
   } catch (error) {
     return {
       error: error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error),

@@ -1,6 +1,6 @@
 import { readFile, readdir, stat } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
-import { parse as parseYaml } from "yaml";
+import { parseYamlDocument } from "../config/yaml-document.js";
 import { BundleRefusal, StartupError } from "../errors.js";
 import {
   defaultBundleLimits,
@@ -159,7 +159,7 @@ function assemble(origin: string, files: BundleFiles): Omit<Bundle, "signature">
       const parsed: unknown =
         match[2] === "json"
           ? JSON.parse(content.toString("utf8"))
-          : parseYaml(content.toString("utf8"));
+          : parseYamlDocument(content.toString("utf8"));
       if (!isDocument(parsed)) {
         problems.push(`${name}: must hold a JSON object`);
         continue;

@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { extname } from "node:path";
-import { parse as parseYaml } from "yaml";
+import { parseYamlDocument } from "../config/yaml-document.js";
 import { StartupError } from "../errors.js";
 
 /** A JSON object as policy data. */
@@ -49,7 +49,7 @@ export async function readDataFile(path: string): Promise<DataDocument> {
   let parsed: unknown;
   try {
     const extension = extname(path).toLowerCase();
-    parsed = extension === ".yaml" || extension === ".yml" ? parseYaml(text) : JSON.parse(text);
+    parsed = extension === ".yaml" || extension === ".yml" ? parseYamlDocument(text) : JSON.parse(text);
   } catch (error) {
     throw new StartupError("data_invalid", [`PDP_DATA ${path}: ${describe(error)}`]);
   }

@@ -243,3 +243,40 @@ test("the bundle and the data must exist and be readable before anything is buil
   // A bundle may be a directory.
   assert.equal(loadConfig({ PDP_BUNDLE: scratch.dir }).policy.bundlePath, scratch.dir);
 });
+
+/** A PDP_CONFIG file with this YAML text. */
+function yamlFile(text: string): string {
+  const file = join(scratch.dir, `config-${String(Math.random()).slice(2)}.yaml`);
+  writeFileSync(file, text);
+  return file;
+}
+
+test("a YAML tag that builds a Map, Set, date or bytes is refused, never read as an empty section", () => {
+  const sha = "b".repeat(64);
+  // Each of these loaded as defaults before: `ops` open, the erase pointer dropped, no callers.
+  for (const text of [
+    `ops: !!omap\n  - open: false\n  - api_key_sha256: [${sha}]\n`,
+    "ops: !!set\n  ? open\n",
+    "decision_log: !!omap\n  - erase: [/subject/properties/email]\n",
+    "!!omap\n- server: {host: 127.0.0.1}\n",
+    "server:\n  public_url: !!binary aGVsbG8=\n",
+  ]) {
+    assert.throws(
+      () => loadConfig({ PDP_CONFIG: yamlFile(text) }),
+      (error: unknown) =>
+        error instanceof ConfigError && /YAML tags are refused/.test(error.problems.join("\n")),
+      text,
+    );
+  }
+});
+
+test("keys named like Object.prototype members are problems of the file, not a crash", () => {
+  for (const text of [
+    "server:\n  toString: 1\n",
+    "limits:\n  constructor: 1\n",
+    "forward_auth:\n  constructor: 1\n",
+    "server:\n  __proto__: {port: 1}\n",
+  ]) {
+    assert.throws(() => loadConfig({ PDP_CONFIG: yamlFile(text) }), ConfigError, text);
+  }
+});
