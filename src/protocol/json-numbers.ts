@@ -221,3 +221,27 @@ export function jsonPointerAt(text: string, offset: number): string {
   );
   return `/${parts.join("/")}`;
 }
+
+/**
+ * Where a value already parsed (by the MCP server's own `express.json()`)
+ * holds a number that is not finite: `1e400` parses as Infinity, which the
+ * tool receives as such while JSON carries it to the PDP as `null`, so the
+ * policy would judge another value than the one that runs. Walks without
+ * recursion, so no nesting depth can overflow the stack. The JSON pointer,
+ * or undefined when every number is finite.
+ */
+export function nonFiniteNumberPointer(value: unknown): string | undefined {
+  const pending: { value: unknown; pointer: string }[] = [{ value, pointer: "" }];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const current = next.value;
+    if (typeof current === "number") {
+      if (!Number.isFinite(current)) return next.pointer;
+    } else if (typeof current === "object" && current !== null) {
+      for (const [key, item] of Object.entries(current)) {
+        const segment = key.replaceAll("~", "~0").replaceAll("/", "~1");
+        pending.push({ value: item, pointer: `${next.pointer}/${segment}` });
+      }
+    }
+  }
+  return undefined;
+}

@@ -389,6 +389,20 @@ describe("refusals never reach the handler", () => {
     assert.equal(handled, 0);
   });
 
+  test("a number express.json() read as Infinity is refused, never shown to the PDP as null", async () => {
+    // The tool would run with limit = Infinity while the policy judged {"limit": null}.
+    const reply = await send(
+      '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"read_file","arguments":{"limit":1e400}}}',
+    );
+    assert.equal(reply.status, 400);
+    assert.equal(calls.length, 0);
+    assert.equal(handled, 0);
+    assert.deepEqual((reply.body as { error: { data: unknown } }).error.data, {
+      reasons: ["mcp_invalid", "number_unrepresentable"],
+      field: "/params/arguments/limit",
+    });
+  });
+
   test("an item the PDP could not evaluate is a deny carrying its error code", async () => {
     script = () =>
       answer([{ decision: false, context: { error: { status: 400, code: "invalid_request" } } }]);

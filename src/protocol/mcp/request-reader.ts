@@ -1,4 +1,5 @@
 import { parseJsonDocument, type JsonBodyLimits } from "../json-body.js";
+import { nonFiniteNumberPointer } from "../json-numbers.js";
 import { ApiError, PdpError, type McpRefusalCode } from "../../errors.js";
 import { classifyMessage, isPseudoMethod } from "./jsonrpc.js";
 import { hasNamedTarget, operationOf, type McpOperation } from "./operation.js";
@@ -128,7 +129,7 @@ export function readMcpRequest(relayed: RelayedMcpRequest, options: McpReadingOp
     };
   }
 
-  const document = "bytes" in body ? parseBody(body.bytes, body.limits) : body.document;
+  const document = "bytes" in body ? parseBody(body.bytes, body.limits) : parsedBody(body.document);
   const batch = Array.isArray(document);
   const elements: unknown[] = batch ? (document as unknown[]) : [document];
   if (batch && options.batch === "reject") {
@@ -175,6 +176,22 @@ function parseBody(bytes: Buffer, limits: JsonBodyLimits): unknown {
     }
     throw error;
   }
+}
+
+/**
+ * A document the MCP server parsed itself: its JSON rules already ran, but a
+ * number beyond a double is Infinity there and `null` on its way to the PDP,
+ * refused as the byte reader refuses its literal.
+ */
+function parsedBody(document: unknown): unknown {
+  const field = nonFiniteNumberPointer(document);
+  if (field !== undefined) {
+    throw new McpRefusal("mcp_invalid", `the number at ${field} is not finite`, null, {
+      code: "number_unrepresentable",
+      field,
+    });
+  }
+  return document;
 }
 
 function single(method: string): McpReading {
