@@ -25,8 +25,9 @@ function decoderOf(encoding: string): Transform | undefined {
 
 /**
  * The one body reader: the request's body, decoded (gzip, deflate, br, zstd)
- * and at most `maxBytes` long once decoded, so a small compressed body cannot
- * inflate past the limit. Fails with an ApiError: 413 `body_too_large`, 415
+ * and at most `maxBytes` long both on the wire and once decoded, so a small
+ * compressed body cannot inflate past the limit. A body whose bytes decode to
+ * nothing is 400 `empty_body`, never an absent body. Fails with an ApiError: 413 `body_too_large`, 415
  * `unsupported_media_type` (an unknown Content-Encoding), 400
  * `invalid_request` (a corrupt encoding, or a client gone mid-body). On a
  * refusal the rest of the body is drained, so the caller's connection stays
@@ -35,6 +36,14 @@ function decoderOf(encoding: string): Transform | undefined {
 export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const encoding = (req.headers["content-encoding"] ?? "identity").toLowerCase();
+    // The bytes on the wire are bounded as well as the decoded ones: a body of empty gzip members
+    // decodes to nothing yet costs the PDP every byte of it.
+    const declared = req.headers["content-length"];
+    if (declared !== undefined && Number(declared) > maxBytes) {
+      req.resume();
+      reject(tooLarge());
+      return;
+    }
     let source: NodeJS.ReadableStream = req;
     let decoder: Transform | undefined;
     if (encoding !== "identity") {
@@ -45,13 +54,6 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
         return;
       }
       source = req.pipe(decoder);
-    } else {
-      const declared = req.headers["content-length"];
-      if (declared !== undefined && Number(declared) > maxBytes) {
-        req.resume();
-        reject(tooLarge());
-        return;
-      }
     }
 
     const chunks: Buffer[] = [];
@@ -77,8 +79,21 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
       }
       chunks.push(chunk);
     });
+    let wireBytes = 0;
+    if (decoder !== undefined) {
+      req.on("data", (chunk: Buffer) => {
+        wireBytes += chunk.length;
+        if (wireBytes > maxBytes) refuse(tooLarge());
+      });
+    }
     source.on("end", () => {
       if (settled) return;
+      if (received === 0 && wireBytes > 0) {
+        // Bytes were sent but decode to nothing: not "no body". Forward-auth would otherwise
+        // decide from the Mcp-* headers alone for a server that may read those bytes otherwise.
+        refuse(new ApiError("empty_body", "the body decodes to nothing; send a JSON body"));
+        return;
+      }
       settled = true;
       resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, received));
     });

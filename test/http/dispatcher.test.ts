@@ -217,6 +217,22 @@ describe("the dispatcher over a route table", () => {
     assert.equal(((await corrupt.json()) as { code: string }).code, "invalid_request");
   });
 
+  test("the bytes on the wire are bounded too, and bytes that decode to nothing are no body", async () => {
+    // 10 empty gzip members: 200 bytes on the wire (over the 64-byte limit), nothing decoded.
+    const empties = Buffer.concat(Array.from({ length: 10 }, () => gzipSync(Buffer.alloc(0))));
+    const padded = await post("/decide", { "x-api-key": "k", "content-encoding": "gzip" }, empties);
+    assert.equal(padded.status, 413);
+    assert.equal(((await padded.json()) as { code: string }).code, "body_too_large");
+    // One empty member (20 bytes): sent, but decodes to nothing (attack 9).
+    const nothing = await post(
+      "/decide",
+      { "x-api-key": "k", "content-encoding": "gzip" },
+      gzipSync(Buffer.alloc(0)),
+    );
+    assert.equal(nothing.status, 400);
+    assert.equal(((await nothing.json()) as { code: string }).code, "empty_body");
+  });
+
   test("an express route is reached through the dispatcher: its caller checked, HEAD as GET", async () => {
     assert.equal((await fetch(`${base}/ops`)).status, 401);
     const ok = await fetch(`${base}/ops`, { headers: { "x-api-key": "k", "x-request-id": "r-1" } });
