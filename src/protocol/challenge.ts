@@ -33,19 +33,36 @@ export function readStepUp(raw: unknown): { stepUp: StepUp | undefined } | { pro
   }
   const obligation = raw as Record<string, unknown>;
   const maxAge = obligation.max_age;
-  if (maxAge !== undefined && (typeof maxAge !== "number" || !Number.isFinite(maxAge))) {
-    return { problem: "step_up.max_age must be a finite number" };
+  // RFC 9470: max_age is a whole number of seconds; anything else would be rewritten on its way
+  // into WWW-Authenticate (1e300, -1.5), so it is refused instead.
+  if (
+    maxAge !== undefined &&
+    (typeof maxAge !== "number" || !Number.isSafeInteger(maxAge) || maxAge < 0)
+  ) {
+    return { problem: "step_up.max_age must be a whole number of seconds, 0 or more" };
   }
-  const scopes = stringList(obligation.scopes);
-  const acrValues = stringList(obligation.acr_values);
-  if (scopes === undefined) return { problem: "step_up.scopes must be a list of strings" };
-  if (acrValues === undefined) return { problem: "step_up.acr_values must be a list of strings" };
+  const scopes = tokenList(obligation.scopes);
+  const acrValues = tokenList(obligation.acr_values);
+  if (scopes === undefined) return { problem: `step_up.scopes ${tokenListRule}` };
+  if (acrValues === undefined) return { problem: `step_up.acr_values ${tokenListRule}` };
   return { stepUp: { scopes, acrValues, maxAge } };
 }
 
-function stringList(raw: unknown): string[] | undefined {
+/**
+ * RFC 6749 §3.3 scope-token: printable ASCII but space, `"` and `\`. A value
+ * outside it could not be written into a quoted WWW-Authenticate parameter
+ * as it is (it would be altered, or split into two scopes), so it is refused.
+ */
+const scopeToken = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+const tokenListRule =
+  "must be a list of scope tokens (printable ASCII, no space, quote or backslash)";
+
+function tokenList(raw: unknown): string[] | undefined {
   if (raw === undefined) return [];
-  if (!Array.isArray(raw) || !raw.every((item): item is string => typeof item === "string")) {
+  if (
+    !Array.isArray(raw) ||
+    !raw.every((item): item is string => typeof item === "string" && scopeToken.test(item))
+  ) {
     return undefined;
   }
   return [...raw];

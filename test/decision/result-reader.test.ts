@@ -92,6 +92,24 @@ const invalidAnswers: [string, unknown][] = [
     { allow: false, obligations: { step_up: { acr_values: [1] } } },
   ],
   ["step_up max_age as a string", { allow: false, obligations: { step_up: { max_age: "900" } } }],
+  // Values WWW-Authenticate could only carry altered (attack 9): refused, not rewritten.
+  ["step_up max_age 1e300", { allow: false, obligations: { step_up: { max_age: 1e300 } } }],
+  ["step_up max_age negative", { allow: false, obligations: { step_up: { max_age: -1.5 } } }],
+  ["step_up max_age fractional", { allow: false, obligations: { step_up: { max_age: 0.5 } } }],
+  [
+    "step_up scope with a quote and CRLF",
+    { allow: false, obligations: { step_up: { scopes: ['a"\r\nSet-Cookie: x=1'] } } },
+  ],
+  ["step_up scope with a space", { allow: false, obligations: { step_up: { scopes: ["a b"] } } }],
+  [
+    "step_up scope with a backslash",
+    { allow: false, obligations: { step_up: { scopes: ["b\\c"] } } },
+  ],
+  ["step_up empty scope", { allow: false, obligations: { step_up: { scopes: [""] } } }],
+  [
+    "step_up acr value with a quote",
+    { allow: false, obligations: { step_up: { acr_values: ['x"'] } } },
+  ],
 ];
 
 for (const [label, value] of invalidAnswers) {
