@@ -82,6 +82,8 @@ export function dispatcher(options: DispatcherOptions): RequestListener {
       return;
     }
     const { request } = admitted;
+    // Only now may a client that asked (limitServer, server-limits.ts) send its body.
+    if (req.headers.expect?.toLowerCase() === "100-continue") res.writeContinue();
     if (isExpressRoute(admitted.route)) {
       if (options.express === undefined) {
         fail(new Error(`no express app for ${admitted.route.path}`));

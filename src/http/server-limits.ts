@@ -19,8 +19,17 @@ export function serverOptions(transport: TransportConfig): ServerOptions {
   };
 }
 
-/** The connection cap, which node takes only as a property: every connection beyond it is closed at once. */
+/**
+ * The connection cap, which node takes only as a property: every connection
+ * beyond it is closed at once. And `Expect: 100-continue`: node would answer
+ * 100 Continue before any handler runs, inviting a client the PDP has not
+ * authenticated to send its body; handed to the request listener instead,
+ * whose dispatcher says 100 only once the route and the caller are admitted.
+ */
 export function limitServer(server: Server, transport: TransportConfig): Server {
   server.maxConnections = transport.maxConnections;
+  server.on("checkContinue", (req, res) => {
+    server.emit("request", req, res);
+  });
   return server;
 }

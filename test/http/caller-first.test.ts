@@ -168,6 +168,31 @@ async function announceAndHold(pdp: RunningPdp, route: Route, key: string | unde
       );
     });
 
+    test("Expect: 100-continue: no 100 before the caller is admitted; 100, then the answer, after", async () => {
+      const port = Number(new URL(pdp.url).port);
+      const expecting = (key: string | undefined) =>
+        rawExchange(port, {
+          send: head(
+            "POST",
+            "/access/v1/evaluation",
+            {
+              "content-type": "application/json",
+              expect: "100-continue",
+              ...(key === undefined ? {} : { "x-api-key": key }),
+            },
+            mib,
+          ),
+          waitMs: 2000,
+        });
+      // Node would say 100 before any handler ran (attack 9), inviting the body of a stranger.
+      const stranger = await expecting(undefined);
+      assert.equal(stranger.status, 401, JSON.stringify(stranger));
+      assert.ok(stranger.closedByServer && stranger.elapsedMs < 1500);
+      const caller = await expecting(keys.pep);
+      assert.equal(caller.status, 100, "the admitted caller is invited to send its body");
+      assert.equal(caller.closedByServer, false, "and the PDP waits for it");
+    });
+
     test("a refused ops request closes its connection too", async () => {
       const port = Number(new URL(pdp.url).port);
       for (const path of ["/metrics", "/health", "/ready"]) {

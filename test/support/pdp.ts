@@ -3,6 +3,7 @@ import { createServer, type Server } from "node:http";
 import { Writable } from "node:stream";
 import { buildApp, type App } from "../../src/app.js";
 import { loadConfig } from "../../src/config/index.js";
+import { limitServer, serverOptions } from "../../src/http/server-limits.js";
 import type { Clock } from "../../src/decision/decision-engine.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { serializeRecord } from "../../src/observability/masking.js";
@@ -48,7 +49,11 @@ export async function startPdp(options: StartOptions = {}): Promise<RunningPdp> 
     },
     ...(options.clock ? { clock: options.clock } : {}),
   });
-  const server: Server = createServer(app.listener);
+  // The listener's server as serve builds it: timeouts, the connection cap, Expect handling.
+  const server: Server = limitServer(
+    createServer(serverOptions(config.transport), app.listener),
+    config.transport,
+  );
   await new Promise<void>((resolve) => {
     server.listen(0, "127.0.0.1", resolve);
   });
