@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { createReadStream } from "node:fs";
 import { authzenPaths } from "../api/authzen-api.js";
 import type { ApiRequest } from "../api/api-types.js";
 import { describeThrown, StartupError } from "../errors.js";
@@ -26,18 +26,13 @@ export async function decide(io: CliIo, options: DecideOptions): Promise<number>
     // A person at a terminal, not a pipe: say why nothing happens yet.
     io.stderr.write("mcp-pdp decide: reading the request from stdin (end it with Ctrl-D)\n");
   }
-  let body: Buffer;
-  try {
-    body = options.input === undefined ? await readAll(io.stdin) : await readFile(options.input);
-  } catch (error) {
-    io.stderr.write(`mcp-pdp decide: cannot read the request: ${describeThrown(error)}\n`);
-    return exitCodes.failed;
-  }
   let app;
+  let config;
   try {
     // Errors only: the warnings are about serving (caller authentication off, /metrics
     // closed), which a one-off answer in process does not do; check prints them.
-    app = await buildOfflineApp(configurationOf(io.env, options.files), (line) => {
+    config = configurationOf(io.env, options.files);
+    app = await buildOfflineApp(config, (line) => {
       if (line.level === "error") io.stderr.write(`error: ${line.message}\n`);
     });
   } catch (error) {
@@ -45,6 +40,17 @@ export async function decide(io: CliIo, options: DecideOptions): Promise<number>
     io.stderr.write(
       `mcp-pdp decide: cannot build the PDP (${error.code})\n${error.problems.map((p) => `  - ${p}\n`).join("")}`,
     );
+    return exitCodes.failed;
+  }
+  // At most one byte past the body limit is read: the API then answers 413 as over HTTP, and a
+  // request file of any size (or /dev/zero) costs no more than that.
+  const maxBytes = config.limits.maxBodyBytes;
+  let body: Buffer;
+  try {
+    const source = options.input === undefined ? io.stdin : createReadStream(options.input);
+    body = await readAtMost(source, maxBytes + 1);
+  } catch (error) {
+    io.stderr.write(`mcp-pdp decide: cannot read the request: ${describeThrown(error)}\n`);
     return exitCodes.failed;
   }
   const apiKey = io.env.PDP_API_KEY;
@@ -108,10 +114,16 @@ function readable(answer: AuthzenAnswer): string {
   return lines.join("\n");
 }
 
-async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
+/** Reads a stream until it ends or `limit` bytes have come, then stops it. */
+async function readAtMost(stream: NodeJS.ReadableStream, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
+  let received = 0;
   for await (const chunk of stream) {
-    chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
+    const bytes = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+    chunks.push(bytes);
+    received += bytes.length;
+    // Leaving the loop ends the iteration, which destroys the stream.
+    if (received >= limit) break;
   }
-  return Buffer.concat(chunks);
+  return Buffer.concat(chunks).subarray(0, limit);
 }

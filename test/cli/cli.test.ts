@@ -245,6 +245,13 @@ describe("decide", () => {
     assert.equal((JSON.parse(json.stdout) as { code: string }).code, "invalid_json");
   });
 
+  test("a request over the body limit is read no further than the limit, then refused 413", async () => {
+    // An endless source: reading it whole would never end (attack 9: decide read everything first).
+    const ran = await cli(["decide", "/dev/zero"], { PDP_MAX_BODY_BYTES: "4096" });
+    assert.equal(ran.code, exitCodes.failed);
+    assert.match(ran.stderr, /^mcp-pdp decide: refused \(413 body_too_large\)/m);
+  });
+
   test("a request file that cannot be read: exit 1 naming it", async () => {
     const missing = join(scratch.dir, "no-request.json");
     const ran = await cli(["decide", missing]);
