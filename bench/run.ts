@@ -482,7 +482,7 @@ async function main(): Promise<void> {
             share(decideUs - rawUs),
           ],
           [
-            "  rest: node:http, body, JSON parse, ajv, subject, JSON reply, GC (difference)",
+            "  rest: node:http, body, JSON parse, schema, subject, JSON reply, GC (difference)",
             fixed(rest, 1),
             share(rest),
           ],

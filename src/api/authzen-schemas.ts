@@ -1,88 +1,84 @@
+import { z } from "zod";
 import { resourceIdentity } from "../decision/resource-identity.js";
-import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import { ApiError } from "../errors.js";
 import type { AccessRequest } from "../decision/decision.js";
 
 /**
- * JSON Schemas of the AuthZEN requests. Unknown fields are allowed (the spec
- * says to ignore them); the fields the PDP and the default policy read are
- * typed, so a wrong type is a 400 naming the field, never a silent mismatch.
+ * The AuthZEN request shapes, in zod (the one schema library, as for the
+ * configuration). Unknown fields are allowed (the spec says to ignore them);
+ * the fields the PDP and the default policy read are typed, so a wrong type
+ * is a 400 naming the field, never a silent mismatch.
+ *
+ * A schema only judges: what a parse returns is the value that was sent, never
+ * zod's copy, so the policy sees every key in the order it came.
+ *
+ * Lengths count code points (zod counts them so), as JSON Schema did before.
  */
-const identifier = { type: "string", minLength: 1, maxLength: 1024 } as const;
-const shortText = { type: "string", maxLength: 1024 } as const;
-const textList = { type: "array", maxItems: 256, items: shortText } as const;
+const identifier = z.string().min(1).max(1024);
+const shortText = z.string().max(1024);
+const textList = z.array(shortText).max(256);
 
-const subject = {
-  type: "object",
-  required: ["type"],
-  properties: {
-    type: { type: "string", minLength: 1, maxLength: 256 },
-    id: identifier,
-    properties: {
-      type: "object",
-      properties: {
-        // null: the user presented no token (a PEP says so explicitly, so that its
-        // request is never read as an asserted subject).
-        token: { type: ["string", "null"], minLength: 1, maxLength: 65536 },
-        scopes: textList,
-        scope: { type: "string", maxLength: 16384 },
-        acr: shortText,
-        amr: textList,
-        auth_time: { type: "number" },
-        client_id: shortText,
-      },
-    },
-  },
-} as const;
+const subject = z.looseObject({
+  type: z.string().min(1).max(256),
+  id: identifier.optional(),
+  properties: z
+    .looseObject({
+      // null: the user presented no token (a PEP says so explicitly, so that its
+      // request is never read as an asserted subject).
+      token: z
+        .string({ error: typeWord("string,null") })
+        .min(1)
+        .max(65536)
+        .nullable()
+        .optional(),
+      scopes: textList.optional(),
+      scope: z.string().max(16384).optional(),
+      acr: shortText.optional(),
+      amr: textList.optional(),
+      auth_time: z.number().optional(),
+      client_id: shortText.optional(),
+    })
+    .optional(),
+});
 
-const action = {
-  type: "object",
-  required: ["name"],
-  properties: {
-    name: { type: "string", minLength: 1, maxLength: 256 },
-    properties: { type: "object" },
-  },
-} as const;
+const action = z.looseObject({
+  name: z.string().min(1).max(256),
+  properties: z.looseObject({}).optional(),
+});
 
-const annotations = {
-  type: "object",
-  properties: {
-    title: shortText,
-    readOnlyHint: { type: "boolean" },
-    destructiveHint: { type: "boolean" },
-    idempotentHint: { type: "boolean" },
-    openWorldHint: { type: "boolean" },
-  },
-} as const;
+const annotations = z.looseObject({
+  title: shortText.optional(),
+  readOnlyHint: z.boolean().optional(),
+  destructiveHint: z.boolean().optional(),
+  idempotentHint: z.boolean().optional(),
+  openWorldHint: z.boolean().optional(),
+});
 
-const resource = {
-  type: "object",
-  required: ["type", "id"],
-  properties: {
-    type: { type: "string", minLength: 1, maxLength: 256 },
-    id: identifier,
-    properties: {
-      type: "object",
-      properties: { server: shortText, tool: shortText, annotations },
-    },
-  },
-} as const;
+const resource = z.looseObject({
+  type: z.string().min(1).max(256),
+  id: identifier,
+  properties: z
+    .looseObject({
+      server: shortText.optional(),
+      tool: shortText.optional(),
+      annotations: annotations.optional(),
+    })
+    .optional(),
+});
 
-const context = {
-  type: "object",
-  properties: {
-    ip: { type: "string", maxLength: 64 },
-    device: { type: "object", properties: { id: shortText, trust: shortText } },
-    location: { type: "object", properties: { country: shortText } },
-    session: { type: "object", properties: { id: shortText } },
-  },
-} as const;
+const context = z.looseObject({
+  ip: z.string().max(64).optional(),
+  device: z.looseObject({ id: shortText.optional(), trust: shortText.optional() }).optional(),
+  location: z.looseObject({ country: shortText.optional() }).optional(),
+  session: z.looseObject({ id: shortText.optional() }).optional(),
+});
 
-const accessRequestSchema = {
-  type: "object",
-  required: ["subject", "action", "resource"],
-  properties: { subject, action, resource, context },
-} as const;
+const accessRequestSchema = z.looseObject({
+  subject,
+  action,
+  resource,
+  context: context.optional(),
+});
 
 export const evaluationsSemantics = [
   "execute_all",
@@ -93,82 +89,75 @@ export type EvaluationsSemantic = (typeof evaluationsSemantics)[number];
 
 /** The parts an item may inherit; checked in full once defaults apply (parseAccessRequest). */
 const inheritable = {
-  subject: { type: "object" },
-  action: { type: "object" },
-  resource: { type: "object" },
-  context: { type: "object" },
-} as const;
+  subject: z.looseObject({}).optional(),
+  action: z.looseObject({}).optional(),
+  resource: z.looseObject({}).optional(),
+  context: z.looseObject({}).optional(),
+};
 
-const evaluationsRequestSchema = {
-  type: "object",
-  properties: {
-    ...inheritable,
-    evaluations: { type: "array", items: { type: "object", properties: inheritable } },
-    options: {
-      type: "object",
-      properties: {
-        evaluations_semantic: { enum: evaluationsSemantics },
-        include_context: { type: "boolean" },
-      },
-    },
-  },
-} as const;
+const evaluationsRequestSchema = z.looseObject({
+  ...inheritable,
+  evaluations: z.array(z.looseObject(inheritable)).optional(),
+  options: z
+    .looseObject({
+      evaluations_semantic: z.enum(evaluationsSemantics).optional(),
+      include_context: z.boolean().optional(),
+    })
+    .optional(),
+});
 
 /** A batch request before defaults are applied to its items. */
-export interface EvaluationsRequest {
-  subject?: Record<string, unknown>;
-  action?: Record<string, unknown>;
-  resource?: Record<string, unknown>;
-  context?: Record<string, unknown>;
-  evaluations?: Record<string, unknown>[];
-  options?: { evaluations_semantic?: EvaluationsSemantic; include_context?: boolean };
-}
+export type EvaluationsRequest = z.infer<typeof evaluationsRequestSchema>;
 
 /** The AuthZEN search APIs (§8): which resources, actions or subjects the policy allows. */
 export const searchKinds = ["resource", "action", "subject"] as const;
 export type SearchKind = (typeof searchKinds)[number];
 
-const page = {
-  type: "object",
-  properties: {
-    token: { type: "string", maxLength: 512 },
-    limit: { type: "integer", minimum: 1 },
-  },
-} as const;
+const page = z.looseObject({
+  token: z.string().max(512).optional(),
+  // JSON Schema's integer: any whole number (a page limit above the maximum is refused later,
+  // with the maximum named), not zod's safe-integer int().
+  limit: z
+    .number({ error: typeWord("integer") })
+    .refine(Number.isInteger, "must be integer")
+    .min(1)
+    .optional(),
+});
 
 /** The searched entity: its type (an id, if sent, is ignored by the default policy's candidates). */
-const searchedResource = {
-  type: "object",
-  required: ["type"],
-  properties: {
-    type: resource.properties.type,
-    id: identifier,
-    properties: { type: "object", properties: { server: shortText } },
-  },
-} as const;
+const searchedResource = z.looseObject({
+  type: resource.shape.type,
+  id: identifier.optional(),
+  properties: z.looseObject({ server: shortText.optional() }).optional(),
+});
 
-const searchedSubject = {
-  type: "object",
-  required: ["type"],
-  properties: { type: subject.properties.type, id: identifier, properties: { type: "object" } },
-} as const;
+const searchedSubject = z.looseObject({
+  type: subject.shape.type,
+  id: identifier.optional(),
+  properties: z.looseObject({}).optional(),
+});
 
 const searchRequestSchemas = {
-  resource: {
-    type: "object",
-    required: ["subject", "action", "resource"],
-    properties: { subject, action, resource: searchedResource, context, page },
-  },
-  action: {
-    type: "object",
-    required: ["subject", "resource"],
-    properties: { subject, resource, context, page },
-  },
-  subject: {
-    type: "object",
-    required: ["subject", "action", "resource"],
-    properties: { subject: searchedSubject, action, resource, context, page },
-  },
+  resource: z.looseObject({
+    subject,
+    action,
+    resource: searchedResource,
+    context: context.optional(),
+    page: page.optional(),
+  }),
+  action: z.looseObject({
+    subject,
+    resource,
+    context: context.optional(),
+    page: page.optional(),
+  }),
+  subject: z.looseObject({
+    subject: searchedSubject,
+    action,
+    resource,
+    context: context.optional(),
+    page: page.optional(),
+  }),
 } as const;
 
 /** A search request as validated: the searched entity may lack an id, and `page` is separate. */
@@ -180,22 +169,14 @@ export interface SearchRequest {
   page?: { token?: string; limit?: number };
 }
 
-const ajv = new Ajv({ allErrors: false, strict: true });
-const validateAccess = ajv.compile<AccessRequest>(accessRequestSchema);
-const validateEvaluations = ajv.compile<EvaluationsRequest>(evaluationsRequestSchema);
-const validateSearch = {
-  resource: ajv.compile<SearchRequest>(searchRequestSchemas.resource),
-  action: ajv.compile<SearchRequest>(searchRequestSchemas.action),
-  subject: ajv.compile<SearchRequest>(searchRequestSchemas.subject),
-} as const;
-
 /**
  * Validates a single access request; throws `invalid_request` naming the
  * field. `subject.id` may be omitted when `subject.properties.token` is sent:
  * the verified token names the subject.
  */
 export function parseAccessRequest(value: unknown, pointerPrefix = ""): AccessRequest {
-  const request = check(validateAccess, value, pointerPrefix);
+  check(accessRequestSchema, value, pointerPrefix);
+  const request = value as AccessRequest;
   const subject = request.subject as Partial<AccessRequest["subject"]>;
   if (subject.id === undefined && subject.properties?.token === undefined) {
     const field = `${pointerPrefix}/subject/id`;
@@ -210,7 +191,8 @@ export function parseAccessRequest(value: unknown, pointerPrefix = ""): AccessRe
 
 /** Validates the envelope of a batch request (items are validated after defaults apply). */
 export function parseEvaluationsRequest(value: unknown): EvaluationsRequest {
-  return check(validateEvaluations, value, "");
+  check(evaluationsRequestSchema, value, "");
+  return value as EvaluationsRequest;
 }
 
 /**
@@ -219,7 +201,8 @@ export function parseEvaluationsRequest(value: unknown): EvaluationsRequest {
  * an id or a token.
  */
 export function parseSearchRequest(kind: SearchKind, value: unknown): SearchRequest {
-  const request = check(validateSearch[kind], value, "");
+  check(searchRequestSchemas[kind], value, "");
+  const request = value as SearchRequest;
   if (
     kind !== "subject" &&
     request.subject.id === undefined &&
@@ -234,26 +217,85 @@ export function parseSearchRequest(kind: SearchKind, value: unknown): SearchRequ
   return request;
 }
 
-function check<T>(validate: ValidateFunction<T>, value: unknown, pointerPrefix: string): T {
-  if (validate(value)) return value;
-  const error = validate.errors?.[0];
-  if (error === undefined) throw new ApiError("invalid_request", "request is invalid");
-  const field = pointerPrefix + fieldOf(error);
-  throw new ApiError("invalid_request", `${field || "body"} ${messageOf(error)}`, field);
+/**
+ * Returns when `schema` accepts `value`; the caller then passes `value` on
+ * itself, never zod's output (a copy: the policy must see what was sent),
+ * typed as the declared shape (which reads `?` as "absent" where zod's
+ * inferred types say "absent or undefined"). Else throws `invalid_request` naming the one field the
+ * wire reports (`reportedIssue`) as a JSON pointer under `pointerPrefix`.
+ */
+function check(schema: z.ZodType, value: unknown, pointerPrefix: string): void {
+  // reportInput: a missing key is told from a wrong value by its input (undefined).
+  const result = schema.safeParse(value, { error: wireMessage, reportInput: true });
+  if (result.success) return;
+  const issue = reportedIssue(result.error.issues);
+  if (issue === undefined) throw new ApiError("invalid_request", "request is invalid");
+  const field = pointerPrefix + pointerOf(issue.path);
+  throw new ApiError("invalid_request", `${field || "body"} ${issue.message}`, field);
 }
 
-function fieldOf(error: ErrorObject): string {
-  if (error.keyword === "required") {
-    const missing = (error.params as { missingProperty: string }).missingProperty;
-    return `${error.instancePath}/${missing}`;
+/**
+ * The one issue of a refused request that the API reports: the first a
+ * depth-first reader meets, judging each value before what it contains. A
+ * missing key belongs to the object that lacks it, a too-long list to the
+ * list, so they come before any issue inside that object or list; between
+ * siblings, the schema's order. (This is the answer JSON Schema validation
+ * gave before, kept so clients see the same field.)
+ */
+function reportedIssue(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue | undefined {
+  let reported = issues[0];
+  for (const issue of issues) {
+    if (reported !== undefined && isAncestor(ownerOf(issue), ownerOf(reported))) reported = issue;
   }
-  return error.instancePath;
+  return reported;
 }
 
-function messageOf(error: ErrorObject): string {
-  if (error.keyword === "required") return "is required";
-  if (error.keyword === "enum") {
-    return `must be one of ${(error.params as { allowedValues: unknown[] }).allowedValues.join(", ")}`;
+function ownerOf(issue: z.core.$ZodIssue): readonly PropertyKey[] {
+  return isMissing(issue) ? issue.path.slice(0, -1) : issue.path;
+}
+
+function isMissing(issue: z.core.$ZodIssue): boolean {
+  return issue.code === "invalid_type" && issue.input === undefined && issue.path.length > 0;
+}
+
+/** `a` is a proper prefix of `b`. */
+function isAncestor(a: readonly PropertyKey[], b: readonly PropertyKey[]): boolean {
+  return a.length < b.length && a.every((segment, index) => segment === b[index]);
+}
+
+/** `/subject/properties/scopes/3` (RFC 6901: `~` and `/` escaped); the empty path is "". */
+function pointerOf(path: readonly PropertyKey[]): string {
+  let pointer = "";
+  for (const segment of path) {
+    pointer += `/${String(segment).replaceAll("~", "~0").replaceAll("/", "~1")}`;
   }
-  return error.message ?? "is invalid";
+  return pointer;
+}
+
+/** The wire's words for a type refusal, where the schema's own type is not the whole story. */
+function typeWord(expected: string): (issue: z.core.$ZodRawIssue) => string | undefined {
+  return (issue) =>
+    issue.code === "invalid_type" && issue.input !== undefined ? `must be ${expected}` : undefined;
+}
+
+/** What the API says about an issue: the words its clients have always read (JSON Schema's). */
+function wireMessage(issue: z.core.$ZodRawIssue): string {
+  switch (issue.code) {
+    case "invalid_type":
+      return issue.input === undefined ? "is required" : `must be ${issue.expected}`;
+    case "too_big":
+      return `must NOT have more than ${String(issue.maximum)} ${unitOf(issue.origin)}`;
+    case "too_small":
+      return issue.origin === "number"
+        ? `must be >= ${String(issue.minimum)}`
+        : `must NOT have fewer than ${String(issue.minimum)} ${unitOf(issue.origin)}`;
+    case "invalid_value":
+      return `must be one of ${issue.values.map(String).join(", ")}`;
+    default:
+      return "is invalid";
+  }
+}
+
+function unitOf(origin: string): string {
+  return origin === "string" ? "characters" : "items";
 }
