@@ -189,7 +189,7 @@ describe("the layer rules themselves", () => {
     assert.ok(violationOf(pkg("protocol/x.ts", "express")) !== undefined);
     assert.ok(violationOf(pkg("pep/x.ts", "jose")) !== undefined);
     assert.ok(violationOf(pkg("pep/x.ts", "@modelcontextprotocol/sdk/server")) !== undefined);
-    assert.equal(violationOf(pkg("api/x.ts", "ajv")), undefined);
+    assert.equal(violationOf(pkg("api/x.ts", "zod")), undefined);
   });
 
   test("a new top-level module must be given a layer", () => {
