@@ -1,5 +1,6 @@
 import type { App } from "../app.js";
 import { ConfigError, type Config } from "../config/index.js";
+import { appendProblem } from "../observability/log-destination.js";
 import { loadActivePolicy, policySourceOf } from "../policy/policy-loader.js";
 import { StartupError } from "../errors.js";
 import { exitCodes, type CliIo } from "./cli.js";
@@ -34,6 +35,16 @@ export async function check(io: CliIo, files: ConfigurationFiles): Promise<numbe
     }
   }
   if (config !== undefined) {
+    // The log files serve opens before anything else; checked without creating them.
+    const logs = config.observability;
+    for (const [variable, destination] of [
+      ["PDP_DIAGNOSTIC_LOG", logs.diagnosticLog],
+      ["PDP_DECISION_LOG", logs.decisionLog],
+    ] as const) {
+      if (typeof destination !== "object" || !("file" in destination)) continue;
+      const problem = appendProblem(variable, destination.file);
+      if (problem !== undefined) problems.push(`log_unwritable: ${problem}`);
+    }
     try {
       readTlsFiles(config);
     } catch (error) {

@@ -1,4 +1,5 @@
-import { constants, openSync, writev } from "node:fs";
+import { accessSync, constants, openSync, statSync, writev } from "node:fs";
+import { dirname } from "node:path";
 import { describeThrown, StartupError } from "../errors.js";
 
 /** Where a log goes once it is on: a standard stream or a file appended to. */
@@ -51,6 +52,29 @@ export function openForAppending(variable: string, path: string): number {
     throw new StartupError("log_unwritable", [
       `${variable}=${path}: cannot append to it: ${reason}`,
     ]);
+  }
+}
+
+/**
+ * What opening `path` for appending would say, without creating anything
+ * (`mcp-pdp check` must leave no files behind): a file that exists must be
+ * writable and not a directory; one that does not must have a writable
+ * directory. Undefined when serve could open it. (A FIFO with no reader is
+ * only found by opening it.)
+ */
+export function appendProblem(variable: string, path: string): string | undefined {
+  const refused = (reason: string) => `${variable}=${path}: cannot append to it: ${reason}`;
+  try {
+    const info = statSync(path, { throwIfNoEntry: false });
+    if (info === undefined) {
+      accessSync(dirname(path), constants.W_OK);
+      return undefined;
+    }
+    if (info.isDirectory()) return refused("it is a directory");
+    accessSync(path, constants.W_OK);
+    return undefined;
+  } catch (error) {
+    return refused(error instanceof Error ? error.message : String(error));
   }
 }
 

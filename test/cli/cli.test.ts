@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, describe, test } from "node:test";
@@ -165,6 +165,20 @@ describe("check", () => {
       ran.stderr,
       /^ {2}- config_invalid: PDP_CONFIG \S+: tls\.key_file: .*missing-key\.pem/m,
     );
+  });
+
+  test("log files serve could not append to are problems; a writable one is not created", async () => {
+    const refused = await cli(["check"], {
+      PDP_DECISION_LOG: join(scratch.dir, "no-such-dir", "decisions.log"),
+      PDP_DIAGNOSTIC_LOG: scratch.dir,
+    });
+    assert.equal(refused.code, exitCodes.failed);
+    assert.match(refused.stderr, /^ {2}- log_unwritable: PDP_DECISION_LOG=.*no-such-dir.*ENOENT/m);
+    assert.match(refused.stderr, /^ {2}- log_unwritable: PDP_DIAGNOSTIC_LOG=.*it is a directory/m);
+    const fresh = join(scratch.dir, "decisions.log");
+    const fine = await cli(["check"], { PDP_DECISION_LOG: fresh });
+    assert.equal(fine.code, exitCodes.ok, fine.stderr);
+    assert.equal(existsSync(fresh), false, "check leaves no file behind");
   });
 
   test("a bundle that is not there: exit 1 naming it (the process, exit code as CI sees it)", async () => {
