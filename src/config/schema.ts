@@ -192,6 +192,16 @@ const policy = z
       .describe(
         "entrypoint listing data problems; checked when the bundle has it (required when set to anything else; empty disables)",
       ),
+    watch: flag
+      .default(true)
+      .describe(
+        "reload `bundle` and `data` when they change on disk (their directories are watched, debounced 250 ms; [Live policy](#live-policy))",
+      ),
+    max_staleness_s: wholeNumber(1, 31536000)
+      .optional()
+      .describe(
+        "`/ready` answers 503 `policy_stale` when the active policy's source has not been checked successfully for longer (off by default; [Live policy](#live-policy))",
+      ),
   })
   .describe("the policy bundle and the operator data");
 
