@@ -115,7 +115,8 @@ export class PolicyHolder implements CurrentPolicy {
    * (loadActivePolicy, or a bundle service's bytes through the bundle reader
    * and verification) and throws on anything wrong. A candidate with the
    * active digest changes nothing (`unchanged`); a throw is `refused` and
-   * the active policy stays. Never rejects.
+   * the active policy stays. Rejects only when a listener throws (a bug;
+   * the outcome stands, and later attempts still run).
    */
   activateCandidate(
     source: PolicySourceName,
