@@ -310,7 +310,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     answer: inProcessDispatcher(routes.main, onError),
     metrics,
     metricsListener: routes.metrics.length === 0 ? undefined : listenerOf(routes.metrics),
-    probeListener: probeListener({ ready: () => readiness().ready }, metrics),
+    probeListener: probeListener({ readiness }, metrics),
     drain: () => {
       draining = true;
     },
