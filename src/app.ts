@@ -24,6 +24,9 @@ import { createObservability, showActivePolicy } from "./observability/observabi
 import { PolicyHolder, type ActivationOutcome } from "./policy/policy-holder.js";
 import { loadActivePolicy, policySourceOf } from "./policy/policy-loader.js";
 import { LocalPolicyReloader } from "./policy/policy-reloader.js";
+import { ShadowEvaluator } from "./decision/shadow-evaluator.js";
+import type { PolicySettings } from "./config/index.js";
+import type { PolicySource } from "./policy/policy-loader.js";
 import { embeddedBundlePath } from "./config/index.js";
 import { policyHandlers, type Readiness } from "./http/ops-handlers.js";
 import { CallerAuthenticator } from "./auth/caller-authenticator.js";
@@ -115,7 +118,9 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     }
   });
 
+  const shadow = await shadowEvaluatorOf(config.policy, source, logger);
   const engine = new PolicyDecisionEngine(holder, {
+    shadow,
     onFailure: (failure) => {
       logger.warn("decision failed closed", {
         decision_id: failure.decisionId,
@@ -320,4 +325,29 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
       reloader.stop();
     },
   };
+}
+
+/**
+ * The shadow policy (`policy.shadow`), loaded and checked at startup like the
+ * active one: a configured candidate that cannot load is a configuration
+ * error, refused loudly rather than silently compared with nothing.
+ */
+async function shadowEvaluatorOf(
+  settings: PolicySettings,
+  active: PolicySource,
+  logger: Logger,
+): Promise<ShadowEvaluator | undefined> {
+  if (settings.shadow === undefined) return undefined;
+  const candidate = await loadActivePolicy({
+    ...active,
+    bundlePath: settings.shadow.bundlePath,
+    dataPath: settings.shadow.dataPath,
+  });
+  logger.info("shadow policy loaded", {
+    bundle: candidate.bundlePath,
+    data: candidate.dataPath ?? null,
+    revision: candidate.revision,
+    sample_rate: settings.shadow.sampleRate,
+  });
+  return new ShadowEvaluator(candidate, { sampleRate: settings.shadow.sampleRate });
 }

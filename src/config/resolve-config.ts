@@ -202,6 +202,15 @@ export function resolvePolicy(policy: ConfigFile["policy"]) {
     /** /ready fails (policy_stale) when the active source has not been checked for longer; off when undefined. */
     maxStalenessMs:
       policy.max_staleness_s === undefined ? undefined : policy.max_staleness_s * 1000,
+    /** A candidate evaluated on a sample of the decisions' inputs (the active bundle when none is named). */
+    shadow:
+      policy.shadow === undefined
+        ? undefined
+        : {
+            bundlePath: policy.shadow.bundle ?? policy.bundle ?? embeddedBundlePath,
+            dataPath: policy.shadow.data,
+            sampleRate: policy.shadow.sample_rate,
+          },
   };
 }
 

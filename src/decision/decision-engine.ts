@@ -6,6 +6,7 @@ import type { EvaluationOutcome, WasmPolicy } from "../policy/wasm-policy.js";
 import type { AccessRequest, Decision } from "./decision.js";
 import { buildPolicyInput } from "./input-builder.js";
 import { readPolicyAnswer } from "./result-reader.js";
+import type { ShadowEvaluator } from "./shadow-evaluator.js";
 
 /** The decision core: one access request in, one decision out. Never throws, never allows on doubt. */
 export interface DecisionEngine {
@@ -70,6 +71,8 @@ export type FailureListener = (failure: {
 export interface PolicyDecisionEngineOptions {
   newId?: () => string;
   onFailure?: FailureListener;
+  /** A candidate policy evaluated on a sample of the inputs after each answer, never changing it. */
+  shadow?: ShadowEvaluator | undefined;
 }
 
 const userFailureMessage = "Access could not be evaluated and is denied.";
@@ -83,11 +86,13 @@ export class PolicyDecisionEngine implements DecisionEngine {
   private readonly holder: CurrentPolicy;
   private readonly newId: () => string;
   private readonly onFailure: FailureListener;
+  private readonly shadow: ShadowEvaluator | undefined;
 
   constructor(holder: CurrentPolicy, options: PolicyDecisionEngineOptions = {}) {
     this.holder = holder;
     this.newId = options.newId ?? randomUUID;
     this.onFailure = options.onFailure ?? (() => undefined);
+    this.shadow = options.shadow;
   }
 
   get revision(): string {
@@ -98,7 +103,7 @@ export class PolicyDecisionEngine implements DecisionEngine {
     const active = this.holder.current();
     const engine = new PolicyDecisionEngine(
       { current: () => active },
-      { newId: this.newId, onFailure: this.onFailure },
+      { newId: this.newId, onFailure: this.onFailure, shadow: this.shadow },
     );
     return Object.assign(engine, { policy: active.policy });
   }
@@ -120,7 +125,17 @@ export class PolicyDecisionEngine implements DecisionEngine {
         );
       }
       const answer = readPolicyAnswer(outcome.value);
-      return { id, revision: active.revision, ...answer, evaluationSeconds: elapsed(), input };
+      const evaluationSeconds = elapsed();
+      // After the answer is final (and outside its timing): the shadow can only be compared with it.
+      const shadow = this.shadow?.compare(input, answer);
+      return {
+        id,
+        revision: active.revision,
+        ...answer,
+        evaluationSeconds,
+        input,
+        ...(shadow === undefined ? {} : { shadow }),
+      };
     } catch (error) {
       const failure = this.failed(id, active.entrypoint, error);
       return {

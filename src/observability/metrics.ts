@@ -79,6 +79,7 @@ export class Metrics {
   private readonly bundleLoadedAt: Gauge;
   private readonly bundleLoadFailures: Counter<"source" | "reason">;
   private readonly bundleActivations: Counter<"source">;
+  private readonly shadowDecisions: Counter<"result">;
   private successAges: () => ReadonlyMap<PolicySourceName, number> = () => new Map();
   private readonly unhandledRejections: Counter;
   private readonly tokenVerifications: Counter<"result">;
@@ -173,6 +174,15 @@ export class Metrics {
       registers,
     });
     for (const source of policySourceNames) this.bundleActivations.inc({ source }, 0);
+    this.shadowDecisions = new Counter({
+      name: name("shadow_decisions_total"),
+      help: "Sampled decisions also evaluated on the shadow policy: agree, disagree (outcome or reason codes), error, or skipped (over the shadow's time budget).",
+      labelNames: ["result"],
+      registers,
+    });
+    for (const result of ["agree", "disagree", "error", "skipped"]) {
+      this.shadowDecisions.inc({ result }, 0);
+    }
     const ages = () => this.successAges();
     new Gauge({
       name: name("bundle_last_success_age_seconds"),
@@ -295,6 +305,10 @@ export class Metrics {
   /** `reason` is a registry code or `load_failed`, so bounded. */
   recordBundleLoadFailure(source: PolicySourceName, reason: string): void {
     this.bundleLoadFailures.inc({ source, reason });
+  }
+
+  recordShadowDecision(result: "agree" | "disagree" | "error" | "skipped"): void {
+    this.shadowDecisions.inc({ result });
   }
 
   recordBundleActivation(source: PolicySourceName): void {
