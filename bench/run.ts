@@ -32,6 +32,7 @@ import { buildPolicyInput } from "../src/decision/input-builder.js";
 import { readPolicyAnswer, type PolicyAnswer } from "../src/decision/result-reader.js";
 import { readBundle } from "../src/policy/bundle-reader.js";
 import { mergeData, readDataFile, type DataDocument } from "../src/policy/data-overlay.js";
+import { PolicyHolder } from "../src/policy/policy-holder.js";
 import { loadActivePolicy } from "../src/policy/policy-loader.js";
 import { runLoad, stopLoads, type LoadResult } from "./load.js";
 import {
@@ -140,7 +141,7 @@ async function main(): Promise<void> {
     entrypoint: defaultEntrypoint,
     configCheck: { entrypoint: defaultConfigEntrypoint, required: true },
   });
-  const engine = new PolicyDecisionEngine(active);
+  const engine = new PolicyDecisionEngine(new PolicyHolder(active, "local"));
 
   print(heading("1. In-process evaluation (one thread, this process)"));
   print(

@@ -20,8 +20,15 @@ import { routeTable } from "./http/routes.js";
 import type { Logger } from "./observability/logger.js";
 import type { DecisionLog } from "./observability/decision-log.js";
 import type { Metrics } from "./observability/metrics.js";
-import { createObservability } from "./observability/observability.js";
+import { createObservability, showActivePolicy } from "./observability/observability.js";
+import { PolicyHolder, type ActivationOutcome } from "./policy/policy-holder.js";
 import { loadActivePolicy, policySourceOf } from "./policy/policy-loader.js";
+import { LocalPolicyReloader } from "./policy/policy-reloader.js";
+import { ShadowEvaluator } from "./decision/shadow-evaluator.js";
+import type { PolicySettings } from "./config/index.js";
+import type { PolicySource } from "./policy/policy-loader.js";
+import { embeddedBundlePath } from "./config/index.js";
+import { policyHandlers, type Readiness } from "./http/ops-handlers.js";
 import { CallerAuthenticator } from "./auth/caller-authenticator.js";
 import { buildIssuerPolicies, callerCredentials } from "./auth/issuer-policies.js";
 import { JwtTokenVerifier } from "./auth/jwt-verifier.js";
@@ -54,6 +61,12 @@ export interface App {
   probeListener: RequestListener;
   /** Marks the service as draining: /ready answers 503 from then on. */
   drain: () => void;
+  /** The one active policy and its sources' status. */
+  policy: PolicyHolder;
+  /** Reads PDP_BUNDLE and PDP_DATA now (SIGHUP, the admin API); never rejects. */
+  reloadPolicy: (trigger: "signal" | "admin") => Promise<ActivationOutcome>;
+  /** Stops watching the policy files (the listeners are the caller's to close). */
+  close: () => void;
 }
 
 /**
@@ -63,7 +76,9 @@ export interface App {
  */
 export async function buildApp(deps: AppDependencies): Promise<App> {
   const { config, logger } = deps;
-  const active = await loadActivePolicy(policySourceOf(config.policy));
+  const source = policySourceOf(config.policy);
+  // The startup load stays fail-fast: without a policy there is nothing to serve.
+  const active = await loadActivePolicy(source);
 
   logger.info("policy loaded", {
     bundle: active.bundlePath,
@@ -73,8 +88,10 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     entrypoints: active.policy.entrypoints,
   });
 
-  // One clock for the policy's context.time, JWKS cooldowns and decision record timestamps.
+  // One clock for the policy's context.time, JWKS cooldowns, decision record timestamps and
+  // the policy sources' status and staleness.
   const clock = deps.clock ?? Date.now;
+  const holder = new PolicyHolder(active, "local", clock);
   const { metrics, observer } = createObservability(config.observability, active, {
     logger,
     clock,
@@ -82,14 +99,35 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     ...(deps.processMetrics === undefined ? {} : { processMetrics: deps.processMetrics }),
   });
 
-  const engine = new PolicyDecisionEngine(active, {
+  metrics.readSuccessAges(() => holder.successAges());
+  holder.onActivation((outcome, current, trigger) => {
+    const line = { source: outcome.source, trigger, revision: outcome.revision };
+    if (outcome.result === "activated") {
+      showActivePolicy(metrics, current, holder.activatedAt);
+      metrics.recordBundleActivation(outcome.source);
+      logger.info("policy activated", { ...line, previous: outcome.previous });
+    } else if (outcome.result === "unchanged") {
+      logger.info("policy unchanged", line);
+    } else {
+      metrics.recordBundleLoadFailure(outcome.source, outcome.code);
+      logger.warn("policy refused, the active one kept", {
+        ...line,
+        reason: outcome.code,
+        error: outcome.message,
+      });
+    }
+  });
+
+  const shadow = await shadowEvaluatorOf(config.policy, source, logger);
+  const engine = new PolicyDecisionEngine(holder, {
+    shadow,
     onFailure: (failure) => {
       logger.warn("decision failed closed", {
         decision_id: failure.decisionId,
         entrypoint: failure.entrypoint,
         reason: failure.code,
         error: failure.message,
-        revision: active.revision,
+        revision: holder.current().revision,
       });
     },
   });
@@ -175,10 +213,11 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     limits,
     observer,
   };
-  const candidates = new SearchCandidates(active.policy, active.entrypoint, (problem) => {
-    logger.warn("search candidates dropped", { ...problem, revision: active.revision });
+  const candidates = new SearchCandidates(active.entrypoint, (problem) => {
+    logger.warn("search candidates dropped", { ...problem, revision: holder.current().revision });
   });
-  const searchable = searchKinds.filter((kind) => candidates.supports(kind));
+  // Advertised from the startup policy: the metadata document is read once by PEPs.
+  const searchable = searchKinds.filter((kind) => candidates.supports(kind, active.policy));
   logger.info("search", {
     supported: searchable,
     entrypoints: searchKinds.map((kind) => candidates.entrypoint(kind)),
@@ -205,7 +244,36 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
 
   const opaData = createOpaDataApi({ engine, limits, observer });
 
+  const reloader = new LocalPolicyReloader(holder, source, {
+    // The embedded bundle changes only with the package; the operator's files may change any time.
+    watched: [
+      ...(source.bundlePath === embeddedBundlePath ? [] : [source.bundlePath]),
+      ...(source.dataPath === undefined ? [] : [source.dataPath]),
+    ],
+    onWatchError: (path, error) => {
+      logger.warn("policy file not watched: reload it with SIGHUP or POST /v1/policy/reload", {
+        path,
+        error: error.message,
+      });
+    },
+  });
+  if (config.policy.watch) await reloader.start();
+  const maxStalenessMs = config.policy.maxStalenessMs;
+  const stale = (): boolean =>
+    maxStalenessMs !== undefined && holder.activeSourceAge() > maxStalenessMs;
+
   let draining = false;
+  const readiness = (): Readiness => {
+    if (draining) return { ready: false, code: "not_ready", message: "the PDP is shutting down" };
+    if (stale()) {
+      return {
+        ready: false,
+        code: "policy_stale",
+        message: `the policy source ${holder.activeSource} has not been checked successfully for ${Math.round(holder.activeSourceAge() / 1000)} s (policy.max_staleness_s)`,
+      };
+    }
+    return { ready: true };
+  };
   const onError = (error: unknown, request: FailedRequest): void => {
     logger.error("request failed", {
       request_id: request.requestId,
@@ -221,7 +289,8 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     opaData,
     callers: (request, permission) => callers.authenticate(request, permission),
     metricsCaller: (request) => metricsCallers.authenticate(request, "ops"),
-    state: { ready: () => !draining, revision: () => engine.revision },
+    state: { readiness, revision: () => engine.revision },
+    ...policyHandlers(holder, () => reloader.reload("admin"), stale),
     registry: metrics.registry,
     metricsPortOfItsOwn: config.observability.metricsPort !== undefined,
   });
@@ -246,9 +315,39 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     answer: inProcessDispatcher(routes.main, onError),
     metrics,
     metricsListener: routes.metrics.length === 0 ? undefined : listenerOf(routes.metrics),
-    probeListener: probeListener({ ready: () => !draining }, metrics),
+    probeListener: probeListener({ readiness }, metrics),
     drain: () => {
       draining = true;
     },
+    policy: holder,
+    reloadPolicy: (trigger) => reloader.reload(trigger),
+    close: () => {
+      reloader.stop();
+    },
   };
+}
+
+/**
+ * The shadow policy (`policy.shadow`), loaded and checked at startup like the
+ * active one: a configured candidate that cannot load is a configuration
+ * error, refused loudly rather than silently compared with nothing.
+ */
+async function shadowEvaluatorOf(
+  settings: PolicySettings,
+  active: PolicySource,
+  logger: Logger,
+): Promise<ShadowEvaluator | undefined> {
+  if (settings.shadow === undefined) return undefined;
+  const candidate = await loadActivePolicy({
+    ...active,
+    bundlePath: settings.shadow.bundlePath,
+    dataPath: settings.shadow.dataPath,
+  });
+  logger.info("shadow policy loaded", {
+    bundle: candidate.bundlePath,
+    data: candidate.dataPath ?? null,
+    revision: candidate.revision,
+    sample_rate: settings.shadow.sampleRate,
+  });
+  return new ShadowEvaluator(candidate, { sampleRate: settings.shadow.sampleRate });
 }

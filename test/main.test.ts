@@ -2,7 +2,7 @@
  * The real process: `node src/main.ts` (`mcp-pdp serve`) as an operator runs
  * it. Startup refusals, from the environment or the command line; signals:
  * SIGTERM drains (readiness off for the drain delay, then in-flight requests
- * finish), SIGINT without the delay, SIGHUP changes nothing; a stray
+ * finish), SIGINT without the delay, SIGHUP reloads the policy files; a stray
  * unhandled rejection does not end the process.
  */
 import { freePort } from "./support/ports.js";
@@ -174,20 +174,37 @@ test("a second SIGTERM ends the drain delay; SIGINT has none", async () => {
   assert.match(interrupted.output(), /"drain_delay_ms":0/);
 });
 
-test("SIGHUP is a logged no-op: the process keeps serving", async () => {
+test("SIGHUP reloads PDP_DATA: a new revision, then unchanged; the process keeps serving", async () => {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const started = startMain({ PORT: String(port), PDP_DRAIN_DELAY_MS: "0" });
+  const data = join(scratch.dir, "sighup.yaml");
+  writeFileSync(data, "unknown_tool: read\n");
+  // No watch: only the signal can make the PDP read the file again.
+  const started = startMain({
+    PORT: String(port),
+    PDP_DRAIN_DELAY_MS: "0",
+    PDP_DATA: data,
+    PDP_POLICY_WATCH: "false",
+  });
   await waitReady(url, started);
+  const revisionNow = async () =>
+    ((await (await fetch(`${url}/ready`)).json()) as { revision: string }).revision;
+  const before = await revisionNow();
+  writeFileSync(data, "unknown_tool: deny\n");
   started.child.kill("SIGHUP");
-  await waitLogged(
-    started,
-    "SIGHUP ignored: nothing is reloaded yet (policy reload arrives with the live-policy issue)",
+  await waitLogged(started, "policy activated");
+  const after = await revisionNow();
+  assert.notEqual(after, before);
+  const activated = started.logLines().find((line) => line.message === "policy activated");
+  assert.deepEqual(
+    { trigger: activated?.trigger, revision: activated?.revision, previous: activated?.previous },
+    { trigger: "signal", revision: after, previous: before },
   );
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  started.child.kill("SIGHUP");
+  await waitLogged(started, "policy unchanged");
+  assert.equal(await revisionNow(), after);
   assert.equal(started.child.exitCode, null, started.output());
   assert.equal(started.child.signalCode, null, started.output());
-  assert.equal((await fetch(`${url}/ready`)).status, 200);
   started.child.kill("SIGTERM");
   assert.equal(await started.exit, 0);
 });

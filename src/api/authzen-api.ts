@@ -165,9 +165,10 @@ export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
     request: AccessRequest,
     nowMs: number,
     origin: Origin,
+    on: DecisionEngine = engine,
     cache?: InputJsonCache,
   ): Decision {
-    const decision = engine.decide(request, nowMs, cache);
+    const decision = on.decide(request, nowMs, cache);
     observer.decided({ ...origin, decision, request });
     return decision;
   }
@@ -227,6 +228,8 @@ export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
       // and the parts they inherit are serialized for the policy once.
       const verified = new Map<string, Promise<Entity>>();
       const cache = new InputJsonCache();
+      // The batch yields between items; every item is decided on the policy active now.
+      const pinned = engine.pinned();
       const results: unknown[] = [];
       let sliceStartedMs = performance.now();
       for (const [index, item] of items.entries()) {
@@ -251,7 +254,7 @@ export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
           if (stopsAfter(semantic, false)) break;
           continue;
         }
-        const decision = decideObserved(access, nowMs, origin, cache);
+        const decision = decideObserved(access, nowMs, origin, pinned, cache);
         // Only what was asked for (AuthZEN §7.2): interop runners compare items whole. The ids
         // stay reachable: include_context, and every decision record (with the X-Request-ID).
         results.push(full ? decisionBody(decision) : { decision: decision.allow });

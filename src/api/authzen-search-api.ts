@@ -75,10 +75,12 @@ const sliceMs = 5;
  */
 export function createAuthzenSearchApi(options: AuthzenSearchApiOptions): AuthzenSearchApi {
   const { maxBatchInputBytes } = options;
-  const { engine, subjects, clock, limits, observer, candidates, maxEvaluations } = options;
+  const { subjects, clock, limits, observer, candidates, maxEvaluations } = options;
   const tokens = options.tokens ?? new PageTokens();
 
   async function search(kind: SearchKind, http: ApiRequest): Promise<ApiResponse> {
+    // Candidates, page binding and every decision on one policy, whatever a reload does meanwhile.
+    const engine = options.engine.pinned();
     const caller = callerOf(http);
     requireJsonContentType(headerValue(http, "content-type"));
     const body = parseJsonObject(http.body, limits);
@@ -115,6 +117,7 @@ export function createAuthzenSearchApi(options: AuthzenSearchApiOptions): Authze
       kind,
       candidateInput(request, searcher.subject),
       kind === "action" ? "" : kind === "subject" ? request.subject.type : request.resource.type,
+      engine.policy,
     );
     if (offset > found.length) throw new ApiError("page_token_invalid", "page.token is stale");
 

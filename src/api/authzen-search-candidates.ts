@@ -28,12 +28,11 @@ export type CandidateProblemListener = (problem: { entrypoint: string; detail: s
  * found).
  */
 export class SearchCandidates {
-  private readonly policy: WasmPolicy;
   private readonly entrypoints: Readonly<Record<SearchKind, string>>;
   private readonly onProblem: CandidateProblemListener;
 
-  constructor(policy: WasmPolicy, decisionEntrypoint: string, onProblem: CandidateProblemListener) {
-    this.policy = policy;
+  /** The policy is given per call: a search asks the one its decisions are pinned to. */
+  constructor(decisionEntrypoint: string, onProblem: CandidateProblemListener) {
     const base = decisionEntrypoint.split("/").slice(0, -1).join("/");
     const named = (kind: SearchKind) => `${base === "" ? "" : `${base}/`}search_${kind}`;
     this.entrypoints = {
@@ -50,17 +49,22 @@ export class SearchCandidates {
   }
 
   /** Whether the bundle can enumerate candidates of `kind` (else the search is not advertised). */
-  supports(kind: SearchKind): boolean {
-    return this.policy.hasEntrypoint(this.entrypoints[kind]);
+  supports(kind: SearchKind, policy: WasmPolicy): boolean {
+    return policy.hasEntrypoint(this.entrypoints[kind]);
   }
 
   /** The candidates of a search; `input` is the search request as the policy sees it. */
-  list(kind: SearchKind, input: Record<string, unknown>, searchedType: string): Candidate[] {
+  list(
+    kind: SearchKind,
+    input: Record<string, unknown>,
+    searchedType: string,
+    policy: WasmPolicy,
+  ): Candidate[] {
     const entrypoint = this.entrypoints[kind];
-    if (!this.supports(kind)) return [];
+    if (!this.supports(kind, policy)) return [];
     let value: unknown;
     try {
-      const outcome = this.policy.evaluate(entrypoint, input);
+      const outcome = policy.evaluate(entrypoint, input);
       if (!outcome.defined) return [];
       value = outcome.value;
     } catch (error) {

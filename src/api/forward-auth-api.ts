@@ -102,13 +102,15 @@ export function createForwardAuthApi(
     const decisions: { operation: McpOperation; decision: Decision }[] = [];
     // A batch's elements share the subject and context: serialized for the policy once.
     const cache = new InputJsonCache();
+    // The subject was verified across an await; the batch's elements share one policy.
+    const pinned = engine.pinned();
     for (const operation of reading.operations) {
       const item = authzenItemOf(operation, {
         server: name,
         maxArgumentBytes: settings.maxArgumentBytes,
       });
       const access: AccessRequest = { subject, ...item, context };
-      const decision = engine.decide(access, nowMs, cache);
+      const decision = pinned.decide(access, nowMs, cache);
       observer.decided({
         decision,
         request: access,

@@ -17,7 +17,7 @@ import { readTlsFiles } from "./tls-files.js";
 /**
  * `mcp-pdp serve`: configuration → app → listen (main, metrics, probe ports);
  * SIGTERM drains (readiness off, then in-flight requests finish) and exits;
- * SIGHUP is a logged no-op. The only module that listens. A refusal to start
+ * SIGHUP reloads the local policy files. The only module that listens. A refusal to start
  * is logged and sets the exit code to 1.
  */
 export async function serve(
@@ -95,6 +95,7 @@ export async function serve(
     state = "closing";
     clearTimeout(drainTimer);
     logger.info("closing listeners", { timeout_ms: config.shutdownTimeoutMs });
+    app.close();
     shutdown(servers, config.shutdownTimeoutMs, () => {
       logger.info("stopped");
     });
@@ -149,13 +150,11 @@ export async function serve(
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
-  // Without a handler SIGHUP ends the process; a reload is what operators expect from it,
-  // and until the policy can be reloaded live the signal changes nothing.
+  // SIGHUP reloads PDP_BUNDLE and PDP_DATA now; the outcome (activated, unchanged, refused with
+  // the active policy kept) is a diagnostics line from the app's activation listener.
   process.on("SIGHUP", () => {
-    logger.info(
-      "SIGHUP ignored: nothing is reloaded yet (policy reload arrives with the live-policy issue)",
-      { signal: "SIGHUP" },
-    );
+    if (state !== "serving") return;
+    void app.reloadPolicy("signal");
   });
 }
 

@@ -29,6 +29,8 @@ export const environmentKeys = {
   PDP_DATA: ["policy", "data"],
   PDP_ENTRYPOINT: ["policy", "entrypoint"],
   PDP_CONFIG_ENTRYPOINT: ["policy", "config_entrypoint"],
+  PDP_POLICY_WATCH: ["policy", "watch"],
+  PDP_POLICY_MAX_STALENESS_S: ["policy", "max_staleness_s"],
   PDP_MAX_DEPTH: ["limits", "max_depth"],
   PDP_MAX_EVALUATIONS: ["limits", "max_evaluations"],
   PDP_MAX_BATCH_INPUT_BYTES: ["limits", "max_batch_input_bytes"],

@@ -197,6 +197,20 @@ export function resolvePolicy(policy: ConfigFile["policy"]) {
     entrypoint: policy.entrypoint,
     /** Entrypoint listing configuration problems; checked at load when present. */
     configEntrypoint: policy.config_entrypoint.trim() === "" ? undefined : policy.config_entrypoint,
+    /** Reload the bundle (when not the embedded one) and the data file when they change on disk. */
+    watch: policy.watch,
+    /** /ready fails (policy_stale) when the active source has not been checked for longer; off when undefined. */
+    maxStalenessMs:
+      policy.max_staleness_s === undefined ? undefined : policy.max_staleness_s * 1000,
+    /** A candidate evaluated on a sample of the decisions' inputs (the active bundle when none is named). */
+    shadow:
+      policy.shadow === undefined
+        ? undefined
+        : {
+            bundlePath: policy.shadow.bundle ?? policy.bundle ?? embeddedBundlePath,
+            dataPath: policy.shadow.data,
+            sampleRate: policy.shadow.sample_rate,
+          },
   };
 }
 

@@ -192,6 +192,36 @@ const policy = z
       .describe(
         "entrypoint listing data problems; checked when the bundle has it (required when set to anything else; empty disables)",
       ),
+    watch: flag
+      .default(true)
+      .describe(
+        "reload `bundle` and `data` when they change on disk (their directories are watched, debounced 250 ms; [Live policy](#live-policy))",
+      ),
+    shadow: z
+      .strictObject({
+        bundle: readablePath("file or directory")
+          .optional()
+          .describe("the candidate bundle")
+          .meta({ defaultText: "the active `policy.bundle`" }),
+        data: readablePath("file")
+          .optional()
+          .describe("the candidate's operator data (none when unset)"),
+        sample_rate: z
+          .number({ error: "must be a number from 0 to 1" })
+          .min(0, { error: "must be a number from 0 to 1" })
+          .max(1, { error: "must be a number from 0 to 1" })
+          .default(0.01)
+          .describe("share of decisions also evaluated on the candidate"),
+      })
+      .optional()
+      .describe(
+        "a candidate policy evaluated beside the active one, never changing an answer ([Shadow evaluation](#shadow-evaluation))",
+      ),
+    max_staleness_s: wholeNumber(1, 31536000)
+      .optional()
+      .describe(
+        "`/ready` answers 503 `policy_stale` when the active policy's source has not been checked successfully for longer (off by default; [Live policy](#live-policy))",
+      ),
   })
   .describe("the policy bundle and the operator data");
 

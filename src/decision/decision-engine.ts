@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { EvaluationError, type EvaluationErrorCode } from "../errors.js";
 import type { InputJsonCache } from "../policy/input-json.js";
-import type { ActivePolicy } from "../policy/policy-loader.js";
-import type { EvaluationOutcome } from "../policy/wasm-policy.js";
+import type { CurrentPolicy } from "../policy/policy-holder.js";
+import type { EvaluationOutcome, WasmPolicy } from "../policy/wasm-policy.js";
 import type { AccessRequest, Decision } from "./decision.js";
 import { buildPolicyInput } from "./input-builder.js";
 import { readPolicyAnswer } from "./result-reader.js";
+import type { ShadowEvaluator } from "./shadow-evaluator.js";
 
 /** The decision core: one access request in, one decision out. Never throws, never allows on doubt. */
 export interface DecisionEngine {
@@ -26,8 +27,19 @@ export interface DecisionEngine {
   query(entrypoint: string | undefined, input: unknown): EntrypointAnswer;
   /** Whether the active policy has this compiled entrypoint. */
   hasEntrypoint(entrypoint: string): boolean;
-  /** Revision of the active bundle. */
+  /** Revision of the active policy (for a pinned engine, the one it is pinned to). */
   readonly revision: string;
+  /**
+   * This engine on the policy active now, for the whole of one request: a
+   * batch or a search that yields between items decides every item on the
+   * revision it started with, even when a reload activates another meanwhile.
+   */
+  pinned(): PinnedDecisionEngine;
+}
+
+/** A DecisionEngine held to one policy; its search candidates come from that policy too. */
+export interface PinnedDecisionEngine extends DecisionEngine {
+  readonly policy: WasmPolicy;
 }
 
 /** One entrypoint query: its id, the bundle it ran on, and its outcome or failure. */
@@ -59,47 +71,76 @@ export type FailureListener = (failure: {
 export interface PolicyDecisionEngineOptions {
   newId?: () => string;
   onFailure?: FailureListener;
+  /** A candidate policy evaluated on a sample of the inputs after each answer, never changing it. */
+  shadow?: ShadowEvaluator | undefined;
 }
 
 const userFailureMessage = "Access could not be evaluated and is denied.";
 
-/** Evaluates AuthZEN requests with a loaded wasm policy. */
+/**
+ * Evaluates AuthZEN requests with the active wasm policy, read from the
+ * holder once per decision (or once per request, pinned), so each decision
+ * names exactly the revision that decided it.
+ */
 export class PolicyDecisionEngine implements DecisionEngine {
-  private readonly active: ActivePolicy;
+  private readonly holder: CurrentPolicy;
   private readonly newId: () => string;
   private readonly onFailure: FailureListener;
+  private readonly shadow: ShadowEvaluator | undefined;
 
-  constructor(active: ActivePolicy, options: PolicyDecisionEngineOptions = {}) {
-    this.active = active;
+  constructor(holder: CurrentPolicy, options: PolicyDecisionEngineOptions = {}) {
+    this.holder = holder;
     this.newId = options.newId ?? randomUUID;
     this.onFailure = options.onFailure ?? (() => undefined);
+    this.shadow = options.shadow;
   }
 
   get revision(): string {
-    return this.active.revision;
+    return this.holder.current().revision;
+  }
+
+  pinned(): PinnedDecisionEngine {
+    const active = this.holder.current();
+    const engine = new PolicyDecisionEngine(
+      { current: () => active },
+      { newId: this.newId, onFailure: this.onFailure, shadow: this.shadow },
+    );
+    return Object.assign(engine, { policy: active.policy });
   }
 
   decide(request: AccessRequest, nowMs: number, cache?: InputJsonCache): Decision {
+    // One read: the policy that evaluates is the one the decision names.
+    const active = this.holder.current();
     const id = this.newId();
     const started = process.hrtime.bigint();
     const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
     let input: Record<string, unknown> | undefined;
     try {
       input = buildPolicyInput(request, nowMs);
-      const outcome = this.active.policy.evaluate(this.active.entrypoint, input, cache);
+      const outcome = active.policy.evaluate(active.entrypoint, input, cache);
       if (!outcome.defined) {
         throw new EvaluationError(
           "policy_undefined",
-          `${this.active.entrypoint} is undefined for this input`,
+          `${active.entrypoint} is undefined for this input`,
         );
       }
       const answer = readPolicyAnswer(outcome.value);
-      return { id, revision: this.active.revision, ...answer, evaluationSeconds: elapsed(), input };
-    } catch (error) {
-      const failure = this.failed(id, this.active.entrypoint, error);
+      const evaluationSeconds = elapsed();
+      // After the answer is final (and outside its timing): the shadow can only be compared with it.
+      const shadow = this.shadow?.compare(input, answer);
       return {
         id,
-        revision: this.active.revision,
+        revision: active.revision,
+        ...answer,
+        evaluationSeconds,
+        input,
+        ...(shadow === undefined ? {} : { shadow }),
+      };
+    } catch (error) {
+      const failure = this.failed(id, active.entrypoint, error);
+      return {
+        id,
+        revision: active.revision,
         allow: false,
         reasons: [{ code: failure.code, admin: failure.message, user: userFailureMessage }],
         risk: null,
@@ -112,15 +153,16 @@ export class PolicyDecisionEngine implements DecisionEngine {
   }
 
   query(entrypoint: string | undefined, input: unknown): EntrypointAnswer {
+    const active = this.holder.current();
     const id = this.newId();
     const started = process.hrtime.bigint();
     const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
-    const answer = { id, revision: this.active.revision, entrypoint };
+    const answer = { id, revision: active.revision, entrypoint };
     if (entrypoint === undefined) {
       return { ...answer, outcome: { defined: false }, evaluationSeconds: 0 };
     }
     try {
-      const outcome = this.active.policy.evaluate(entrypoint, input);
+      const outcome = active.policy.evaluate(entrypoint, input);
       return { ...answer, outcome, evaluationSeconds: elapsed() };
     } catch (error) {
       const failure = this.failed(id, entrypoint, error);
@@ -129,7 +171,7 @@ export class PolicyDecisionEngine implements DecisionEngine {
   }
 
   hasEntrypoint(entrypoint: string): boolean {
-    return this.active.policy.hasEntrypoint(entrypoint);
+    return this.holder.current().policy.hasEntrypoint(entrypoint);
   }
 
   /** The one failure path: anything thrown becomes an EvaluationError, told to the listener. */

@@ -56,4 +56,21 @@ export interface Decision {
   evaluationSeconds: number;
   /** The policy input, when it could be built (for decision records; never sent to clients). */
   input?: Record<string, unknown>;
+  /** The shadow policy's answer on the same input, when this decision was sampled; never sent to clients. */
+  shadow?: ShadowOutcome;
+}
+
+/**
+ * A candidate (shadow) policy's answer on a decision's input. It never
+ * changes the decision: it is compared with it. `agree` means the same
+ * outcome and the same reason codes.
+ */
+export interface ShadowOutcome {
+  result: "agree" | "disagree" | "error" | "skipped";
+  /** The shadow policy's revision. */
+  revision: string;
+  /** The shadow's outcome, when it was evaluated and readable. */
+  decision?: boolean;
+  /** The shadow's reason codes, when it was evaluated and readable. */
+  reasons?: string[];
 }

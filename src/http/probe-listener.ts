@@ -1,15 +1,12 @@
 import type { RequestListener } from "node:http";
 import type { ApiResponse } from "../api/api-types.js";
 import type { Metrics } from "../observability/metrics.js";
+import type { Readiness } from "./ops-handlers.js";
 import { instrument } from "./instrument.js";
 import { writeJson } from "./response-writer.js";
 
 const ok: ApiResponse = { status: 200, body: { status: "ok" } };
 const ready: ApiResponse = { status: 200, body: { status: "ready" } };
-const notReady: ApiResponse = {
-  status: 503,
-  body: { code: "not_ready", message: "the PDP is shutting down" },
-};
 
 /**
  * The probe port (PDP_PROBE_PORT): `/health` and `/ready` for orchestrators,
@@ -20,7 +17,10 @@ const notReady: ApiResponse = {
  * that a PDP is up. The main listener keeps its own `/health` and `/ready`
  * (behind the ops guard, with the bundle revision).
  */
-export function probeListener(state: { ready: () => boolean }, metrics: Metrics): RequestListener {
+export function probeListener(
+  state: { readiness: () => Readiness },
+  metrics: Metrics,
+): RequestListener {
   return (req, res) => {
     const path = (req.url ?? "").split("?")[0];
     const probe = path === "/health" ? "health" : path === "/ready" ? "ready" : undefined;
@@ -43,7 +43,16 @@ export function probeListener(state: { ready: () => boolean }, metrics: Metrics)
       });
       return;
     }
-    if (probe === "health") write(ok);
-    else write(state.ready() ? ready : notReady);
+    if (probe === "health") {
+      write(ok);
+      return;
+    }
+    // The same readiness as the main /ready (draining, policy_stale), without the revision.
+    const readiness = state.readiness();
+    write(
+      readiness.ready
+        ? ready
+        : { status: 503, body: { code: readiness.code, message: readiness.message } },
+    );
   };
 }

@@ -20,6 +20,9 @@ export interface RouteTableParts {
   /** Authenticates /metrics, which has its own openness (ops.metrics_open). */
   metricsCaller: CallerGuard;
   state: ServiceState;
+  /** POST /v1/policy/reload and GET /v1/status (ops-handlers.ts). */
+  policyReload: ApiHandler;
+  policyStatus: ApiHandler;
   registry: Registry;
   /** Whether /metrics has a listener of its own (PDP_METRICS_PORT) instead of the main one. */
   metricsPortOfItsOwn: boolean;
@@ -110,6 +113,22 @@ export function routeTable(parts: RouteTableParts): { main: Route[]; metrics: Ro
       caller: needs("ops"),
       renderError: pdpErrorResponse,
       express: readyHandler(parts.state),
+    },
+    {
+      methods: ["GET"],
+      path: "/v1/status",
+      label: "status",
+      caller: needs("ops"),
+      renderError: pdpErrorResponse,
+      handler: parts.policyStatus,
+    },
+    {
+      methods: ["POST"],
+      path: "/v1/policy/reload",
+      label: "policy_reload",
+      caller: needs("ops"),
+      renderError: pdpErrorResponse,
+      handler: parts.policyReload,
     },
     ...(parts.metricsPortOfItsOwn ? [] : [metrics]),
   ];

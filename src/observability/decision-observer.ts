@@ -109,6 +109,7 @@ export class RecordingDecisionObserver implements DecisionObserver {
       clientId,
       evaluationSeconds: decision.evaluationSeconds,
     });
+    if (decision.shadow !== undefined) this.metrics.recordShadowDecision(decision.shadow.result);
     if (!isRecording(this.log)) return;
 
     const context: Record<string, unknown> = {};
@@ -145,6 +146,8 @@ export class RecordingDecisionObserver implements DecisionObserver {
       bundles: { default: { revision: decision.revision } },
       metrics: { timer_eval_ns: Math.round(decision.evaluationSeconds * 1e9) },
       context,
+      // What the shadow policy would have answered (it changed nothing), when sampled.
+      ...(decision.shadow === undefined ? {} : { shadow: decision.shadow }),
     };
     if (this.options.includeInput && decision.input !== undefined) record.input = decision.input;
     this.write(record);

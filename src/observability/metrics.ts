@@ -1,4 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { startupErrorCodes } from "../errors.js";
+import { policySourceNames, type PolicySourceName } from "../policy/policy-holder.js";
 import { droppedRecordReasons, type DroppedRecordReason } from "./decision-log.js";
 
 /** Every metric the PDP exports is declared here, under this prefix. */
@@ -20,6 +22,8 @@ export type RouteLabel =
   | "metadata"
   | "health"
   | "ready"
+  | "status"
+  | "policy_reload"
   | "metrics"
   | "other";
 
@@ -57,9 +61,10 @@ export interface DecisionSample {
  */
 export class Metrics {
   readonly registry = new Registry();
-  private readonly risks: ReadonlySet<string>;
-  private readonly reasons: ReadonlySet<string>;
-  private readonly actions: ReadonlySet<string>;
+  // Replaced whole when a policy is activated: its bundle names them (setPolicyLabels).
+  private risks: ReadonlySet<string>;
+  private reasons: ReadonlySet<string>;
+  private actions: ReadonlySet<string>;
   private readonly tools: ReadonlySet<string>;
   private readonly clients: ReadonlySet<string>;
 
@@ -72,7 +77,10 @@ export class Metrics {
   private readonly httpRequests: Counter<"route" | "method" | "status">;
   private readonly bundleInfo: Gauge<"revision" | "entrypoint">;
   private readonly bundleLoadedAt: Gauge;
-  readonly bundleLoadFailures: Counter;
+  private readonly bundleLoadFailures: Counter<"source" | "reason">;
+  private readonly bundleActivations: Counter<"source">;
+  private readonly shadowDecisions: Counter<"result">;
+  private successAges: () => ReadonlyMap<PolicySourceName, number> = () => new Map();
   private readonly unhandledRejections: Counter;
   private readonly tokenVerifications: Counter<"result">;
   private readonly jwksFetches: Counter<"issuer" | "outcome">;
@@ -83,9 +91,10 @@ export class Metrics {
   private readonly issuers = new Set<string>();
 
   constructor(options: MetricsOptions) {
-    this.risks = new Set([...options.riskClasses, "none"]);
-    this.reasons = new Set(options.reasonCodes);
-    this.actions = new Set(options.actions);
+    this.risks = new Set();
+    this.reasons = new Set();
+    this.actions = new Set();
+    this.setPolicyLabels(options);
     this.tools = new Set(options.toolLabels);
     this.clients = new Set(options.clientLabels);
     const registers = [this.registry];
@@ -142,13 +151,49 @@ export class Metrics {
     });
     this.bundleLoadedAt = new Gauge({
       name: name("bundle_loaded_timestamp_seconds"),
-      help: "When the active bundle was loaded (Unix time).",
+      help: "When the active policy was activated (Unix time).",
       registers,
     });
     this.bundleLoadFailures = new Counter({
       name: name("bundle_load_failures_total"),
-      help: "Bundle or data loads that were refused.",
+      help: "Candidate policies refused (the active one kept), by source and reason code.",
+      labelNames: ["source", "reason"],
       registers,
+    });
+    // Every source and startup-check reason from the start, so rate() and alerts see the first
+    // refusal; other registry codes (a bundle service's) appear when they first happen.
+    for (const source of policySourceNames) {
+      for (const reason of [...startupErrorCodes, "load_failed"]) {
+        this.bundleLoadFailures.inc({ source, reason }, 0);
+      }
+    }
+    this.bundleActivations = new Counter({
+      name: name("bundle_activations_total"),
+      help: "Candidate policies activated after startup, by source (an unchanged candidate is not one).",
+      labelNames: ["source"],
+      registers,
+    });
+    for (const source of policySourceNames) this.bundleActivations.inc({ source }, 0);
+    this.shadowDecisions = new Counter({
+      name: name("shadow_decisions_total"),
+      help: "Sampled decisions also evaluated on the shadow policy: agree, disagree (outcome or reason codes), error, or skipped (over the shadow's time budget).",
+      labelNames: ["result"],
+      registers,
+    });
+    for (const result of ["agree", "disagree", "error", "skipped"]) {
+      this.shadowDecisions.inc({ result }, 0);
+    }
+    const ages = () => this.successAges();
+    new Gauge({
+      name: name("bundle_last_success_age_seconds"),
+      help: "Seconds since each policy source was last checked successfully (the staleness signal).",
+      labelNames: ["source"],
+      registers,
+      // Computed at scrape time from the PDP's clock.
+      collect() {
+        this.reset();
+        for (const [source, ms] of ages()) this.set({ source }, ms / 1000);
+      },
     });
     this.unhandledRejections = new Counter({
       name: name("unhandled_rejections_total"),
@@ -235,10 +280,39 @@ export class Metrics {
     this.unhandledRejections.inc();
   }
 
-  setBundle(revision: string, entrypoint: string, loadedAt: Date): void {
+  setBundle(revision: string, entrypoint: string, activatedAtMs: number): void {
     this.bundleInfo.reset();
     this.bundleInfo.set({ revision, entrypoint }, 1);
-    this.bundleLoadedAt.set(loadedAt.getTime() / 1000);
+    this.bundleLoadedAt.set(activatedAtMs / 1000);
+  }
+
+  /** The label values of the active policy: what it does not name folds into `other`. */
+  setPolicyLabels(labels: {
+    riskClasses: readonly string[];
+    reasonCodes: readonly string[];
+    actions: readonly string[];
+  }): void {
+    this.risks = new Set([...labels.riskClasses, "none"]);
+    this.reasons = new Set(labels.reasonCodes);
+    this.actions = new Set(labels.actions);
+  }
+
+  /** Where the staleness gauge reads each source's age (ms) when scraped. */
+  readSuccessAges(ages: () => ReadonlyMap<PolicySourceName, number>): void {
+    this.successAges = ages;
+  }
+
+  /** `reason` is a registry code or `load_failed`, so bounded. */
+  recordBundleLoadFailure(source: PolicySourceName, reason: string): void {
+    this.bundleLoadFailures.inc({ source, reason });
+  }
+
+  recordShadowDecision(result: "agree" | "disagree" | "error" | "skipped"): void {
+    this.shadowDecisions.inc({ result });
+  }
+
+  recordBundleActivation(source: PolicySourceName): void {
+    this.bundleActivations.inc({ source });
   }
 
   recordTokenVerification(result: string): void {

@@ -68,16 +68,13 @@ export function createObservability(
     clock: Clock;
   },
 ): Observability {
-  const labels = policyLabels(active.data);
   const metrics = new Metrics({
-    riskClasses: labels.riskClasses,
-    reasonCodes: [...pdpReasonCodes, ...labels.reasonCodes],
-    actions: labels.actions,
+    ...metricLabelsOf(active),
     toolLabels: config.toolLabels,
     clientLabels: config.clientLabels,
     ...(options.processMetrics === undefined ? {} : { processMetrics: options.processMetrics }),
   });
-  metrics.setBundle(active.revision, active.entrypoint, active.loadedAt);
+  metrics.setBundle(active.revision, active.entrypoint, options.clock());
   const log = options.decisionLog ?? decisionLogFor(config.decisionLog, metrics, options.logger);
   const observer = new RecordingDecisionObserver(metrics, log, {
     entrypoint: active.entrypoint,
@@ -88,6 +85,25 @@ export function createObservability(
     clock: options.clock,
   });
   return { metrics, observer };
+}
+
+/** The label sets a policy gives the metrics: its own values and the PDP's reason codes. */
+function metricLabelsOf(active: ActivePolicy): PolicyLabels {
+  const labels = policyLabels(active.data);
+  return { ...labels, reasonCodes: [...pdpReasonCodes, ...labels.reasonCodes] };
+}
+
+/**
+ * A newly activated policy in the metrics: `bundle_info`, the activation
+ * time and the label sets its bundle names, replaced together.
+ */
+export function showActivePolicy(
+  metrics: Metrics,
+  active: ActivePolicy,
+  activatedAtMs: number,
+): void {
+  metrics.setPolicyLabels(metricLabelsOf(active));
+  metrics.setBundle(active.revision, active.entrypoint, activatedAtMs);
 }
 
 /**

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { defaultConfigEntrypoint, type PolicySettings } from "../config/index.js";
 import { StartupError } from "../errors.js";
 import { readBundle } from "./bundle-reader.js";
@@ -43,7 +44,15 @@ export interface ActivePolicy {
   /** The bundle's data with the operator data merged over it (what the policy sees as data). */
   data: Readonly<Record<string, unknown>>;
   entrypoint: string;
+  /**
+   * What decided: the bundle's manifest revision (its content digest,
+   * `sha256-<16 hex>`, when it was built without one) and, with operator
+   * data, `+data.<12 hex of the data's sha256>`, so an edit of PDP_DATA is a
+   * new revision.
+   */
   revision: string;
+  /** sha256 (hex) of everything evaluated: wasm, bundle manifest and data, operator data. Equal digests, same policy. */
+  digest: string;
   bundlePath: string;
   dataPath: string | undefined;
   loadedAt: Date;
@@ -80,11 +89,31 @@ export async function loadActivePolicy(source: PolicySource): Promise<ActivePoli
     }
   }
 
+  const bundleDigest = createHash("sha256")
+    .update(bundle.wasm)
+    .update(JSON.stringify(bundle.manifest))
+    .update(JSON.stringify(bundle.data))
+    .digest("hex");
+  const dataDigest =
+    source.dataPath === undefined
+      ? undefined
+      : createHash("sha256").update(JSON.stringify(overlay)).digest("hex");
+  const bundleRevision =
+    bundle.manifest.revision === ""
+      ? `sha256-${bundleDigest.slice(0, 16)}`
+      : bundle.manifest.revision;
   return {
     policy,
     data,
     entrypoint: source.entrypoint,
-    revision: bundle.manifest.revision,
+    revision:
+      dataDigest === undefined
+        ? bundleRevision
+        : `${bundleRevision}+data.${dataDigest.slice(0, 12)}`,
+    digest: createHash("sha256")
+      .update(bundleDigest)
+      .update(dataDigest ?? "")
+      .digest("hex"),
     bundlePath: source.bundlePath,
     dataPath: source.dataPath,
     loadedAt: new Date(),

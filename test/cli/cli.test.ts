@@ -123,7 +123,11 @@ describe("check", () => {
     const ran = await cli(["check", "--data", operatorData]);
     assert.equal(ran.code, exitCodes.ok, ran.stderr);
     assert.match(ran.stdout, /^mcp-pdp check: ok$/m);
-    assert.match(ran.stdout, /^ {2}bundle .*bundle\.tar\.gz \(revision sha256-[0-9a-f]+\)$/m);
+    // The revision names the operator data too (+data.<digest>).
+    assert.match(
+      ran.stdout,
+      /^ {2}bundle .*bundle\.tar\.gz \(revision sha256-[0-9a-f]{16}\+data\.[0-9a-f]{12}\)$/m,
+    );
     assert.match(ran.stdout, new RegExp(`^  data +${operatorData.replace(/[.]/g, "\\.")}$`, "m"));
     assert.match(ran.stdout, /^ {2}listen +http:\/\/127\.0\.0\.1:8180$/m);
     assert.match(ran.stderr, /^warning: caller authentication is off/m);

@@ -327,7 +327,8 @@ describe("one record per decision, every documented field", () => {
     assert.deepEqual(record.reasons, []);
     assert.deepEqual(record.obligations, {});
     assert.deepEqual(record.result, { allow: true, reasons: [], obligations: {} });
-    assert.match(revision, /^sha256-[0-9a-f]+$/);
+    // The bundle's revision and, with PDP_DATA, the digest of the operator data.
+    assert.match(revision, /^sha256-[0-9a-f]{16}\+data\.[0-9a-f]{12}$/);
     assert.equal(record.revision, revision);
     assert.deepEqual(record.bundles, { default: { revision } });
     assert.deepEqual(Object.keys(record.metrics), ["timer_eval_ns"]);

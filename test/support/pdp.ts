@@ -65,6 +65,7 @@ export async function startPdp(options: StartOptions = {}): Promise<RunningPdp> 
     decisions,
     close: () =>
       new Promise<void>((resolve, reject) => {
+        app.close();
         server.closeAllConnections();
         server.close((error) => {
           if (error) reject(error);
