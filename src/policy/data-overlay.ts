@@ -49,7 +49,8 @@ export async function readDataFile(path: string): Promise<DataDocument> {
   let parsed: unknown;
   try {
     const extension = extname(path).toLowerCase();
-    parsed = extension === ".yaml" || extension === ".yml" ? parseYamlDocument(text) : JSON.parse(text);
+    parsed =
+      extension === ".yaml" || extension === ".yml" ? parseYamlDocument(text) : JSON.parse(text);
   } catch (error) {
     throw new StartupError("data_invalid", [`PDP_DATA ${path}: ${describe(error)}`]);
   }
