@@ -17,7 +17,9 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { startupErrorCodes } from "../../src/errors.js";
 import { pdpReasonCodes, policyLabels } from "../../src/observability/observability.js";
+import { policySourceNames } from "../../src/policy/policy-holder.js";
 import { JwksServer } from "../support/jwks-server.js";
 import { repoRoot, scratchDir } from "../support/opa.js";
 import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
@@ -683,7 +685,17 @@ describe("bounded cardinality over HTTP: 2 × 500 distinct tools, servers, clien
     const before = pdpSeries(first);
     const after = pdpSeries(second);
     assert.deepEqual(after, before);
-    const pdpTotal = Object.values(after).reduce((sum, n) => sum + n, 0);
+    // The refusal counter is pre-set for every source and startup code (so the first refusal is
+    // an increase an alert sees): exactly that many series, whatever the traffic.
+    const refusals = "mcp_pdp_bundle_load_failures_total";
+    assert.equal(
+      after[refusals],
+      policySourceNames.length * (startupErrorCodes.length + 1),
+      "one series per source and refusal code",
+    );
+    const pdpTotal = Object.entries(after)
+      .filter(([family]) => family !== refusals)
+      .reduce((sum, [, n]) => sum + n, 0);
     assert.ok(pdpTotal < 200, `the PDP's own families hold ${pdpTotal} series`);
     const everything = second.samples.filter((s) =>
       familyOf(second, s.name).startsWith("mcp_pdp_"),
