@@ -28,6 +28,8 @@ export class LocalPolicyReloader {
   private readonly options: LocalReloaderOptions;
   private readonly watchers: FSWatcher[] = [];
   private timer: NodeJS.Timeout | undefined;
+  /** A reload asked for and not yet started. */
+  private waiting: Promise<ActivationOutcome> | undefined;
 
   constructor(holder: PolicyHolder, source: PolicySource, options: LocalReloaderOptions) {
     this.holder = holder;
@@ -35,9 +37,25 @@ export class LocalPolicyReloader {
     this.options = options;
   }
 
-  /** Reads both files now and activates them unless they fail or change nothing. */
+  /**
+   * Reads both files now and activates them unless they fail or change
+   * nothing. Requests that arrive while one is still waiting its turn share
+   * it (it reads the files when it starts, so it sees their latest state):
+   * at most one reload runs and one waits, however often SIGHUP, the admin
+   * API or the watcher ask.
+   */
   reload(trigger: ActivationTrigger): Promise<ActivationOutcome> {
-    return this.holder.activateCandidate("local", () => loadActivePolicy(this.source), trigger);
+    if (this.waiting !== undefined) return this.waiting;
+    const attempt = this.holder.activateCandidate(
+      "local",
+      () => {
+        this.waiting = undefined;
+        return loadActivePolicy(this.source);
+      },
+      trigger,
+    );
+    this.waiting = attempt;
+    return attempt;
   }
 
   /** Starts watching. The watchers never keep the process alive; stop() ends them. */

@@ -244,6 +244,23 @@ describe("POST /v1/policy/reload", () => {
   });
 });
 
+describe("reload requests in a burst", () => {
+  let pdp: RunningPdp;
+  before(async () => {
+    pdp = await start(scratchFile("burst.yaml", allowing), { PDP_POLICY_WATCH: "false" });
+  });
+  after(async () => {
+    await pdp.close();
+  });
+
+  test("share the reload waiting its turn: at most one runs and one waits, however many ask", async () => {
+    // Without sharing, each of 200 requests would queue a full load (bundle, wasm, config_errors).
+    const asked = Array.from({ length: 200 }, () => pdp.app.reloadPolicy("admin"));
+    assert.ok(new Set(asked).size <= 2, `${new Set(asked).size} distinct reloads`);
+    for (const outcome of await Promise.all(asked)) assert.equal(outcome.result, "unchanged");
+  });
+});
+
 describe("100 reloads under load", () => {
   test("no failed request; every record names one of the two revisions, and its answer is that revision's", async (t) => {
     const data = scratchFile("storm.yaml", allowing);
