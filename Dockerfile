@@ -35,6 +35,7 @@ HEALTHCHECK --interval=10s --timeout=2s --retries=3 \
 # SIGTERM: /ready answers 503 for PDP_DRAIN_DELAY_MS (5 s), then in-flight
 # requests finish (PDP_SHUTDOWN_TIMEOUT_MS) and the process exits. Give the
 # container a stop timeout above both (docker stop -t 20; compose: stop_grace_period).
-# SIGHUP is logged and ignored.
+# SIGHUP reloads PDP_BUNDLE / PDP_DATA (README, "Live policy"); a refused
+# candidate keeps the policy that is serving.
 STOPSIGNAL SIGTERM
-CMD ["node", "dist/main.js"]
+CMD ["node", "dist/main.js", "serve"]
