@@ -52,8 +52,8 @@ import {
   latencyCells,
   percent,
   ratio,
-  SampleBuffer,
   table,
+  timePerCall,
   whole,
   type Percentiles,
 } from "./report.js";
@@ -161,7 +161,7 @@ async function main(): Promise<void> {
       ["(a) WasmPolicy.evaluate", raw],
       ["(b) PolicyDecisionEngine.decide", decide],
     ] as const) {
-      const result = measure(fn);
+      const result = timePerCall(fn, inProcess);
       inProcessStats.set(`${label}|${workload.expectAllow ? "allow" : "deny"}`, result.latency);
       inProcessRows.push([
         `${label}, ${workload.name}`,
@@ -539,25 +539,6 @@ async function main(): Promise<void> {
     print,
   });
   if (!loggingOk) process.exitCode = 1;
-}
-
-/** Times `fn` per call after a warm-up; bounded by iterations and by time. */
-function measure(fn: () => unknown): { perSecond: number; latency: Percentiles } {
-  const warmupDeadline = Date.now() + inProcess.maxMs;
-  for (let i = 0; i < inProcess.warmup && Date.now() < warmupDeadline; i++) fn();
-  const samples = new SampleBuffer(inProcess.iterations);
-  const deadline = process.hrtime.bigint() + BigInt(inProcess.maxMs) * 1_000_000n;
-  const start = process.hrtime.bigint();
-  let before = start;
-  for (let i = 0; i < inProcess.iterations; i++) {
-    fn();
-    const after = process.hrtime.bigint();
-    samples.push(Number(after - before) / 1000);
-    before = after;
-    if (after > deadline) break;
-  }
-  const elapsedS = Number(before - start) / 1e9;
-  return { perSecond: samples.length / elapsedS, latency: samples.summary() };
 }
 
 function checkWorkload(workload: Workload, allow: boolean): void {
