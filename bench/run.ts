@@ -14,6 +14,7 @@
  *
  * Usage: npm run bench. Everything listens on 127.0.0.1; every child process
  * is stopped on exit, error or Ctrl-C. Runs in about three and a half minutes.
+ * Live-policy figures (activation, reload storm, shadow) are bench/live.ts: npm run bench:live.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
