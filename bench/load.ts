@@ -19,6 +19,8 @@ export interface LoadSpec {
   durationS: number;
   /** Requests/s over all connections; unset means as fast as the server answers. */
   overallRate?: number;
+  /** Extra request headers (a caller's X-Api-Key). */
+  headers?: Record<string, string>;
 }
 
 export interface LoadResult {
@@ -51,7 +53,7 @@ function bodyPerRequest(spec: LoadSpec, nextBody: () => string): Request {
   return {
     method: spec.method,
     path: spec.path,
-    headers: { "content-type": "application/json" },
+    headers: { ...spec.headers, "content-type": "application/json" },
     setupRequest: (request) => ({ ...request, body: nextBody() }),
   };
 }
@@ -67,9 +69,12 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
       {
         url: `${spec.server.baseUrl}${spec.path}`,
         method: spec.method,
-        ...(spec.body === undefined && spec.nextBody === undefined
-          ? {}
-          : { headers: { "content-type": "application/json" } }),
+        headers: {
+          ...spec.headers,
+          ...(spec.body === undefined && spec.nextBody === undefined
+            ? {}
+            : { "content-type": "application/json" }),
+        },
         ...(spec.body === undefined ? {} : { body: spec.body }),
         ...(spec.nextBody === undefined ? {} : { requests: [bodyPerRequest(spec, spec.nextBody)] }),
         ...(spec.verifyBody === undefined ? {} : { verifyBody: spec.verifyBody }),

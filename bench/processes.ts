@@ -85,8 +85,16 @@ const sleep = (ms: number): Promise<void> =>
     setTimeout(resolve, ms);
   });
 
-/** Polls `path` until it answers 2xx; fails if the process exits or `timeoutMs` passes. */
-export async function waitReady(server: Server, path: string, timeoutMs: number): Promise<void> {
+/**
+ * Polls `path` until it answers 2xx; fails if the process exits or `timeoutMs` passes.
+ * `headers` carry a credential when the server's ops endpoints are closed.
+ */
+export async function waitReady(
+  server: Server,
+  path: string,
+  timeoutMs: number,
+  headers: Record<string, string> = {},
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (server.hasExited()) {
@@ -94,6 +102,7 @@ export async function waitReady(server: Server, path: string, timeoutMs: number)
     }
     try {
       const response = await fetch(`${server.baseUrl}${path}`, {
+        headers,
         signal: AbortSignal.timeout(1000),
       });
       await response.arrayBuffer();

@@ -106,3 +106,32 @@ export class SampleBuffer {
     return percentiles(this.data, this.length);
   }
 }
+
+/** Sizes of an in-process timing loop: warm-up calls, timed calls, and a time cap for each. */
+export interface CallLoop {
+  warmup: number;
+  iterations: number;
+  maxMs: number;
+}
+
+/** Times `fn` per call (process.hrtime.bigint) after a warm-up; bounded by iterations and by time. */
+export function timePerCall(
+  fn: () => unknown,
+  loop: CallLoop,
+): { perSecond: number; latency: Percentiles } {
+  const warmupDeadline = Date.now() + loop.maxMs;
+  for (let i = 0; i < loop.warmup && Date.now() < warmupDeadline; i++) fn();
+  const samples = new SampleBuffer(loop.iterations);
+  const deadline = process.hrtime.bigint() + BigInt(loop.maxMs) * 1_000_000n;
+  const start = process.hrtime.bigint();
+  let before = start;
+  for (let i = 0; i < loop.iterations; i++) {
+    fn();
+    const after = process.hrtime.bigint();
+    samples.push(Number(after - before) / 1000);
+    before = after;
+    if (after > deadline) break;
+  }
+  const elapsedS = Number(before - start) / 1e9;
+  return { perSecond: samples.length / elapsedS, latency: samples.summary() };
+}

@@ -14,6 +14,7 @@
  *
  * Usage: npm run bench. Everything listens on 127.0.0.1; every child process
  * is stopped on exit, error or Ctrl-C. Runs in about three and a half minutes.
+ * Live-policy figures (activation, reload storm, shadow) are bench/live.ts: npm run bench:live.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -52,8 +53,8 @@ import {
   latencyCells,
   percent,
   ratio,
-  SampleBuffer,
   table,
+  timePerCall,
   whole,
   type Percentiles,
 } from "./report.js";
@@ -161,7 +162,7 @@ async function main(): Promise<void> {
       ["(a) WasmPolicy.evaluate", raw],
       ["(b) PolicyDecisionEngine.decide", decide],
     ] as const) {
-      const result = measure(fn);
+      const result = timePerCall(fn, inProcess);
       inProcessStats.set(`${label}|${workload.expectAllow ? "allow" : "deny"}`, result.latency);
       inProcessRows.push([
         `${label}, ${workload.name}`,
@@ -539,25 +540,6 @@ async function main(): Promise<void> {
     print,
   });
   if (!loggingOk) process.exitCode = 1;
-}
-
-/** Times `fn` per call after a warm-up; bounded by iterations and by time. */
-function measure(fn: () => unknown): { perSecond: number; latency: Percentiles } {
-  const warmupDeadline = Date.now() + inProcess.maxMs;
-  for (let i = 0; i < inProcess.warmup && Date.now() < warmupDeadline; i++) fn();
-  const samples = new SampleBuffer(inProcess.iterations);
-  const deadline = process.hrtime.bigint() + BigInt(inProcess.maxMs) * 1_000_000n;
-  const start = process.hrtime.bigint();
-  let before = start;
-  for (let i = 0; i < inProcess.iterations; i++) {
-    fn();
-    const after = process.hrtime.bigint();
-    samples.push(Number(after - before) / 1000);
-    before = after;
-    if (after > deadline) break;
-  }
-  const elapsedS = Number(before - start) / 1e9;
-  return { perSecond: samples.length / elapsedS, latency: samples.summary() };
 }
 
 function checkWorkload(workload: Workload, allow: boolean): void {

@@ -32,6 +32,8 @@ export interface PacedSpec {
   cpu: number | undefined;
   /** A private directory for the targets and results files. */
   scratch: string;
+  /** Extra request headers (a caller's X-Api-Key). */
+  headers?: Record<string, string>;
 }
 
 export interface PacedResult extends LoadResult {
@@ -90,7 +92,13 @@ export async function runPaced(spec: PacedSpec): Promise<PacedResult> {
       method: "POST",
       url: `${spec.server.baseUrl}${spec.path}`,
       body: Buffer.from(spec.body).toString("base64"),
-      header: { "Content-Type": ["application/json"], "Accept-Encoding": ["identity"] },
+      header: {
+        ...Object.fromEntries(
+          Object.entries(spec.headers ?? {}).map(([name, value]) => [name, [value]]),
+        ),
+        "Content-Type": ["application/json"],
+        "Accept-Encoding": ["identity"],
+      },
     })}\n`,
   );
   const attack = [
