@@ -24,20 +24,25 @@ export interface LocalReloaderOptions {
  */
 export class LocalPolicyReloader {
   private readonly holder: PolicyHolder;
-  private readonly source: PolicySource;
+  /** Asked at each reload: with a bundle service, the data file is merged over its last bundle. */
+  private readonly source: () => PolicySource;
   private readonly options: LocalReloaderOptions;
   private readonly watchers: FSWatcher[] = [];
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(holder: PolicyHolder, source: PolicySource, options: LocalReloaderOptions) {
+  constructor(
+    holder: PolicyHolder,
+    source: PolicySource | (() => PolicySource),
+    options: LocalReloaderOptions,
+  ) {
     this.holder = holder;
-    this.source = source;
+    this.source = typeof source === "function" ? source : () => source;
     this.options = options;
   }
 
   /** Reads both files now and activates them unless they fail or change nothing. */
   reload(trigger: ActivationTrigger): Promise<ActivationOutcome> {
-    return this.holder.activateCandidate("local", () => loadActivePolicy(this.source), trigger);
+    return this.holder.activateCandidate("local", () => loadActivePolicy(this.source()), trigger);
   }
 
   /** Starts watching. The watchers never keep the process alive; stop() ends them. */
