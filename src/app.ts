@@ -115,6 +115,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
             },
           },
           deps.environment ?? process.env,
+          clock,
         );
   // The startup load stays fail-fast: without a policy there is nothing to serve. With a
   // service: one poll, else the persisted bundle, else no start (policy_unavailable).
@@ -289,6 +290,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     holder,
     service === undefined ? source : () => service.currentSource(),
     {
+      ...(service === undefined ? {} : { sourceName: "service" as const }),
       // The embedded bundle changes only with the package; the operator's files may change any time.
       watched: [
         ...(service !== undefined || source.bundlePath === embeddedBundlePath
@@ -310,7 +312,12 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   const reloadPolicy = async (trigger: "signal" | "admin"): Promise<ActivationOutcome> => {
     const local = await reloader.reload(trigger);
     const polled = await service?.pollNow(trigger);
-    return polled ?? local;
+    // A data edit that activated is the answer even when the service failed (status says so);
+    // otherwise the service's outcome, when it had one, is the news.
+    if (polled === undefined || (local.result === "activated" && polled.result === "refused")) {
+      return local;
+    }
+    return polled;
   };
   const maxStalenessMs = config.policy.maxStalenessMs;
   const stale = (): boolean =>
@@ -377,7 +384,11 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     reloadPolicy,
     close: () => {
       reloader.stop();
-      void service?.stop();
+      service?.stop().catch((error: unknown) => {
+        logger.warn("bundle service client did not stop cleanly", {
+          error: error instanceof Error ? error.message : String(error),
+        });
+      });
     },
   };
 }

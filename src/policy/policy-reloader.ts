@@ -1,7 +1,12 @@
 import { watch, type FSWatcher } from "node:fs";
 import { stat } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
-import type { ActivationOutcome, ActivationTrigger, PolicyHolder } from "./policy-holder.js";
+import type {
+  ActivationOutcome,
+  ActivationTrigger,
+  PolicyHolder,
+  PolicySourceName,
+} from "./policy-holder.js";
 import { loadActivePolicy, type PolicySource } from "./policy-loader.js";
 
 /** Editors write a file in several steps (truncate, write, rename); one reload after the last. */
@@ -11,6 +16,12 @@ export interface LocalReloaderOptions {
   /** Files to watch: the bundle (unless it is the embedded one) and the data file. */
   watched: readonly string[];
   debounceMs?: number;
+  /**
+   * The holder's source name for these reloads: `local`, or `service` when
+   * the data file is merged over the service's bundle (so the candidate, and
+   * the staleness of the active source, stay the service's).
+   */
+  sourceName?: PolicySourceName;
   /** A watch that could not be set up or failed later (the source stays, unwatched). */
   onWatchError?: (path: string, error: Error) => void;
 }
@@ -42,7 +53,11 @@ export class LocalPolicyReloader {
 
   /** Reads both files now and activates them unless they fail or change nothing. */
   reload(trigger: ActivationTrigger): Promise<ActivationOutcome> {
-    return this.holder.activateCandidate("local", () => loadActivePolicy(this.source()), trigger);
+    return this.holder.activateCandidate(
+      this.options.sourceName ?? "local",
+      () => loadActivePolicy(this.source()),
+      trigger,
+    );
   }
 
   /** Starts watching. The watchers never keep the process alive; stop() ends them. */

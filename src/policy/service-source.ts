@@ -89,6 +89,7 @@ export class ServicePolicySource {
   private readonly client: BundleServiceClient;
   private readonly store: PersistedBundleStore | undefined;
   private readonly events: ServiceSourceEvents;
+  private readonly clock: () => number;
   private holder: PolicyHolder | undefined;
   /** The last bundle activated (or started from): a PDP_DATA edit is merged over it. */
   private lastBytes: Uint8Array | undefined;
@@ -104,7 +105,9 @@ export class ServicePolicySource {
     base: PolicySource,
     events: ServiceSourceEvents,
     environment: Readonly<Record<string, string | undefined>>,
+    clock: () => number,
   ) {
+    this.clock = clock;
     this.settings = settings;
     this.base = base;
     this.events = events;
@@ -209,18 +212,34 @@ export class ServicePolicySource {
 
   /**
    * Polls now (SIGHUP, the admin API). Resolves to the holder's outcome for a
-   * downloaded bundle, or undefined when the service had nothing new (304) or
-   * failed before activation (already logged and counted).
+   * downloaded bundle, to a refusal naming the failure when the download
+   * failed (already logged and counted), or undefined for a 304.
    */
   async pollNow(trigger: ActivationTrigger): Promise<ActivationOutcome | undefined> {
     this.lastOutcome = undefined;
     this.trigger = trigger;
+    let attempt: BundleAttempt;
     try {
-      await this.client.pollNow();
+      attempt = await this.client.pollNow();
     } finally {
       this.trigger = "poll";
     }
-    return this.lastOutcome;
+    const outcome = this.takeOutcome();
+    if (outcome !== undefined || attempt.ok || this.holder === undefined) return outcome;
+    return {
+      result: "refused",
+      source: "service",
+      revision: this.holder.current().revision,
+      code: attempt.reason,
+      message: this.client.status().lastError?.message ?? attempt.reason,
+    };
+  }
+
+  /** The holder's outcome for the bundle of the poll that just ended, once. */
+  private takeOutcome(): ActivationOutcome | undefined {
+    const outcome = this.lastOutcome;
+    this.lastOutcome = undefined;
+    return outcome;
   }
 
   stop(): Promise<void> {
@@ -249,7 +268,7 @@ export class ServicePolicySource {
     this.lastUrl = bundle.url;
     if (this.store !== undefined) {
       try {
-        await this.store.save(bundle, Date.now());
+        await this.store.save(bundle, this.clock());
       } catch (error) {
         this.events.onPersistFailure(describeThrown(error));
       }

@@ -323,8 +323,11 @@ describe("a PDP polling nginx for signed bundles", () => {
 
   test("with the service down, starts from the persisted bundle; without one, refuses to start", async () => {
     const down = `http://127.0.0.1:${await freePort()}`;
+    const data = join(dir, "data.yaml");
+    writeFileSync(data, "unknown_tool: read\n");
     const pdp = await startPdp({
       env: {
+        PDP_DATA: data,
         PDP_CONFIG: configFile("down.json", {
           signing,
           service: service(down, { persist_dir: persistDir, persisted_max_age_s: 3600 }),
@@ -332,13 +335,30 @@ describe("a PDP polling nginx for signed bundles", () => {
       },
     });
     try {
-      // The last bundle the first PDP activated.
-      assert.equal(await readyRevision(pdp), "v2");
+      // The last bundle the first PDP activated, with the operator data merged over it.
+      const started = await readyRevision(pdp);
+      assert.match(started, /^v2\+data\.[0-9a-f]{12}$/);
       const line = pdp.logs.find((entry) =>
         String(entry.message).includes("started from the persisted bundle"),
       );
       assert.match(String(line?.reason), /network/);
       assert.equal((await serviceStatus(pdp)).code, "network");
+
+      // An admin reload re-reads the data over the service's bundle and polls the service (down).
+      writeFileSync(`${data}.new`, "unknown_tool: deny\n");
+      renameSync(`${data}.new`, data);
+      const reload = await postJson(`${pdp.url}/v1/policy/reload`, "", ops);
+      assert.equal(reload.status, 200, JSON.stringify(reload.body));
+      assert.equal((reload.body as { result: string }).result, "activated");
+      // Nothing new locally: the answer is the service's failure.
+      const again = await postJson(`${pdp.url}/v1/policy/reload`, "", ops);
+      assert.equal(again.status, 422, JSON.stringify(again.body));
+      assert.equal((again.body as { code: string }).code, "network");
+      const edited = await readyRevision(pdp);
+      assert.match(edited, /^v2\+data\.[0-9a-f]{12}$/);
+      assert.notEqual(edited, started);
+      assert.equal((await serviceStatus(pdp)).active_revision, edited);
+      assert.ok((await serviceFailures(pdp, "network")) >= 1);
     } finally {
       await pdp.close();
     }
