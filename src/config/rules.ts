@@ -88,6 +88,11 @@ export function checkRules(sections: ValidSections, name: KeyNamer): RuleFinding
   }
   const policy = sections.policy?.value;
   if (policy !== undefined) checkPolicySources(policy, problem, name);
+  if (policy?.service !== undefined && policy.bundle !== undefined) {
+    findings.warnings.push(
+      `${name(["policy", "bundle"])} is not read: the bundle comes from policy.service (policy.data is still merged over it)`,
+    );
+  }
 
   const batch = limits?.max_batch_input_bytes;
   const body = server?.max_body_bytes;

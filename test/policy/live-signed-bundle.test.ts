@@ -196,3 +196,18 @@ test("with a valid section, the cross-key rules name each key", () => {
     ].sort(),
   );
 });
+
+test("policy.bundle beside policy.service is a warning: it is not read", () => {
+  const file = configFile("both.json", {
+    service: { url: "https://bundles.example.com", resource: "bundles/authz.tar.gz" },
+  });
+  const config = loadConfig({ PDP_CONFIG: file, PDP_BUNDLE: signedPath });
+  assert.ok(
+    config.auth.warnings.some((warning) =>
+      warning.endsWith(
+        ": PDP_BUNDLE is not read: the bundle comes from policy.service (policy.data is still merged over it)",
+      ),
+    ),
+    config.auth.warnings.join("; "),
+  );
+});
