@@ -24,6 +24,7 @@ import { createObservability, showActivePolicy } from "./observability/observabi
 import { PolicyHolder, type ActivationOutcome } from "./policy/policy-holder.js";
 import { loadActivePolicy, policySourceOf } from "./policy/policy-loader.js";
 import { LocalPolicyReloader } from "./policy/policy-reloader.js";
+import { ServicePolicySource, bundleVerificationOf } from "./policy/service-source.js";
 import { ShadowEvaluator } from "./decision/shadow-evaluator.js";
 import type { PolicySettings } from "./config/index.js";
 import type { PolicySource } from "./policy/policy-loader.js";
@@ -45,6 +46,8 @@ export interface AppDependencies {
   decisionLog?: DecisionLog;
   /** Node process metrics; on unless a test turns them off. */
   processMetrics?: boolean;
+  /** Where policy.service.credentials.bearer_token_env is looked up; process.env by default. */
+  environment?: Readonly<Record<string, string | undefined>>;
 }
 
 /** The assembled service. It never listens: main.ts (or a test) does. */
@@ -65,7 +68,7 @@ export interface App {
   policy: PolicyHolder;
   /** Reads PDP_BUNDLE and PDP_DATA now (SIGHUP, the admin API); never rejects. */
   reloadPolicy: (trigger: "signal" | "admin") => Promise<ActivationOutcome>;
-  /** Stops watching the policy files (the listeners are the caller's to close). */
+  /** Stops watching the policy files and polling the bundle service (the listeners are the caller's to close). */
   close: () => void;
 }
 
@@ -76,9 +79,48 @@ export interface App {
  */
 export async function buildApp(deps: AppDependencies): Promise<App> {
   const { config, logger } = deps;
-  const source = policySourceOf(config.policy);
-  // The startup load stays fail-fast: without a policy there is nothing to serve.
-  const active = await loadActivePolicy(source);
+  // With policy.signing every bundle is verified: PDP_BUNDLE, reloads, the shadow, the service's.
+  const verification = bundleVerificationOf(config.policy.signing);
+  const source: PolicySource = {
+    ...policySourceOf(config.policy),
+    ...(verification === undefined ? {} : { verification }),
+  };
+  const clock = deps.clock ?? Date.now;
+  const service =
+    config.policy.service === undefined
+      ? undefined
+      : new ServicePolicySource(
+          config.policy.service,
+          source,
+          {
+            onDownloadFailure: (reason, message) => {
+              metrics.recordBundleLoadFailure("service", reason);
+              logger.warn("bundle service poll failed, the active policy kept", {
+                source: "service",
+                reason,
+                error: message,
+              });
+            },
+            onPersistFailure: (message) => {
+              logger.warn("activated bundle not persisted", { error: message });
+            },
+            onPersistedStart: (why, savedAt) => {
+              logger.warn(
+                "bundle service unavailable at startup: started from the persisted bundle",
+                {
+                  reason: why,
+                  saved_at: new Date(savedAt).toISOString(),
+                },
+              );
+            },
+          },
+          deps.environment ?? process.env,
+          clock,
+        );
+  // The startup load stays fail-fast: without a policy there is nothing to serve. With a
+  // service: one poll, else the persisted bundle, else no start (policy_unavailable).
+  const active =
+    service === undefined ? await loadActivePolicy(source) : await service.startup(clock());
 
   logger.info("policy loaded", {
     bundle: active.bundlePath,
@@ -90,8 +132,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
 
   // One clock for the policy's context.time, JWKS cooldowns, decision record timestamps and
   // the policy sources' status and staleness.
-  const clock = deps.clock ?? Date.now;
-  const holder = new PolicyHolder(active, "local", clock);
+  const holder = new PolicyHolder(active, service === undefined ? "local" : "service", clock);
   const { metrics, observer } = createObservability(config.observability, active, {
     logger,
     clock,
@@ -244,20 +285,40 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
 
   const opaData = createOpaDataApi({ engine, limits, observer });
 
-  const reloader = new LocalPolicyReloader(holder, source, {
-    // The embedded bundle changes only with the package; the operator's files may change any time.
-    watched: [
-      ...(source.bundlePath === embeddedBundlePath ? [] : [source.bundlePath]),
-      ...(source.dataPath === undefined ? [] : [source.dataPath]),
-    ],
-    onWatchError: (path, error) => {
-      logger.warn("policy file not watched: reload it with SIGHUP or POST /v1/policy/reload", {
-        path,
-        error: error.message,
-      });
+  // With a service, a PDP_DATA edit is merged over the service's last bundle; PDP_BUNDLE is not read.
+  const reloader = new LocalPolicyReloader(
+    holder,
+    service === undefined ? source : () => service.currentSource(),
+    {
+      ...(service === undefined ? {} : { sourceName: "service" as const }),
+      // The embedded bundle changes only with the package; the operator's files may change any time.
+      watched: [
+        ...(service !== undefined || source.bundlePath === embeddedBundlePath
+          ? []
+          : [source.bundlePath]),
+        ...(source.dataPath === undefined ? [] : [source.dataPath]),
+      ],
+      onWatchError: (path, error) => {
+        logger.warn("policy file not watched: reload it with SIGHUP or POST /v1/policy/reload", {
+          path,
+          error: error.message,
+        });
+      },
     },
-  });
+  );
   if (config.policy.watch) await reloader.start();
+  service?.start(holder);
+  // SIGHUP and the admin API read the local files and poll the service now.
+  const reloadPolicy = async (trigger: "signal" | "admin"): Promise<ActivationOutcome> => {
+    const local = await reloader.reload(trigger);
+    const polled = await service?.pollNow(trigger);
+    // A data edit that activated is the answer even when the service failed (status says so);
+    // otherwise the service's outcome, when it had one, is the news.
+    if (polled === undefined || (local.result === "activated" && polled.result === "refused")) {
+      return local;
+    }
+    return polled;
+  };
   const maxStalenessMs = config.policy.maxStalenessMs;
   const stale = (): boolean =>
     maxStalenessMs !== undefined && holder.activeSourceAge() > maxStalenessMs;
@@ -290,7 +351,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     callers: (request, permission) => callers.authenticate(request, permission),
     metricsCaller: (request) => metricsCallers.authenticate(request, "ops"),
     state: { readiness, revision: () => engine.revision },
-    ...policyHandlers(holder, () => reloader.reload("admin"), stale),
+    ...policyHandlers(holder, () => reloadPolicy("admin"), stale),
     registry: metrics.registry,
     metricsPortOfItsOwn: config.observability.metricsPort !== undefined,
   });
@@ -320,9 +381,14 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
       draining = true;
     },
     policy: holder,
-    reloadPolicy: (trigger) => reloader.reload(trigger),
+    reloadPolicy,
     close: () => {
       reloader.stop();
+      service?.stop().catch((error: unknown) => {
+        logger.warn("bundle service client did not stop cleanly", {
+          error: error instanceof Error ? error.message : String(error),
+        });
+      });
     },
   };
 }

@@ -143,6 +143,7 @@ export const startupErrorCodes = [
   "entrypoint_missing",
   "builtin_unsupported",
   "policy_config_invalid",
+  "policy_unavailable", // policy.service gave no bundle at startup and no persisted one could be used
   "log_unwritable",
 ] as const;
 

@@ -202,6 +202,39 @@ export function resolvePolicy(policy: ConfigFile["policy"]) {
     /** /ready fails (policy_stale) when the active source has not been checked for longer; off when undefined. */
     maxStalenessMs:
       policy.max_staleness_s === undefined ? undefined : policy.max_staleness_s * 1000,
+    /** Bundle signature keys: with them, every bundle must be signed and verified. */
+    signing: policy.signing && {
+      keys: policy.signing.keys.map((key) => ({
+        id: key.id,
+        algorithm: key.algorithm,
+        keyFile: key.key_file,
+      })),
+      keyId: policy.signing.keyid,
+      scope: policy.signing.scope,
+      exclude: policy.signing.exclude_files,
+    },
+    /** The bundle service polled for the bundle instead of reading bundlePath. */
+    service: policy.service && {
+      url: policy.service.url,
+      resource: policy.service.resource,
+      minDelayMs: policy.service.min_delay_s * 1000,
+      maxDelayMs: policy.service.max_delay_s * 1000,
+      longPollWaitS: policy.service.long_polling_timeout_s,
+      timeoutMs: policy.service.timeout_s * 1000,
+      maxBytes: policy.service.max_bytes,
+      credentials: {
+        bearerTokenFile: policy.service.credentials.bearer_token_file,
+        bearerTokenEnv: policy.service.credentials.bearer_token_env,
+        clientCertFile: policy.service.credentials.client_cert_file,
+        clientKeyFile: policy.service.credentials.client_key_file,
+        caFile: policy.service.credentials.ca_file,
+      },
+      persistDir: policy.service.persist_dir,
+      persistedMaxAgeMs:
+        policy.service.persisted_max_age_s === undefined
+          ? undefined
+          : policy.service.persisted_max_age_s * 1000,
+    },
     /** A candidate evaluated on a sample of the decisions' inputs (the active bundle when none is named). */
     shadow:
       policy.shadow === undefined

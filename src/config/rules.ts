@@ -86,6 +86,14 @@ export function checkRules(sections: ValidSections, name: KeyNamer): RuleFinding
       );
     }
   }
+  const policy = sections.policy?.value;
+  if (policy !== undefined) checkPolicySources(policy, problem, name);
+  if (policy?.service !== undefined && policy.bundle !== undefined) {
+    findings.warnings.push(
+      `${name(["policy", "bundle"])} is not read: the bundle comes from policy.service (policy.data is still merged over it)`,
+    );
+  }
+
   const batch = limits?.max_batch_input_bytes;
   const body = server?.max_body_bytes;
   if (batch !== undefined && body !== undefined && batch < body) {
@@ -263,4 +271,58 @@ function checkIssuerAudiences(
       }
     });
   });
+}
+
+/** The bundle service and signing keys: what the schema cannot see key by key. */
+function checkPolicySources(
+  policy: ConfigFile["policy"],
+  problem: (key: KeyPath, message: string) => void,
+  name: KeyNamer,
+): void {
+  const service = policy.service;
+  if (service !== undefined) {
+    if (service.min_delay_s > service.max_delay_s) {
+      problem(
+        ["policy", "service", "min_delay_s"],
+        `must not exceed ${name(["policy", "service", "max_delay_s"])} (${service.max_delay_s})`,
+      );
+    }
+    const credentials = service.credentials;
+    if (credentials.bearer_token_file !== undefined && credentials.bearer_token_env !== undefined) {
+      problem(
+        ["policy", "service", "credentials", "bearer_token_env"],
+        `one bearer token source: also ${name(["policy", "service", "credentials", "bearer_token_file"])}`,
+      );
+    }
+    if (
+      (credentials.client_cert_file === undefined) !==
+      (credentials.client_key_file === undefined)
+    ) {
+      problem(
+        ["policy", "service", "credentials"],
+        "client_cert_file and client_key_file go together",
+      );
+    }
+    if (service.persisted_max_age_s !== undefined && service.persist_dir === undefined) {
+      problem(
+        ["policy", "service", "persisted_max_age_s"],
+        `needs ${name(["policy", "service", "persist_dir"])}`,
+      );
+    }
+  }
+  const signing = policy.signing;
+  if (signing !== undefined) {
+    const ids = new Set<string>();
+    signing.keys.forEach((key, index) => {
+      if (ids.has(key.id))
+        problem(["policy", "signing", "keys", index, "id"], `${key.id} is used twice`);
+      ids.add(key.id);
+    });
+    if (signing.keyid !== undefined && !ids.has(signing.keyid)) {
+      problem(
+        ["policy", "signing", "keyid"],
+        `${signing.keyid} is not the id of a key in policy.signing.keys`,
+      );
+    }
+  }
 }

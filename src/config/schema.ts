@@ -43,6 +43,26 @@ export const asymmetricAlgorithms = [
   "EdDSA",
 ] as const;
 
+/**
+ * Signature algorithms a bundle may be signed with: those `opa build
+ * --signing-alg` writes, without `none`. HS* use a shared secret, as OPA does.
+ */
+export const bundleSignatureAlgorithms = [
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "ES256",
+  "ES384",
+  "ES512",
+  "EdDSA",
+  "HS256",
+  "HS384",
+  "HS512",
+] as const;
+
 export const defaultEntrypoint = "mcp/authz/decision";
 export const defaultConfigEntrypoint = "mcp/authz/config_errors";
 export const defaultPort = 8180;
@@ -216,6 +236,83 @@ const policy = z
       .optional()
       .describe(
         "a candidate policy evaluated beside the active one, never changing an answer ([Shadow evaluation](#shadow-evaluation))",
+      ),
+    signing: z
+      .strictObject({
+        keys: z
+          .array(
+            z.strictObject({
+              id: text.describe("the key id a bundle's JWT names (`kid`), or `keyid` selects"),
+              algorithm: oneOf(bundleSignatureAlgorithms).describe(
+                "the only algorithm accepted with this key",
+              ),
+              key_file: readablePath("file").describe(
+                "PEM public key; for HS* a file holding the shared secret",
+              ),
+            }),
+            { error: "must be a list" },
+          )
+          .min(1, { error: "must list at least one key" })
+          .describe("verification keys"),
+        keyid: text
+          .optional()
+          .describe("verify with this key whatever the JWT's `kid` says (OPA's `keyid`)"),
+        scope: text.optional().describe("the `scope` claim every bundle must carry"),
+        exclude_files: texts
+          .default([])
+          .describe("bundle files left out of the signature check (globs, as OPA's)"),
+      })
+      .optional()
+      .describe(
+        "with keys, every bundle (`bundle`, reloads, the service's) must be signed and verified; an unsigned one is refused `bundle_unsigned` ([Policy from a bundle service](#policy-from-a-bundle-service))",
+      ),
+    service: z
+      .strictObject({
+        url: httpUrl.describe("the bundle service (OPA's `services[].url`)"),
+        resource: text.describe("the bundle's path below `url`, e.g. `bundles/authz.tar.gz`"),
+        min_delay_s: wholeNumber(1, 86400).default(60).describe("shortest delay between two polls"),
+        max_delay_s: wholeNumber(1, 86400)
+          .default(120)
+          .describe("longest delay between two polls (and the backoff's cap)"),
+        long_polling_timeout_s: wholeNumber(1, 3600)
+          .optional()
+          .describe(
+            "ask the server to hold each request this long (`Prefer: wait=N`; off when unset)",
+          ),
+        timeout_s: wholeNumber(1, 600)
+          .default(10)
+          .describe("bounds each answer, body included, and the startup poll"),
+        max_bytes: wholeNumber(1, 1024 * mib)
+          .default(64 * mib)
+          .describe("a larger compressed bundle is aborted while it streams"),
+        credentials: z
+          .strictObject({
+            bearer_token_file: readablePath("file")
+              .optional()
+              .describe("file holding the bearer token (read at each request)"),
+            bearer_token_env: text
+              .optional()
+              .describe("environment variable holding the bearer token"),
+            client_cert_file: readablePath("file")
+              .optional()
+              .describe("PEM client certificate for mTLS"),
+            client_key_file: readablePath("file").optional().describe("its PEM key"),
+            ca_file: readablePath("file")
+              .optional()
+              .describe("PEM CA certificates trusted for the service instead of the system's"),
+          })
+          .prefault({})
+          .describe("how the PDP authenticates to the service"),
+        persist_dir: text
+          .optional()
+          .describe("keep the last activated bundle here, to start from when the service is down"),
+        persisted_max_age_s: wholeNumber(1, 31536000)
+          .optional()
+          .describe("a persisted bundle older than this is not started from (any age when unset)"),
+      })
+      .optional()
+      .describe(
+        "poll an OPA bundle service for the bundle instead of reading `bundle` ([Policy from a bundle service](#policy-from-a-bundle-service))",
       ),
     max_staleness_s: wholeNumber(1, 31536000)
       .optional()

@@ -10,26 +10,10 @@ import { compactVerify, decodeProtectedHeader, errors as joseErrors, type JWK } 
 import { parse as parseYaml } from "yaml";
 import { BundleRefusal, StartupError, type BundleRefusalCode } from "../errors.js";
 import type { BundleFiles } from "./bundle-archive.js";
+// The list lives with the configuration schema (policy.signing.keys[].algorithm), which may not import policy/.
+import { bundleSignatureAlgorithms } from "../config/schema.js";
 
-/**
- * Signature algorithms a bundle may be signed with: those `opa build
- * --signing-alg` writes, without `none`. HS* use a shared secret, as OPA does.
- */
-export const bundleSignatureAlgorithms = [
-  "RS256",
-  "RS384",
-  "RS512",
-  "PS256",
-  "PS384",
-  "PS512",
-  "ES256",
-  "ES384",
-  "ES512",
-  "EdDSA",
-  "HS256",
-  "HS384",
-  "HS512",
-] as const;
+export { bundleSignatureAlgorithms };
 
 export type BundleSignatureAlgorithm = (typeof bundleSignatureAlgorithms)[number];
 

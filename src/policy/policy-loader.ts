@@ -1,14 +1,25 @@
 import { createHash } from "node:crypto";
 import { defaultConfigEntrypoint, type PolicySettings } from "../config/index.js";
 import { StartupError } from "../errors.js";
-import { readBundle } from "./bundle-reader.js";
+import type { BundleLimits } from "./bundle-archive.js";
+import { readBundle, readBundleBytes } from "./bundle-reader.js";
+import type { BundleVerificationOptions } from "./bundle-signatures.js";
 import { mergeData, readDataFile } from "./data-overlay.js";
 import { WasmPolicy } from "./wasm-policy.js";
 
 /** Where the policy comes from and which entrypoints matter. */
 export interface PolicySource {
-  /** Path of an OPA bundle: a `.tar.gz` or a directory. */
+  /**
+   * Path of an OPA bundle (a `.tar.gz` or a directory); with `bundleBytes`,
+   * where those bytes came from (the bundle service's URL), for problems and logs.
+   */
   bundlePath: string;
+  /** A downloaded bundle's `.tar.gz`: read instead of the path, with the same checks after. */
+  bundleBytes?: Uint8Array;
+  /** Signature checks (policy.signing): with them an unsigned bundle is refused. */
+  verification?: BundleVerificationOptions;
+  /** Overrides of the archive limits. */
+  limits?: Partial<BundleLimits>;
   /** Operator data file (JSON or YAML), merged over the bundle's data. */
   dataPath: string | undefined;
   /** The decision entrypoint, e.g. `mcp/authz/decision`. */
@@ -64,7 +75,18 @@ export interface ActivePolicy {
  * than serve a policy that would fail or surprise at request time.
  */
 export async function loadActivePolicy(source: PolicySource): Promise<ActivePolicy> {
-  const bundle = await readBundle(source.bundlePath);
+  const options = {
+    ...(source.verification === undefined ? {} : { verification: source.verification }),
+    ...(source.limits === undefined ? {} : { limits: source.limits }),
+  };
+  // The two readers end in one assembler; everything after reading is one code path.
+  const bundle =
+    source.bundleBytes === undefined
+      ? await readBundle(source.bundlePath, options)
+      : await readBundleBytes(source.bundleBytes, {
+          ...options,
+          origin: `bundle service ${source.bundlePath}`,
+        });
   const overlay = source.dataPath === undefined ? {} : await readDataFile(source.dataPath);
   const data = mergeData(bundle.data, overlay);
 
@@ -79,9 +101,11 @@ export async function loadActivePolicy(source: PolicySource): Promise<ActivePoli
     const problems = configProblems(policy, checkEntrypoint);
     if (problems.length > 0) {
       const origin =
-        source.dataPath === undefined
-          ? `PDP_BUNDLE ${source.bundlePath}`
-          : `PDP_DATA ${source.dataPath}`;
+        source.dataPath !== undefined
+          ? `PDP_DATA ${source.dataPath}`
+          : source.bundleBytes === undefined
+            ? `PDP_BUNDLE ${source.bundlePath}`
+            : `bundle service ${source.bundlePath}`;
       throw new StartupError(
         "policy_config_invalid",
         problems.map((p) => `${origin}: ${p}`),

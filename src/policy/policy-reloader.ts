@@ -1,7 +1,12 @@
 import { watch, type FSWatcher } from "node:fs";
 import { stat } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
-import type { ActivationOutcome, ActivationTrigger, PolicyHolder } from "./policy-holder.js";
+import type {
+  ActivationOutcome,
+  ActivationTrigger,
+  PolicyHolder,
+  PolicySourceName,
+} from "./policy-holder.js";
 import { loadActivePolicy, type PolicySource } from "./policy-loader.js";
 
 /** Editors write a file in several steps (truncate, write, rename); one reload after the last. */
@@ -11,6 +16,12 @@ export interface LocalReloaderOptions {
   /** Files to watch: the bundle (unless it is the embedded one) and the data file. */
   watched: readonly string[];
   debounceMs?: number;
+  /**
+   * The holder's source name for these reloads: `local`, or `service` when
+   * the data file is merged over the service's bundle (so the candidate, and
+   * the staleness of the active source, stay the service's).
+   */
+  sourceName?: PolicySourceName;
   /** A watch that could not be set up or failed later (the source stays, unwatched). */
   onWatchError?: (path: string, error: Error) => void;
 }
@@ -24,16 +35,21 @@ export interface LocalReloaderOptions {
  */
 export class LocalPolicyReloader {
   private readonly holder: PolicyHolder;
-  private readonly source: PolicySource;
+  /** Asked at each reload: with a bundle service, the data file is merged over its last bundle. */
+  private readonly source: () => PolicySource;
   private readonly options: LocalReloaderOptions;
   private readonly watchers: FSWatcher[] = [];
   private timer: NodeJS.Timeout | undefined;
   /** A reload asked for and not yet started. */
   private waiting: Promise<ActivationOutcome> | undefined;
 
-  constructor(holder: PolicyHolder, source: PolicySource, options: LocalReloaderOptions) {
+  constructor(
+    holder: PolicyHolder,
+    source: PolicySource | (() => PolicySource),
+    options: LocalReloaderOptions,
+  ) {
     this.holder = holder;
-    this.source = source;
+    this.source = typeof source === "function" ? source : () => source;
     this.options = options;
   }
 
@@ -47,10 +63,10 @@ export class LocalPolicyReloader {
   reload(trigger: ActivationTrigger): Promise<ActivationOutcome> {
     if (this.waiting !== undefined) return this.waiting;
     const attempt = this.holder.activateCandidate(
-      "local",
+      this.options.sourceName ?? "local",
       () => {
         this.waiting = undefined;
-        return loadActivePolicy(this.source);
+        return loadActivePolicy(this.source());
       },
       trigger,
     );
