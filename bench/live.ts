@@ -33,14 +33,12 @@ import { ShadowEvaluator } from "../src/decision/shadow-evaluator.js";
 import { readDataFile, type DataDocument } from "../src/policy/data-overlay.js";
 import { PolicyHolder } from "../src/policy/policy-holder.js";
 import { loadActivePolicy } from "../src/policy/policy-loader.js";
-import { runLoad, stopLoads, type LoadResult } from "./load.js";
+import { runLoad, type LoadResult } from "./load.js";
 import {
   coreBusySeconds,
   freePort,
-  killAllNow,
   planPinning,
   startServer,
-  stopAll,
   stopServer,
   waitReady,
   type Server,
@@ -56,13 +54,8 @@ import {
   whole,
   type Percentiles,
 } from "./report.js";
-import {
-  killPacedNow,
-  runPaced,
-  stopPacedLoads,
-  StoppedError,
-  type PacedResult,
-} from "./vegeta.js";
+import { runPaced, type PacedResult } from "./vegeta.js";
+import { runBenchmark } from "./lifecycle.js";
 import { workloads } from "./workload.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -681,33 +674,7 @@ function shadowRow(name: string, steady: Loaded<PacedResult>, full: Loaded<LoadR
   ];
 }
 
-async function cleanup(): Promise<void> {
-  stopLoads();
-  await stopPacedLoads();
-  await stopAll();
+await runBenchmark(main, () => {
   if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
   scratch = undefined;
-}
-
-process.on("exit", () => {
-  killPacedNow();
-  killAllNow();
 });
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    process.stderr.write(`\n${signal}: stopping the load and the servers\n`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-try {
-  await main();
-} catch (error) {
-  if (!(error instanceof StoppedError))
-    process.stderr.write(
-      `bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-    );
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}

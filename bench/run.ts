@@ -35,14 +35,12 @@ import { readBundle } from "../src/policy/bundle-reader.js";
 import { mergeData, readDataFile, type DataDocument } from "../src/policy/data-overlay.js";
 import { PolicyHolder } from "../src/policy/policy-holder.js";
 import { loadActivePolicy } from "../src/policy/policy-loader.js";
-import { runLoad, stopLoads, type LoadResult } from "./load.js";
+import { runLoad, type LoadResult } from "./load.js";
 import {
   cpuSeconds,
   freePort,
-  killAllNow,
   planPinning,
   startServer,
-  stopAll,
   stopServer,
   waitReady,
   type Server,
@@ -58,15 +56,10 @@ import {
   whole,
   type Percentiles,
 } from "./report.js";
-import {
-  runPaced,
-  killPacedNow,
-  stopPacedLoads,
-  StoppedError,
-  type PacedResult,
-} from "./vegeta.js";
+import { runPaced, type PacedResult } from "./vegeta.js";
 import { runLoggingBench } from "./logging.js";
 import { runTokenBench, stopTokenBench } from "./tokens.js";
+import { runBenchmark } from "./lifecycle.js";
 import { opaBody, workloads, type Workload } from "./workload.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -699,35 +692,8 @@ function pdpDecision(body: unknown): PolicyAnswer {
   return readPolicyAnswer({ allow: decision, reasons, risk, obligations });
 }
 
-async function cleanup(): Promise<void> {
-  stopLoads();
-  await stopPacedLoads();
-  await stopAll();
+await runBenchmark(main, async () => {
   await stopTokenBench();
   if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
   scratch = undefined;
-}
-
-process.on("exit", () => {
-  killPacedNow();
-  killAllNow();
 });
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    process.stderr.write(`\n${signal}: stopping the load and the servers\n`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-try {
-  await main();
-} catch (error) {
-  // A run cut short by Ctrl-C has been reported by the signal handler already.
-  if (!(error instanceof StoppedError))
-    process.stderr.write(
-      `bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-    );
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}
