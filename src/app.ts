@@ -132,7 +132,12 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
 
   // One clock for the policy's context.time, JWKS cooldowns, decision record timestamps and
   // the policy sources' status and staleness.
-  const holder = new PolicyHolder(active, service === undefined ? "local" : "service", clock);
+  const holder = new PolicyHolder(
+    active,
+    service === undefined ? "local" : "service",
+    clock,
+    service?.persistedSavedAt,
+  );
   const { metrics, observer } = createObservability(config.observability, active, {
     logger,
     clock,

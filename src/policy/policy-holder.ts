@@ -68,7 +68,17 @@ export class PolicyHolder implements CurrentPolicy {
   private readonly listeners: ActivationListener[] = [];
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(initial: ActivePolicy, source: PolicySourceName, clock: () => number = Date.now) {
+  /**
+   * `fetchedAt`: when the initial policy was last fetched from its source,
+   * if not now (a bundle persisted by an earlier run, started from because
+   * the service was down): staleness counts from then, not from this start.
+   */
+  constructor(
+    initial: ActivePolicy,
+    source: PolicySourceName,
+    clock: () => number = Date.now,
+    fetchedAt?: number,
+  ) {
     this.active = initial;
     this.clock = clock;
     const now = clock();
@@ -77,8 +87,8 @@ export class PolicyHolder implements CurrentPolicy {
     this.sources.set(source, {
       revision: initial.revision,
       lastRequestMs: now,
-      lastSuccessfulRequestMs: now,
-      lastDownloadMs: now,
+      lastSuccessfulRequestMs: fetchedAt ?? now,
+      lastDownloadMs: fetchedAt ?? now,
       lastActivationMs: now,
       lastError: undefined,
     });

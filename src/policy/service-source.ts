@@ -157,6 +157,9 @@ export class ServicePolicySource {
       : this.policySource(this.lastBytes, this.lastUrl);
   }
 
+  /** When the persisted bundle the start used was saved; undefined when the start polled. */
+  persistedSavedAt: number | undefined;
+
   /**
    * The policy to start with: one poll (bounded by timeout_s), else the
    * persisted bundle when it is there and young enough; else a StartupError
@@ -191,6 +194,7 @@ export class ServicePolicySource {
     }
     this.lastBytes = persisted.bytes;
     this.lastUrl = persisted.url;
+    this.persistedSavedAt = persisted.savedAt;
     this.events.onPersistedStart(why, persisted.savedAt);
     return policy;
   }

@@ -343,6 +343,9 @@ describe("a PDP polling nginx for signed bundles", () => {
       );
       assert.match(String(line?.reason), /network/);
       assert.equal((await serviceStatus(pdp)).code, "network");
+      // Staleness counts from when that bundle was fetched (the first PDP), not from this start.
+      const savedAt = Date.parse(String(line?.saved_at));
+      assert.equal(Date.parse(String((await serviceStatus(pdp)).last_successful_request)), savedAt);
 
       // An admin reload re-reads the data over the service's bundle and polls the service (down).
       writeFileSync(`${data}.new`, "unknown_tool: deny\n");
