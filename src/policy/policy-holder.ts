@@ -127,13 +127,19 @@ export class PolicyHolder implements CurrentPolicy {
    * active digest changes nothing (`unchanged`); a throw is `refused` and
    * the active policy stays. Rejects only when a listener throws (a bug;
    * the outcome stands, and later attempts still run).
+   *
+   * `fetched: false` is a candidate that asked the source nothing (the
+   * operator data merged again over a bundle service's last bundle): it
+   * neither refreshes the source's staleness nor clears a failure the source
+   * reported, since neither says anything about the source.
    */
   activateCandidate(
     source: PolicySourceName,
     load: () => Promise<ActivePolicy>,
     trigger: ActivationTrigger,
+    options: { fetched: boolean } = { fetched: true },
   ): Promise<ActivationOutcome> {
-    const attempt = this.queue.then(() => this.attempt(source, load, trigger));
+    const attempt = this.queue.then(() => this.attempt(source, load, trigger, options.fetched));
     // The next attempt waits for this one, whatever became of it.
     this.queue = attempt.catch(() => undefined);
     return attempt;
@@ -182,9 +188,10 @@ export class PolicyHolder implements CurrentPolicy {
     source: PolicySourceName,
     load: () => Promise<ActivePolicy>,
     trigger: ActivationTrigger,
+    fetched: boolean,
   ): Promise<ActivationOutcome> {
     const status = this.statusOf(source);
-    status.lastRequestMs = this.clock();
+    if (fetched) status.lastRequestMs = this.clock();
     let candidate: ActivePolicy;
     let outcome: ActivationOutcome;
     try {
@@ -198,9 +205,11 @@ export class PolicyHolder implements CurrentPolicy {
       return outcome;
     }
     const now = this.clock();
-    status.lastSuccessfulRequestMs = now;
-    status.lastDownloadMs = now;
-    status.lastError = undefined;
+    if (fetched) {
+      status.lastSuccessfulRequestMs = now;
+      status.lastDownloadMs = now;
+      status.lastError = undefined;
+    }
     status.revision = candidate.revision;
     if (candidate.digest === this.active.digest) {
       outcome = { result: "unchanged", source, revision: this.active.revision };

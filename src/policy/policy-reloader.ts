@@ -69,6 +69,9 @@ export class LocalPolicyReloader {
         return loadActivePolicy(this.source());
       },
       trigger,
+      // Under a bundle service the files re-read here are only the operator data: the service was
+      // not asked, so its staleness and its last failure stand.
+      { fetched: this.options.sourceName !== "service" },
     );
     this.waiting = attempt;
     return attempt;

@@ -353,6 +353,8 @@ describe("a PDP polling nginx for signed bundles", () => {
       const reload = await postJson(`${pdp.url}/v1/policy/reload`, "", ops);
       assert.equal(reload.status, 200, JSON.stringify(reload.body));
       assert.equal((reload.body as { result: string }).result, "activated");
+      // The data edit asked the service nothing: its staleness still counts from the saved bundle.
+      assert.equal(Date.parse(String((await serviceStatus(pdp)).last_successful_request)), savedAt);
       // Nothing new locally: the answer is the service's failure.
       const again = await postJson(`${pdp.url}/v1/policy/reload`, "", ops);
       assert.equal(again.status, 422, JSON.stringify(again.body));
