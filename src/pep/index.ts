@@ -1,5 +1,5 @@
 /**
- * mcp-pdp/pep: enforcement of mcp-pdp decisions inside an MCP server built on
+ * @mcp-pdp/pep: enforcement of mcp-pdp decisions inside an MCP server built on
  * the official TypeScript SDK (express + Streamable HTTP). A client of the
  * PDP's AuthZEN API; it imports neither express nor the SDK at run time.
  */

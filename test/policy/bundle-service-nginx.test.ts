@@ -6,27 +6,13 @@
  * shared secret.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import {
-  chmodSync,
-  mkdirSync,
-  mkdtempSync,
-  renameSync,
-  rmSync,
-  utimesSync,
-  writeFileSync,
-} from "node:fs";
+import { mkdirSync, mkdtempSync, renameSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { bundleV1, bundleV2, ClientHarness } from "../support/bundle-service-harness.js";
-import { freePort } from "../support/ports.js";
-import {
-  findExecutable,
-  spawnManaged,
-  waitForHttp,
-  type Managed,
-} from "../e2e/support/processes.js";
+import type { Managed } from "../e2e/support/processes.js";
+import { startStaticNginx } from "../support/static-nginx.js";
 
 const token = "nginx-bundle-token";
 let dir: string;
@@ -44,30 +30,10 @@ function publish(bytes: Buffer, mtimeS: number): void {
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "mcp-pdp-nginx-bundles-"));
-  // Workers run as an unprivileged user when nginx starts as root: let them read.
-  chmodSync(dir, 0o755);
   mkdirSync(join(dir, "www", "bundles"), { recursive: true, mode: 0o755 });
   publish(bundleV1, 1_700_000_000);
-  const port = await freePort();
-  origin = `http://127.0.0.1:${port}`;
-  const conf = `daemon off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log info;
-events {
-    worker_connections 64;
-}
-http {
-    access_log ${dir}/access.log;
-    client_body_temp_path ${dir}/client_body;
-    proxy_temp_path ${dir}/proxy;
-    fastcgi_temp_path ${dir}/fastcgi;
-    uwsgi_temp_path ${dir}/uwsgi;
-    scgi_temp_path ${dir}/scgi;
-    default_type application/octet-stream;
-    server {
-        listen 127.0.0.1:${port};
-        location /bundles/ {
+  const started = await startStaticNginx(dir, {
+    locations: `        location /bundles/ {
             root ${dir}/www;
         }
         location /secured/ {
@@ -75,21 +41,11 @@ http {
                 return 401;
             }
             alias ${dir}/www/bundles/;
-        }
-    }
-}
-`;
-  const confFile = join(dir, "nginx.conf");
-  writeFileSync(confFile, conf);
-  const binary = findExecutable("nginx", ["/usr/sbin/nginx", "/usr/local/sbin/nginx"]);
-  execFileSync(binary, ["-t", "-q", "-p", dir, "-e", join(dir, "error.log"), "-c", confFile], {
-    stdio: ["ignore", "pipe", "pipe"],
+        }`,
+    readyPath: "/bundles/authz.tar.gz",
   });
-  nginx = spawnManaged("nginx", binary, ["-p", dir, "-e", join(dir, "error.log"), "-c", confFile], {
-    cwd: dir,
-    logFile: join(dir, "error.log"),
-  });
-  await waitForHttp(`${origin}/bundles/authz.tar.gz`, nginx);
+  origin = started.origin;
+  nginx = started.process;
 });
 
 after(async () => {

@@ -30,12 +30,8 @@ import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
 import { opaPath, scratchDir } from "../support/opa.js";
 import { freePort } from "../support/ports.js";
 import { packBundle } from "../support/tarball.js";
-import {
-  findExecutable,
-  spawnManaged,
-  waitForHttp,
-  type Managed,
-} from "../e2e/support/processes.js";
+import type { Managed } from "../e2e/support/processes.js";
+import { startStaticNginx } from "../support/static-nginx.js";
 import { parseExposition, sha256Hex, total, waitFor } from "../observability/helpers.js";
 
 const scratch = scratchDir();
@@ -183,41 +179,15 @@ before(async () => {
   unsigned = build("v4-unsigned", false);
 
   mkdirSync(www, { recursive: true, mode: 0o755 });
-  chmodSync(join(dir, "www"), 0o755);
   publish(v1);
-  const port = await freePort();
-  origin = `http://127.0.0.1:${port}`;
-  const conf = `daemon off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log info;
-events {
-    worker_connections 64;
-}
-http {
-    access_log ${dir}/access.log;
-    client_body_temp_path ${dir}/client_body;
-    proxy_temp_path ${dir}/proxy;
-    fastcgi_temp_path ${dir}/fastcgi;
-    uwsgi_temp_path ${dir}/uwsgi;
-    scgi_temp_path ${dir}/scgi;
-    default_type application/octet-stream;
-    server {
-        listen 127.0.0.1:${port};
-        location /bundles/ {
+  const started = await startStaticNginx(dir, {
+    locations: `        location /bundles/ {
             root ${dir}/www;
-        }
-    }
-}
-`;
-  const confFile = join(dir, "nginx.conf");
-  writeFileSync(confFile, conf);
-  const binary = findExecutable("nginx", ["/usr/sbin/nginx", "/usr/local/sbin/nginx"]);
-  nginx = spawnManaged("nginx", binary, ["-p", dir, "-e", join(dir, "error.log"), "-c", confFile], {
-    cwd: dir,
-    logFile: join(dir, "error.log"),
+        }`,
+    readyPath: "/bundles/authz.tar.gz",
   });
-  await waitForHttp(`${origin}/bundles/authz.tar.gz`, nginx);
+  origin = started.origin;
+  nginx = started.process;
 });
 
 after(async () => {

@@ -123,6 +123,17 @@ describe("policy.signing with PDP_BUNDLE", () => {
   });
 });
 
+/** The key paths of every problem loading this PDP_CONFIG reports (it must be refused). */
+function problemPaths(file: string): string[] {
+  try {
+    loadConfig({ PDP_CONFIG: file });
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, String(error));
+    return error.details.map((problem) => problem.path).sort();
+  }
+  assert.fail("the configuration was accepted");
+}
+
 test("the policy.signing and policy.service problems are reported in one run, each with its key path", () => {
   const missing = join(dir, "nowhere.pem");
   const file = configFile("problems.json", {
@@ -142,15 +153,8 @@ test("the policy.signing and policy.service problems are reported in one run, ea
       persisted_max_age_s: 60,
     },
   });
-  let error: unknown;
-  try {
-    loadConfig({ PDP_CONFIG: file });
-  } catch (thrown) {
-    error = thrown;
-  }
-  assert.ok(error instanceof ConfigError, String(error));
   assert.deepEqual(
-    error.details.map((problem) => problem.path).sort(),
+    problemPaths(file),
     [
       "policy.signing.keys[0].algorithm",
       "policy.signing.keys[1].key_file",
@@ -178,15 +182,8 @@ test("with a valid section, the cross-key rules name each key", () => {
       persisted_max_age_s: 60,
     },
   });
-  let error: unknown;
-  try {
-    loadConfig({ PDP_CONFIG: file });
-  } catch (thrown) {
-    error = thrown;
-  }
-  assert.ok(error instanceof ConfigError, String(error));
   assert.deepEqual(
-    error.details.map((problem) => problem.path).sort(),
+    problemPaths(file),
     [
       "policy.service.credentials.bearer_token_env",
       "policy.service.min_delay_s",
