@@ -2,6 +2,7 @@
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 
 export interface Server {
   name: string;
@@ -80,11 +81,6 @@ export function startServer(options: SpawnOptions): Server {
   return server;
 }
 
-const sleep = (ms: number): Promise<void> =>
-  new Promise((resolve) => {
-    setTimeout(resolve, ms);
-  });
-
 /**
  * Polls `path` until it answers 2xx; fails if the process exits or `timeoutMs` passes.
  * `headers` carry a credential when the server's ops endpoints are closed.
@@ -120,10 +116,11 @@ export async function stopServer(server: Server, graceMs = 5000): Promise<void> 
   const entry = [...running].find((e) => e.server === server);
   if (entry === undefined || server.hasExited()) return;
   entry.child.kill("SIGTERM");
-  await Promise.race([server.exited, sleep(graceMs)]);
+  // Unreferenced timers: once the server is gone, nothing should hold the bench process open.
+  await Promise.race([server.exited, sleep(graceMs, undefined, { ref: false })]);
   if (!server.hasExited()) {
     entry.child.kill("SIGKILL");
-    await Promise.race([server.exited, sleep(2000)]);
+    await Promise.race([server.exited, sleep(2000, undefined, { ref: false })]);
   }
 }
 

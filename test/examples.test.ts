@@ -253,6 +253,8 @@ describe("examples/pdp-config.yaml", () => {
             PATH: process.env.PATH ?? "",
             HOME: process.env.HOME ?? "",
             PORT: String(port),
+            // Stopped at teardown: without the 5 s readiness grace.
+            PDP_DRAIN_DELAY_MS: "0",
             PDP_CONFIG: configFile,
             PDP_DATA: operatorDataFile,
           },

@@ -254,6 +254,8 @@ esac
         PATH: `${bin}:${process.env.PATH ?? ""}`,
         HOME: process.env.HOME ?? "",
         PORT: String(port),
+        // Not the block's business: stopped at teardown, without the 5 s readiness grace.
+        PDP_DRAIN_DELAY_MS: "0",
         QUICKSTART_KEY_FILE: keyFile,
       },
     });
@@ -340,6 +342,7 @@ describe("the README's Identity section, as written", () => {
           PATH: process.env.PATH ?? "",
           HOME: process.env.HOME ?? "",
           PORT: String(port),
+          PDP_DRAIN_DELAY_MS: "0",
           PDP_CONFIG: configFile,
           PDP_DATA: join(repoRoot, "examples", "operator-data.yaml"),
         },

@@ -89,7 +89,8 @@ async function expectRefusal(env: Record<string, string>): Promise<Refusal> {
   running.push(started);
   const code = await Promise.race([
     started.exit,
-    sleep(20000).then(() => "still running after 20 s" as const),
+    // Unreferenced: a pending 20 s timer would hold this file's process open after its tests.
+    sleep(20000, undefined, { ref: false }).then(() => "still running after 20 s" as const),
   ]);
   if (code === "still running after 20 s") await started.stop();
   const lines = jsonLines(started.stdout());

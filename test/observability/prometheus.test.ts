@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, test } from "node:test";
+import { after, describe, test } from "node:test";
 import { scratchDir } from "../support/opa.js";
 import { postJson } from "../support/pdp.js";
 import {
@@ -204,35 +204,38 @@ async function assertScraped(
   assert.equal(Number(count[0]?.value[1]), 8);
 }
 
-test("Prometheus scrapes /metrics on the PDP's main listener", async () => {
-  const port = await freePort();
-  const pdpUrl = `http://127.0.0.1:${port}`;
-  const pdp = startMain({ PORT: String(port), PDP_DATA: operatorData, PDP_DECISION_LOG: "off" });
-  running.push(pdp);
-  await waitReady(pdpUrl, pdp);
-  const target = `127.0.0.1:${port}`;
-  const prometheus = await startPrometheus("main-listener", target);
-  await assertScraped(prometheus, pdp, pdpUrl, target);
-  await prometheus.process.stop();
-  await pdp.stop();
-});
-
-test("Prometheus scrapes PDP_METRICS_PORT; the main listener has no /metrics", async () => {
-  const port = await freePort();
-  const metricsPort = await freePort();
-  const pdpUrl = `http://127.0.0.1:${port}`;
-  const pdp = startMain({
-    PORT: String(port),
-    PDP_METRICS_PORT: String(metricsPort),
-    PDP_DATA: operatorData,
-    PDP_DECISION_LOG: "off",
+// Concurrently: Prometheus 2.42 applies a new target set only every 5 s, so each test mostly waits.
+describe("Prometheus, with the README's scrape configuration", { concurrency: true }, () => {
+  test("Prometheus scrapes /metrics on the PDP's main listener", async () => {
+    const port = await freePort();
+    const pdpUrl = `http://127.0.0.1:${port}`;
+    const pdp = startMain({ PORT: String(port), PDP_DATA: operatorData, PDP_DECISION_LOG: "off" });
+    running.push(pdp);
+    await waitReady(pdpUrl, pdp);
+    const target = `127.0.0.1:${port}`;
+    const prometheus = await startPrometheus("main-listener", target);
+    await assertScraped(prometheus, pdp, pdpUrl, target);
+    await prometheus.process.stop();
+    await pdp.stop();
   });
-  running.push(pdp);
-  await waitReady(pdpUrl, pdp);
-  assert.equal((await rawRequest(pdpUrl, { method: "GET", path: "/metrics" })).status, 404);
-  const target = `127.0.0.1:${metricsPort}`;
-  const prometheus = await startPrometheus("metrics-port", target);
-  await assertScraped(prometheus, pdp, pdpUrl, target);
-  await prometheus.process.stop();
-  await pdp.stop();
+
+  test("Prometheus scrapes PDP_METRICS_PORT; the main listener has no /metrics", async () => {
+    const port = await freePort();
+    const metricsPort = await freePort();
+    const pdpUrl = `http://127.0.0.1:${port}`;
+    const pdp = startMain({
+      PORT: String(port),
+      PDP_METRICS_PORT: String(metricsPort),
+      PDP_DATA: operatorData,
+      PDP_DECISION_LOG: "off",
+    });
+    running.push(pdp);
+    await waitReady(pdpUrl, pdp);
+    assert.equal((await rawRequest(pdpUrl, { method: "GET", path: "/metrics" })).status, 404);
+    const target = `127.0.0.1:${metricsPort}`;
+    const prometheus = await startPrometheus("metrics-port", target);
+    await assertScraped(prometheus, pdp, pdpUrl, target);
+    await prometheus.process.stop();
+    await pdp.stop();
+  });
 });
