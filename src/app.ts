@@ -20,9 +20,14 @@ import { routeTable } from "./http/routes.js";
 import type { Logger } from "./observability/logger.js";
 import type { DecisionLog } from "./observability/decision-log.js";
 import type { Metrics } from "./observability/metrics.js";
+import { mergedExposition, type MetricsSnapshot } from "./observability/metrics.js";
 import { createObservability, showActivePolicy } from "./observability/observability.js";
-import { PolicyHolder, type ActivationOutcome } from "./policy/policy-holder.js";
-import { loadActivePolicy, policySourceOf } from "./policy/policy-loader.js";
+import {
+  PolicyHolder,
+  type ActivationOutcome,
+  type PolicySourceName,
+} from "./policy/policy-holder.js";
+import { loadActivePolicy, policySourceOf, type ActivePolicy } from "./policy/policy-loader.js";
 import { LocalPolicyReloader } from "./policy/policy-reloader.js";
 import { ServicePolicySource, bundleVerificationOf } from "./policy/service-source.js";
 import { ShadowEvaluator } from "./decision/shadow-evaluator.js";
@@ -48,6 +53,47 @@ export interface AppDependencies {
   processMetrics?: boolean;
   /** Where policy.service.credentials.bearer_token_env is looked up; process.env by default. */
   environment?: Readonly<Record<string, string | undefined>>;
+  /**
+   * Set in a worker thread: the thread that coordinates it. The worker's
+   * policy comes from there (it loads, watches and polls nothing itself), and
+   * so do its readiness, /v1/status, reloads and the whole process's /metrics.
+   */
+  coordinator?: Coordinator;
+  /** Set on the main thread when worker threads serve beside it (serve's worker pool). */
+  workers?: WorkerGroup;
+}
+
+/** What a worker thread asks the main thread for. */
+export interface Coordinator {
+  /** The policy the main thread serves now, instantiated in this thread. */
+  /** This worker's number (1…); the main thread is 0. */
+  worker: number;
+  initial: ActivePolicy;
+  initialSource: PolicySourceName;
+  readiness: () => Promise<Readiness>;
+  status: () => Promise<ApiResponse>;
+  reload: () => Promise<ApiResponse>;
+  exposition: () => Promise<string>;
+}
+
+/** The main thread's view of its worker threads. */
+export interface WorkerGroup {
+  /** Each running worker's metrics, for the merged /metrics. */
+  metrics: () => Promise<MetricsSnapshot[]>;
+  /** Each running worker (1…) and the revision it decides with. */
+  revisions: () => ReadonlyMap<number, string>;
+  /** Resolves once every worker decides with `revision` (a worker that cannot is replaced), bounded. */
+  settled: (revision: string) => Promise<void>;
+  /** Whether every worker has started listening (until then the PDP is not ready). */
+  readonly ready: boolean;
+}
+
+/** What the main thread answers its workers with: the same handlers its own routes use. */
+export interface CoordinatorAnswers {
+  readiness: () => Readiness;
+  status: () => ApiResponse;
+  reload: () => Promise<ApiResponse>;
+  exposition: () => Promise<string>;
 }
 
 /** The assembled service. It never listens: main.ts (or a test) does. */
@@ -70,6 +116,8 @@ export interface App {
   reloadPolicy: (trigger: "signal" | "admin") => Promise<ActivationOutcome>;
   /** Stops watching the policy files and polling the bundle service (the listeners are the caller's to close). */
   close: () => void;
+  /** The main thread's answers to its worker threads' questions. */
+  coordinatorAnswers: CoordinatorAnswers;
 }
 
 /**
@@ -78,7 +126,7 @@ export interface App {
  * cannot be served.
  */
 export async function buildApp(deps: AppDependencies): Promise<App> {
-  const { config, logger } = deps;
+  const { config, logger, coordinator, workers } = deps;
   // With policy.signing every bundle is verified: PDP_BUNDLE, reloads, the shadow, the service's.
   const verification = bundleVerificationOf(config.policy.signing);
   const source: PolicySource = {
@@ -86,8 +134,9 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     ...(verification === undefined ? {} : { verification }),
   };
   const clock = deps.clock ?? Date.now;
+  // A worker thread polls nothing: the main thread's source feeds every thread.
   const service =
-    config.policy.service === undefined
+    config.policy.service === undefined || coordinator !== undefined
       ? undefined
       : new ServicePolicySource(
           config.policy.service,
@@ -120,9 +169,13 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   // The startup load stays fail-fast: without a policy there is nothing to serve. With a
   // service: one poll, else the persisted bundle, else no start (policy_unavailable).
   const active =
-    service === undefined ? await loadActivePolicy(source) : await service.startup(clock());
+    coordinator?.initial ??
+    (service === undefined ? await loadActivePolicy(source) : await service.startup(clock()));
 
-  logger.info("policy loaded", {
+  // A worker thread serves the configuration the main thread has announced: its own startup
+  // lines are debug, not the same lines once per thread.
+  const announce = coordinator === undefined ? "info" : "debug";
+  logger.log(announce, "policy loaded", {
     bundle: active.bundlePath,
     data: active.dataPath ?? null,
     revision: active.revision,
@@ -134,7 +187,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   // the policy sources' status and staleness.
   const holder = new PolicyHolder(
     active,
-    service === undefined ? "local" : "service",
+    coordinator?.initialSource ?? (service === undefined ? "local" : "service"),
     clock,
     service?.persistedSavedAt,
   );
@@ -142,11 +195,27 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     logger,
     clock,
     ...(deps.decisionLog === undefined ? {} : { decisionLog: deps.decisionLog }),
-    ...(deps.processMetrics === undefined ? {} : { processMetrics: deps.processMetrics }),
+    // The process is one: its main thread reports the process metrics.
+    ...(deps.processMetrics === undefined && coordinator === undefined
+      ? {}
+      : { processMetrics: coordinator === undefined && deps.processMetrics !== false }),
+    worker: coordinator?.worker ?? 0,
   });
 
-  metrics.readSuccessAges(() => holder.successAges());
+  // The revision each thread serves: the main thread's and, with workers, theirs.
+  const threadRevisions = (): Map<number, string> =>
+    new Map([[0, holder.current().revision], ...(workers?.revisions() ?? [])]);
+  if (coordinator === undefined) {
+    metrics.readSuccessAges(() => holder.successAges());
+    metrics.readThreads(threadRevisions);
+  }
   holder.onActivation((outcome, current, trigger) => {
+    if (coordinator !== undefined) {
+      // The main thread logged and counted this activation; here it only changes labels.
+      if (outcome.result === "activated") showActivePolicy(metrics, current, holder.activatedAt);
+      logger.debug("policy activated in this worker", { revision: outcome.revision });
+      return;
+    }
     const line = { source: outcome.source, trigger, revision: outcome.revision };
     if (outcome.result === "activated") {
       showActivePolicy(metrics, current, holder.activatedAt);
@@ -190,7 +259,8 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   });
   const verifier =
     issuers.length === 0 ? undefined : new JwtTokenVerifier(issuers, auth.tokenCacheEntries);
-  for (const warning of auth.warnings) logger.warn(warning);
+  for (const warning of auth.warnings)
+    logger.log(coordinator === undefined ? "warn" : "debug", warning);
   const servers = new ServerRegistry(auth.servers);
   const subjects = new SubjectResolver(verifier, servers, (result) => {
     metrics.recordTokenVerification(result === "valid" ? result : result.code);
@@ -212,6 +282,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     opsOpen: auth.ops.metricsOpen,
   });
   if (
+    coordinator === undefined &&
     !auth.ops.metricsOpen &&
     auth.ops.apiKeySha256.length === 0 &&
     auth.callers?.some((c) => c.permissions.includes("ops")) !== true
@@ -221,7 +292,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
       {},
     );
   }
-  if (!callers.enabled) {
+  if (!callers.enabled && coordinator === undefined) {
     logger.warn(
       config.allowUnauthenticatedCallers
         ? "CALLER AUTHENTICATION IS OFF on a non-loopback address (PDP_ALLOW_UNAUTHENTICATED_CALLERS=true): anyone who can reach this port may ask for decisions and assert subjects"
@@ -229,7 +300,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
       { host: config.host, issuers: issuers.map((i) => i.issuer) },
     );
   }
-  logger.info("identity", {
+  logger.log(announce, "identity", {
     issuers: issuers.map((i) => ({
       issuer: i.issuer,
       audiences: i.audiences ?? "any registered server",
@@ -264,7 +335,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   });
   // Advertised from the startup policy: the metadata document is read once by PEPs.
   const searchable = searchKinds.filter((kind) => candidates.supports(kind, active.policy));
-  logger.info("search", {
+  logger.log(announce, "search", {
     supported: searchable,
     entrypoints: searchKinds.map((kind) => candidates.entrypoint(kind)),
   });
@@ -311,10 +382,13 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
       },
     },
   );
-  if (config.policy.watch) await reloader.start();
+  if (config.policy.watch && coordinator === undefined) await reloader.start();
   service?.start(holder);
   // SIGHUP and the admin API read the local files and poll the service now.
   const reloadPolicy = async (trigger: "signal" | "admin"): Promise<ActivationOutcome> => {
+    if (coordinator !== undefined) {
+      throw new Error("a worker thread reloads nothing: the main thread does, for every thread");
+    }
     const local = await reloader.reload(trigger);
     const polled = await service?.pollNow(trigger);
     // A data edit that activated is the answer even when the service failed (status says so);
@@ -331,6 +405,9 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   let draining = false;
   const readiness = (): Readiness => {
     if (draining) return { ready: false, code: "not_ready", message: "the PDP is shutting down" };
+    if (workers !== undefined && !workers.ready) {
+      return { ready: false, code: "not_ready", message: "the worker threads are starting" };
+    }
     if (stale()) {
       return {
         ready: false,
@@ -348,6 +425,28 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
       error: error instanceof Error ? error.stack : String(error),
     });
   };
+  // The main thread's answers, for its own routes and its workers' questions alike.
+  const own = policyHandlers(
+    holder,
+    async () => {
+      const outcome = await reloadPolicy("admin");
+      // Answered once every thread decides with what is active.
+      await workers?.settled(holder.current().revision);
+      return outcome;
+    },
+    stale,
+    threadRevisions,
+  );
+  const coordinatorAnswers: CoordinatorAnswers = {
+    readiness,
+    status: () => own.policyStatus(),
+    reload: () => own.policyReload(),
+    exposition: async () =>
+      mergedExposition([
+        await metrics.registry.getMetricsAsJSON(),
+        ...((await workers?.metrics()) ?? []),
+      ]),
+  };
   const routes = routeTable({
     authzen: api,
     search,
@@ -355,9 +454,19 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     opaData,
     callers: (request, permission) => callers.authenticate(request, permission),
     metricsCaller: (request) => metricsCallers.authenticate(request, "ops"),
-    state: { readiness, revision: () => engine.revision },
-    ...policyHandlers(holder, () => reloadPolicy("admin"), stale),
-    registry: metrics.registry,
+    ...(coordinator === undefined
+      ? {
+          state: { readiness, revision: () => engine.revision },
+          ...own,
+          exposition: coordinatorAnswers.exposition,
+        }
+      : {
+          // The revision is this worker's own: what its decisions are made with.
+          state: { readiness: coordinator.readiness, revision: () => engine.revision },
+          policyStatus: () => coordinator.status(),
+          policyReload: () => coordinator.reload(),
+          exposition: coordinator.exposition,
+        }),
     metricsPortOfItsOwn: config.observability.metricsPort !== undefined,
   });
   const listenerOf = (table: readonly Route[]): RequestListener =>
@@ -387,6 +496,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     },
     policy: holder,
     reloadPolicy,
+    coordinatorAnswers,
     close: () => {
       reloader.stop();
       service?.stop().catch((error: unknown) => {

@@ -145,6 +145,7 @@ export const startupErrorCodes = [
   "policy_config_invalid",
   "policy_unavailable", // policy.service gave no bundle at startup and no persisted one could be used
   "log_unwritable",
+  "worker_failed", // a worker thread could not start (or ended) while the PDP started
 ] as const;
 
 export type StartupErrorCode = (typeof startupErrorCodes)[number];

@@ -1,24 +1,26 @@
-import { createServer, type RequestListener, type Server } from "node:http";
-import { createServer as createTlsServer } from "node:https";
-import { buildApp } from "../app.js";
-import type { Config } from "../config/index.js";
-import { StartupError } from "../errors.js";
-import {
-  FailureReporter,
-  openLineWriter,
-  StreamLineWriter,
-} from "../observability/log-destination.js";
-import { createLogger, diagnosticStream, type Logger } from "../observability/logger.js";
+import { createServer, type Server } from "node:http";
+import { buildApp, type App } from "../app.js";
+import { StreamLineWriter } from "../observability/log-destination.js";
+import { createLogger, diagnosticStream } from "../observability/logger.js";
 import { answerClientError } from "../http/client-error.js";
 import { limitServer, serverOptions } from "../http/server-limits.js";
 import { configurationOf, type ConfigurationFiles } from "./configuration.js";
-import { readTlsFiles } from "./tls-files.js";
+import {
+  createDiagnosticLogger,
+  createListener,
+  keepServingOnUnhandledRejection,
+  reportStartupFailure,
+  shutdown,
+} from "./serving.js";
+import { WorkerPool } from "./worker-pool.js";
 
 /**
- * `mcp-pdp serve`: configuration → app → listen (main, metrics, probe ports);
+ * `mcp-pdp serve`: configuration → app → listen (main, metrics, probe ports),
+ * then PDP_WORKERS − 1 worker threads on the main port beside the main thread;
  * SIGTERM drains (readiness off, then in-flight requests finish) and exits;
- * SIGHUP reloads the local policy files. The only module that listens. A refusal to start
- * is logged and sets the exit code to 1.
+ * SIGHUP reloads the local policy files. The only module that listens (with
+ * serve-worker.ts, each worker's). A refusal to start is logged and sets the
+ * exit code to 1.
  */
 export async function serve(
   env: Readonly<Record<string, string | undefined>>,
@@ -45,9 +47,31 @@ export async function serve(
     return;
   }
 
-  let app;
+  // Built before the app, started once the main listener has its port; until every worker
+  // listens, /ready says not yet.
+  let app: App | undefined;
+  const pool =
+    config.workers > 1
+      ? new WorkerPool({
+          count: config.workers - 1,
+          config,
+          logger,
+          get metrics() {
+            return started().metrics;
+          },
+          answers: () => started().coordinatorAnswers,
+          current: () => ({
+            active: started().policy.current(),
+            source: started().policy.activeSource,
+          }),
+        })
+      : undefined;
+  const started = (): App => {
+    if (app === undefined) throw new Error("the worker pool runs only once the app is built");
+    return app;
+  };
   try {
-    app = await buildApp({ config, logger });
+    app = await buildApp({ config, logger, ...(pool === undefined ? {} : { workers: pool }) });
   } catch (error) {
     reportStartupFailure(logger, error);
     return;
@@ -75,17 +99,11 @@ export async function serve(
       : limitServer(createServer(serverOptions(transport), app.probeListener), transport);
   if (probeServer !== undefined) servers.push(probeServer);
 
-  // A rejection nothing handled is a bug. Node's default (exit) would let one request that
-  // triggers it stop the PDP for everyone; the request paths answer 500 themselves, so this
-  // is the last resort, not the fix. The decision state (policy, keys, caches) is replaced
-  // whole, never left half-written by a failed promise, so the process logs it loudly, counts
-  // it (mcp_pdp_unhandled_rejections_total, for an alert) and keeps serving. Synchronous
-  // uncaught exceptions keep node's default: the process ends and is restarted.
-  process.on("unhandledRejection", (reason) => {
-    app.metrics.recordUnhandledRejection();
-    logger.error("UNHANDLED REJECTION (a bug): logged and counted, the PDP keeps serving", {
-      error: reason instanceof Error ? reason.stack : String(reason),
-    });
+  keepServingOnUnhandledRejection(app.metrics, logger);
+  const served = app;
+  // Every activation reaches every worker (the main thread swapped first).
+  served.policy.onActivation((outcome, current, trigger) => {
+    if (outcome.result === "activated") pool?.activate(current, outcome.source, trigger);
   });
 
   let state: "serving" | "draining" | "closing" = "serving";
@@ -95,9 +113,12 @@ export async function serve(
     state = "closing";
     clearTimeout(drainTimer);
     logger.info("closing listeners", { timeout_ms: config.shutdownTimeoutMs });
-    app.close();
+    served.close();
+    const workersClosed = pool?.close(config.shutdownTimeoutMs) ?? Promise.resolve();
     shutdown(servers, config.shutdownTimeoutMs, () => {
-      logger.info("stopped");
+      void workersClosed.then(() => {
+        logger.info("stopped");
+      });
     });
   };
   const listening = (name: string, target: Server, port: number, extra: object): void => {
@@ -112,13 +133,28 @@ export async function serve(
       process.exitCode = 1;
       close();
     });
-    target.listen(port, config.host, () => {
+    const main = name === "main";
+    // The workers listen on the main port too: the kernel spreads new connections over them.
+    target.listen({ port, host: config.host, reusePort: main && pool !== undefined }, () => {
       const address = target.address();
       const bound = typeof address === "object" && address !== null ? address.port : port;
-      logger.info(name === "main" ? "listening" : `${name} listening`, {
-        host: config.host,
-        port: bound,
-        ...extra,
+      const announce = (): void => {
+        logger.info(main ? "listening" : `${name} listening`, {
+          host: config.host,
+          port: bound,
+          ...extra,
+          ...(main ? { workers: config.workers } : {}),
+        });
+      };
+      if (!main || pool === undefined) {
+        announce();
+        return;
+      }
+      // "listening" means every worker listens (the port bound here, PORT=0 resolved).
+      pool.start(bound).then(announce, (error: unknown) => {
+        // A PDP with fewer workers than configured is not the one asked for: no start.
+        reportStartupFailure(logger, error);
+        close();
       });
     });
   };
@@ -145,7 +181,8 @@ export async function serve(
       drain_delay_ms: delayMs,
       timeout_ms: config.shutdownTimeoutMs,
     });
-    app.drain();
+    served.drain();
+    pool?.drain();
     drainTimer = setTimeout(close, delayMs);
   };
   process.on("SIGTERM", stop);
@@ -154,89 +191,6 @@ export async function serve(
   // the active policy kept) is a diagnostics line from the app's activation listener.
   process.on("SIGHUP", () => {
     if (state !== "serving") return;
-    void app.reloadPolicy("signal");
+    void served.reloadPolicy("signal");
   });
-}
-
-/**
- * The diagnostics log on its configured destination, opened now (a file that
- * cannot be appended to stops the start). Lines it later fails to write are
- * reported, at most once per 10 s, on the other standard stream (stderr, or
- * stdout when the diagnostics are on stderr) since they cannot be reported in
- * the log that is failing.
- */
-function createDiagnosticLogger(config: Config): Logger {
-  const destination = config.observability.diagnosticLog;
-  const writer = openLineWriter("PDP_DIAGNOSTIC_LOG", destination);
-  const fallback = new StreamLineWriter(
-    "stream" in destination && destination.stream === "stderr" ? process.stdout : process.stderr,
-  );
-  const reporter = new FailureReporter((summary) => {
-    fallback.write(
-      `${JSON.stringify({
-        level: "error",
-        log: "diagnostic",
-        message: "diagnostic lines lost: PDP_DIAGNOSTIC_LOG cannot be written",
-        destination: "file" in destination ? destination.file : destination.stream,
-        lines: summary.counts,
-        error: summary.lastError ?? null,
-        timestamp: new Date().toISOString(),
-      })}\n`,
-    );
-  });
-  return createLogger({
-    level: config.logLevel,
-    stream: diagnosticStream(writer, (reason, error) => {
-      reporter.report(reason, error);
-    }),
-  });
-}
-
-/**
- * Plain HTTP, or HTTPS when PDP_CONFIG has `tls`; with `tls.client_ca_file`
- * the handshake requires a client certificate signed by that CA (mTLS).
- */
-function createListener(config: Config, listener: RequestListener): Server {
-  const options = serverOptions(config.transport);
-  const tls = readTlsFiles(config);
-  if (tls === undefined) return createServer(options, listener);
-  return createTlsServer(
-    {
-      ...options,
-      cert: tls.cert,
-      key: tls.key,
-      ...(tls.clientCa === undefined
-        ? {}
-        : { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true }),
-      minVersion: "TLSv1.2",
-    },
-    listener,
-  );
-}
-
-/** Stops accepting, lets in-flight requests finish, then closes what is left at the deadline. */
-function shutdown(servers: readonly Server[], timeoutMs: number, done: () => void): void {
-  const deadline = setTimeout(() => {
-    for (const server of servers) server.closeAllConnections();
-  }, timeoutMs);
-  deadline.unref();
-  let open = servers.length;
-  for (const server of servers) {
-    server.close(() => {
-      open -= 1;
-      if (open > 0) return;
-      clearTimeout(deadline);
-      done();
-    });
-    server.closeIdleConnections();
-  }
-}
-
-function reportStartupFailure(logger: Logger, error: unknown): void {
-  if (error instanceof StartupError) {
-    logger.error("cannot start", { code: error.code, problems: error.problems });
-  } else {
-    logger.error("cannot start", { error: error instanceof Error ? error.stack : String(error) });
-  }
-  process.exitCode = 1;
 }

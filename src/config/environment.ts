@@ -22,6 +22,8 @@ export const environmentKeys = {
   PDP_MAX_CONNECTIONS: ["server", "max_connections"],
   PDP_PROBE_PORT: ["server", "probe_port"],
   PDP_METRICS_PORT: ["server", "metrics_port"],
+  PDP_WORKERS: ["server", "workers"],
+  PDP_MAX_REQUESTS_PER_CONNECTION: ["server", "max_requests_per_connection"],
   PDP_DRAIN_DELAY_MS: ["server", "drain_delay_ms"],
   PDP_SHUTDOWN_TIMEOUT_MS: ["server", "shutdown_timeout_ms"],
   PDP_ALLOW_UNAUTHENTICATED_CALLERS: ["server", "allow_unauthenticated_callers"],

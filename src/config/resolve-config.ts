@@ -2,6 +2,7 @@
  * The validated file → the Config the components are built from. The Config
  * type is what this function returns: derived, never written twice.
  */
+import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import type { ProxyKind } from "./schema.js";
 import { defaultErasePointers, type ConfigFile } from "./schema.js";
@@ -77,6 +78,8 @@ export function resolveConfig(
       maxBatchInputBytes: limits.max_batch_input_bytes,
     },
     shutdownTimeoutMs: server.shutdown_timeout_ms,
+    /** Threads serving the main port (the main thread and workers − 1 worker threads). */
+    workers: server.workers ?? availableParallelism(),
     /**
      * What bounds the work one connection can cause, and how the process
      * answers probes and stops. Applied to every listener (main, metrics,
@@ -88,6 +91,8 @@ export function resolveConfig(
       requestTimeoutMs: server.request_timeout_ms,
       keepAliveTimeoutMs: server.keep_alive_timeout_ms,
       maxConnections: server.max_connections,
+      /** 0: unlimited. */
+      maxRequestsPerConnection: server.max_requests_per_connection,
       probePort: server.probe_port,
       drainDelayMs: server.drain_delay_ms,
     },

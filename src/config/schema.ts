@@ -168,7 +168,20 @@ const server = z
       ),
     max_connections: wholeNumber(1, 1000000)
       .default(4096)
-      .describe("open connections per listener; every connection beyond is closed at once"),
+      .describe(
+        "open connections per listener (per worker on the main port); every connection beyond is closed at once",
+      ),
+    workers: wholeNumber(1, 256)
+      .optional()
+      .describe(
+        "threads serving the main port, each with its own policy instance ([Workers](#workers)); 1 serves from the main thread alone",
+      )
+      .meta({ defaultText: "the number of available cores" }),
+    max_requests_per_connection: wholeNumber(0, 1000000)
+      .default(1000)
+      .describe(
+        "requests one keep-alive connection may carry before the PDP answers `Connection: close`, so that a client holding few connections is spread over the workers again; 0: no limit",
+      ),
     probe_port: port
       .optional()
       .describe(

@@ -1,16 +1,19 @@
 import type { RequestHandler } from "express";
-import type { Registry } from "prom-client";
+import { prometheusContentType } from "prom-client";
 import type { ApiResponse } from "../api/api-types.js";
 import type { ActivationOutcome, PolicyHolder, SourceStatus } from "../policy/policy-holder.js";
-import type { ApiHandler } from "./route-table.js";
 
 /** Whether the PDP should get traffic, and if not why (a registry-style code). */
 export type Readiness =
   { ready: true } | { ready: false; code: "not_ready" | "policy_stale"; message: string };
 
-/** What the ops endpoints report; not ready while draining or with a stale policy. */
+/**
+ * What the ops endpoints report; not ready while draining or with a stale
+ * policy. A worker thread asks its coordinating thread (hence a promise).
+ */
 export interface ServiceState {
-  readiness: () => Readiness;
+  readiness: () => Readiness | Promise<Readiness>;
+  /** The revision this listener's decisions are made with. */
   revision: () => string;
 }
 
@@ -21,8 +24,8 @@ export const healthHandler: RequestHandler = (_req, res) => {
 
 /** GET /ready: 200 with the active revision; 503 while draining or when the policy is stale. */
 export function readyHandler(state: ServiceState): RequestHandler {
-  return (_req, res) => {
-    const readiness = state.readiness();
+  return async (_req, res) => {
+    const readiness = await state.readiness();
     if (readiness.ready) {
       res.json({ status: "ready", revision: state.revision() });
     } else {
@@ -31,21 +34,32 @@ export function readyHandler(state: ServiceState): RequestHandler {
   };
 }
 
-/** GET /metrics: the Prometheus text exposition. */
-export function metricsHandler(registry: Registry): RequestHandler {
+/**
+ * GET /metrics: the Prometheus text exposition, of the whole process (with
+ * worker threads, their registries merged: exposition() does that).
+ */
+export function metricsHandler(exposition: () => Promise<string>): RequestHandler {
   return async (_req, res) => {
-    const body = await registry.metrics();
-    res.set("content-type", registry.contentType).send(body);
+    const body = await exposition();
+    res.set("content-type", prometheusContentType).send(body);
   };
 }
 
-/** The two policy routes' handlers, as the route table names them. */
+/**
+ * The two policy routes' handlers, as the route table names them. `threads`:
+ * the revision each thread serving the main listener decides with (0 is the
+ * main thread).
+ */
 export function policyHandlers(
   holder: PolicyHolder,
   reload: () => Promise<ActivationOutcome>,
   stale: () => boolean,
-): { policyReload: ApiHandler; policyStatus: ApiHandler } {
-  return { policyReload: reloadHandler(reload), policyStatus: statusHandler(holder, stale) };
+  threads: () => ReadonlyMap<number, string>,
+): { policyReload: () => Promise<ApiResponse>; policyStatus: () => ApiResponse } {
+  return {
+    policyReload: reloadHandler(reload),
+    policyStatus: statusHandler(holder, stale, threads),
+  };
 }
 
 /**
@@ -55,7 +69,9 @@ export function policyHandlers(
  * are what is wrong, not the request or the PDP's state), with the reason
  * code and the revision still serving.
  */
-export function reloadHandler(reload: () => Promise<ActivationOutcome>): ApiHandler {
+export function reloadHandler(
+  reload: () => Promise<ActivationOutcome>,
+): () => Promise<ApiResponse> {
   return async () => {
     const outcome = await reload();
     if (outcome.result === "refused") {
@@ -71,9 +87,14 @@ export function reloadHandler(reload: () => Promise<ActivationOutcome>): ApiHand
 /**
  * GET /v1/status: the active revision and, per source, what OPA's status API
  * reports for a bundle (active revision, last request, last successful
- * request, download and activation, the last error), times as RFC 3339.
+ * request, download and activation, the last error), times as RFC 3339;
+ * and the revision each serving thread decides with (`workers`).
  */
-export function statusHandler(holder: PolicyHolder, stale: () => boolean): ApiHandler {
+export function statusHandler(
+  holder: PolicyHolder,
+  stale: () => boolean,
+  threads: () => ReadonlyMap<number, string>,
+): () => ApiResponse {
   return (): ApiResponse => {
     const status = holder.status();
     return {
@@ -82,6 +103,7 @@ export function statusHandler(holder: PolicyHolder, stale: () => boolean): ApiHa
         revision: status.revision,
         activated_at: iso(status.activatedAtMs),
         stale: stale(),
+        workers: [...threads()].map(([worker, revision]) => ({ worker, revision })),
         bundles: Object.fromEntries(
           Object.entries(status.sources).map(([name, source]) => [name, sourceBody(name, source)]),
         ),

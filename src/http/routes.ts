@@ -1,4 +1,3 @@
-import type { Registry } from "prom-client";
 import { authzenPaths, type AuthzenApi } from "../api/authzen-api.js";
 import { searchKinds } from "../api/authzen-schemas.js";
 import { searchPaths, type AuthzenSearchApi } from "../api/authzen-search-api.js";
@@ -23,7 +22,8 @@ export interface RouteTableParts {
   /** POST /v1/policy/reload and GET /v1/status (ops-handlers.ts). */
   policyReload: ApiHandler;
   policyStatus: ApiHandler;
-  registry: Registry;
+  /** The Prometheus text of the whole process (every worker thread's metrics merged). */
+  exposition: () => Promise<string>;
   /** Whether /metrics has a listener of its own (PDP_METRICS_PORT) instead of the main one. */
   metricsPortOfItsOwn: boolean;
 }
@@ -45,7 +45,7 @@ export function routeTable(parts: RouteTableParts): { main: Route[]; metrics: Ro
     label: "metrics",
     caller: parts.metricsCaller,
     renderError: pdpErrorResponse,
-    express: metricsHandler(parts.registry),
+    express: metricsHandler(parts.exposition),
   };
   const main: Route[] = [
     {

@@ -1,4 +1,14 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { getHeapStatistics } from "node:v8";
+import {
+  AggregatorRegistry,
+  Counter,
+  Gauge,
+  Histogram,
+  Registry,
+  collectDefaultMetrics,
+  type MetricObjectWithValues,
+  type MetricValue,
+} from "prom-client";
 import { startupErrorCodes } from "../errors.js";
 import { policySourceNames, type PolicySourceName } from "../policy/policy-holder.js";
 import { droppedRecordReasons, type DroppedRecordReason } from "./decision-log.js";
@@ -37,8 +47,25 @@ export interface MetricsOptions {
   toolLabels: readonly string[];
   /** Client ids the operator wants as labels (default: none). */
   clientLabels: readonly string[];
-  /** Collect Node process and event-loop metrics (off in tests that count series). */
+  /**
+   * Collect Node process and event-loop metrics (off in tests that count
+   * series, and in worker threads: the process is one, its main thread reports it).
+   */
   processMetrics?: boolean;
+  /** Which thread serves with these metrics: 0 the main thread, 1… worker threads. */
+  worker?: number;
+}
+
+/** One registry's metrics as prom-client gives them (`getMetricsAsJSON`), to post between threads. */
+export type MetricsSnapshot = MetricObjectWithValues<MetricValue<string>>[];
+
+/**
+ * The Prometheus text of several threads' registries as one process: counters
+ * summed, histograms merged bucket by bucket, gauges by each one's
+ * `aggregator` (sum unless declared otherwise); series labelled `worker` stay apart.
+ */
+export async function mergedExposition(snapshots: readonly MetricsSnapshot[]): Promise<string> {
+  return AggregatorRegistry.aggregate([...snapshots]).metrics();
 }
 
 /** What one decision contributes to the metrics. */
@@ -88,6 +115,10 @@ export class Metrics {
   private readonly droppedDecisionRecords: Counter<"reason">;
   private readonly truncatedDecisionRecords: Counter;
   private readonly dataQueries: Counter<"endpoint" | "result">;
+  private readonly workerRequests: Counter<"worker">;
+  private readonly worker: string;
+  private readonly workerRestarts: Counter;
+  private threadRevisions: () => ReadonlyMap<number, string> = () => new Map();
   private readonly issuers = new Set<string>();
 
   constructor(options: MetricsOptions) {
@@ -143,15 +174,19 @@ export class Metrics {
       labelNames: ["route", "method", "status"],
       registers,
     });
+    // Every thread sets the bundle gauges for the policy it serves: merged, the same
+    // revision is one series (max), not one per thread.
     this.bundleInfo = new Gauge({
       name: name("bundle_info"),
       help: "The active policy bundle (value 1): its revision and decision entrypoint.",
       labelNames: ["revision", "entrypoint"],
+      aggregator: "max",
       registers,
     });
     this.bundleLoadedAt = new Gauge({
       name: name("bundle_loaded_timestamp_seconds"),
       help: "When the active policy was activated (Unix time).",
+      aggregator: "max",
       registers,
     });
     this.bundleLoadFailures = new Counter({
@@ -188,6 +223,7 @@ export class Metrics {
       name: name("bundle_last_success_age_seconds"),
       help: "Seconds since each policy source was last checked successfully (the staleness signal).",
       labelNames: ["source"],
+      aggregator: "max",
       registers,
       // Computed at scrape time from the PDP's clock.
       collect() {
@@ -237,6 +273,51 @@ export class Metrics {
       labelNames: ["endpoint", "result"],
       registers,
     });
+    this.worker = String(options.worker ?? 0);
+    this.workerRequests = new Counter({
+      name: name("worker_http_requests_total"),
+      help: "HTTP requests served by each worker (0 is the main thread): how evenly connections spread.",
+      labelNames: ["worker"],
+      registers,
+    });
+    this.workerRequests.inc({ worker: this.worker }, 0);
+    const worker = this.worker;
+    new Gauge({
+      name: name("worker_heap_used_bytes"),
+      help: "V8 heap in use, per worker (each thread has its own heap; 0 is the main thread).",
+      labelNames: ["worker"],
+      registers,
+      collect() {
+        this.set({ worker }, getHeapStatistics().used_heap_size);
+      },
+    });
+    // Read at scrape time on the main thread, which supervises the workers (readThreads);
+    // a worker thread reports none, so the merged view is the main thread's.
+    const threads = () => this.threadRevisions();
+    new Gauge({
+      name: name("workers"),
+      help: "Threads serving the main listener (PDP_WORKERS): the main thread and its running worker threads.",
+      registers,
+      collect() {
+        this.set(threads().size);
+      },
+    });
+    new Gauge({
+      name: name("worker_policy_info"),
+      help: "The revision each thread decides with (value 1); 0 is the main thread.",
+      labelNames: ["worker", "revision"],
+      registers,
+      collect() {
+        this.reset();
+        for (const [worker, revision] of threads())
+          this.set({ worker: String(worker), revision }, 1);
+      },
+    });
+    this.workerRestarts = new Counter({
+      name: name("worker_restarts_total"),
+      help: "Worker threads that ended unasked (or missed an activation) and were replaced.",
+      registers,
+    });
     if (options.processMetrics !== false) {
       collectDefaultMetrics({ register: this.registry, prefix: metricsPrefix });
       // prom-client names these gauges *_total, which Prometheus reserves for counters
@@ -273,7 +354,17 @@ export class Metrics {
       ? method
       : "other";
     this.httpRequests.inc({ route, method: knownMethod, status: String(status) });
+    this.workerRequests.inc({ worker: this.worker });
     this.requestSeconds.observe({ route }, seconds);
+  }
+
+  /** Where the main thread's gauges read each serving thread's revision when scraped. */
+  readThreads(revisions: () => ReadonlyMap<number, string>): void {
+    this.threadRevisions = revisions;
+  }
+
+  recordWorkerRestart(): void {
+    this.workerRestarts.inc();
   }
 
   recordUnhandledRejection(): void {

@@ -62,6 +62,8 @@ export function createObservability(
   active: ActivePolicy,
   options: {
     processMetrics?: boolean;
+    /** The serving thread: 0 the main thread, 1… worker threads. */
+    worker?: number;
     decisionLog?: DecisionLog;
     logger?: Logger;
     /** The PDP's clock: it stamps decision records. */
@@ -73,6 +75,7 @@ export function createObservability(
     toolLabels: config.toolLabels,
     clientLabels: config.clientLabels,
     ...(options.processMetrics === undefined ? {} : { processMetrics: options.processMetrics }),
+    ...(options.worker === undefined ? {} : { worker: options.worker }),
   });
   metrics.setBundle(active.revision, active.entrypoint, options.clock());
   const log = options.decisionLog ?? decisionLogFor(config.decisionLog, metrics, options.logger);

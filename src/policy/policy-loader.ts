@@ -158,3 +158,23 @@ function configProblems(policy: WasmPolicy, entrypoint: string): string[] {
   }
   return value.map((item) => (typeof item === "string" ? item : JSON.stringify(item)));
 }
+
+/**
+ * An active policy as it crosses to a worker thread: everything but the
+ * instance, with the compiled module (structured-clonable) in its place, so a
+ * worker instantiates what the coordinating thread compiled and checked.
+ */
+export type PolicySnapshot = Omit<ActivePolicy, "policy"> & { module: WebAssembly.Module };
+
+export function policySnapshot(active: ActivePolicy): PolicySnapshot {
+  const { policy, ...rest } = active;
+  return { ...rest, module: policy.module };
+}
+
+/** A worker's own instance of a snapshot's module, with the snapshot's data set. */
+export async function instantiateSnapshot(snapshot: PolicySnapshot): Promise<ActivePolicy> {
+  const { module, ...rest } = snapshot;
+  // The entrypoints and the configuration check were checked where it was compiled.
+  const policy = await WasmPolicy.load(module, rest.data, [rest.entrypoint], rest.bundlePath);
+  return { ...rest, policy };
+}

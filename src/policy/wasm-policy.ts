@@ -24,31 +24,43 @@ function sdkBuiltins(): Set<string> {
 }
 
 /**
- * One compiled Rego module instance, loaded once and reused for every
- * evaluation (evaluation is synchronous, so one instance per process suffices).
+ * One instance of a compiled Rego module, loaded once and reused for every
+ * evaluation (evaluation is synchronous, so one instance per thread suffices).
+ * The compiled module is kept: each worker thread instantiates the same one
+ * instead of compiling the bytes again.
  */
 export class WasmPolicy {
+  /** The compiled module; a WebAssembly.Module can be posted to a worker thread. */
+  readonly module: WebAssembly.Module;
   private readonly policy: LoadedPolicy;
   private readonly entrypointIds: ReadonlyMap<string, number>;
 
-  private constructor(policy: LoadedPolicy, entrypointIds: ReadonlyMap<string, number>) {
+  private constructor(
+    module: WebAssembly.Module,
+    policy: LoadedPolicy,
+    entrypointIds: ReadonlyMap<string, number>,
+  ) {
+    this.module = module;
     this.policy = policy;
     this.entrypointIds = entrypointIds;
   }
 
   /**
-   * Instantiates the module, checks that every required entrypoint exists and
-   * every imported builtin is available, then sets the data document.
+   * Compiles the bytes (or takes a module compiled before), instantiates it,
+   * checks that every required entrypoint exists and every imported builtin
+   * is available, then sets the data document.
    */
   static async load(
-    wasm: Uint8Array,
+    wasm: Uint8Array | WebAssembly.Module,
     data: DataDocument,
     requiredEntrypoints: readonly string[],
     source: string,
   ): Promise<WasmPolicy> {
+    let module: WebAssembly.Module;
     let policy: LoadedPolicy;
     try {
-      policy = await loadPolicy(wasm.slice().buffer);
+      module = wasm instanceof WebAssembly.Module ? wasm : await WebAssembly.compile(wasm.slice());
+      policy = await loadPolicy(module);
     } catch (thrown) {
       throw new StartupError("bundle_invalid", [
         `${source}: policy.wasm: ${describeThrown(thrown)}`,
@@ -83,7 +95,7 @@ export class WasmPolicy {
     } catch (thrown) {
       throw new StartupError("data_invalid", [`${source}: data: ${describeThrown(thrown)}`]);
     }
-    return new WasmPolicy(policy, entrypoints);
+    return new WasmPolicy(module, policy, entrypoints);
   }
 
   /** The entrypoints this module can evaluate. */

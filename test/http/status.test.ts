@@ -69,6 +69,8 @@ describe("GET /v1/status", () => {
       revision,
       activated_at: at,
       stale: false,
+      // An in-process app: the main thread alone.
+      workers: [{ worker: 0, revision }],
       bundles: {
         local: {
           name: "local",

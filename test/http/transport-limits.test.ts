@@ -39,6 +39,8 @@ describe("timeouts and the connection cap, on the real process", () => {
       PDP_REQUEST_TIMEOUT_MS: "1000",
       PDP_KEEP_ALIVE_TIMEOUT_MS: "300",
       PDP_MAX_CONNECTIONS: "3",
+      // The cap is per listener, and each worker has its own on the main port: one worker here.
+      PDP_WORKERS: "1",
       PDP_DRAIN_DELAY_MS: "0",
     });
     await waitForLog(pdp, "listening");
@@ -152,6 +154,7 @@ describe("transport settings are validated at startup", () => {
       requestTimeoutMs: 30000,
       keepAliveTimeoutMs: 5000,
       maxConnections: 4096,
+      maxRequestsPerConnection: 1000,
       probePort: undefined,
       drainDelayMs: 5000,
     });
@@ -163,6 +166,7 @@ describe("transport settings are validated at startup", () => {
       PDP_REQUEST_TIMEOUT_MS: "4000",
       PDP_KEEP_ALIVE_TIMEOUT_MS: "700",
       PDP_MAX_CONNECTIONS: "10",
+      PDP_MAX_REQUESTS_PER_CONNECTION: "50",
       PDP_PROBE_PORT: "8181",
       PDP_DRAIN_DELAY_MS: "0",
     });
@@ -171,6 +175,7 @@ describe("transport settings are validated at startup", () => {
       requestTimeoutMs: 4000,
       keepAliveTimeoutMs: 700,
       maxConnections: 10,
+      maxRequestsPerConnection: 50,
       probePort: 8181,
       drainDelayMs: 0,
     });

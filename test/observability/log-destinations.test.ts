@@ -151,7 +151,9 @@ describe("such a destination stops the start of the real process", () => {
 async function startReady(env: Record<string, string>): Promise<{ url: string; started: Spawned }> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const started = startMain({ PORT: String(port), ...env });
+  // One thread: each thread reports its own losses (rate-limited per thread), and these
+  // tests count the report lines exactly. test/workers covers records from several.
+  const started = startMain({ PORT: String(port), PDP_WORKERS: "1", ...env });
   running.push(started);
   await waitReady(url, started);
   return { url, started };
@@ -234,7 +236,12 @@ describe("at run time a destination that fails is counted and reported, never a 
     const full = openSync("/dev/full", "w");
     const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "src", "main.ts")], {
       cwd: repoRoot,
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", PORT: String(port) },
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: process.env.HOME ?? "",
+        PORT: String(port),
+        PDP_WORKERS: "1",
+      },
       stdio: ["ignore", full, "pipe"],
     });
     closeSync(full);

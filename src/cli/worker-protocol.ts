@@ -1,0 +1,58 @@
+import type { ApiResponse } from "../api/api-types.js";
+import type { Config } from "../config/index.js";
+import type { Readiness } from "../http/ops-handlers.js";
+import type { MetricsSnapshot } from "../observability/metrics.js";
+import type { ActivationTrigger, PolicySourceName } from "../policy/policy-holder.js";
+import type { PolicySnapshot } from "../policy/policy-loader.js";
+
+/**
+ * The messages between the main thread and its worker threads. Everything in
+ * them is structured-clonable: a compiled WebAssembly.Module crosses as it is,
+ * so a worker instantiates the module the main thread compiled and checked.
+ */
+
+/** A worker's `workerData`: what it needs to build its app and listen. */
+export interface WorkerStart {
+  worker: number;
+  config: Config;
+  /** The port the main thread bound (PORT=0 resolved): every worker listens on it too. */
+  port: number;
+  policy: PolicySnapshot;
+  source: PolicySourceName;
+}
+
+/** What a worker asks the main thread; answered with the main thread's own handlers. */
+export type CoordinatorQuestion = "readiness" | "status" | "reload" | "exposition";
+
+export interface CoordinatorReply {
+  readiness: Readiness;
+  status: ApiResponse;
+  reload: ApiResponse;
+  exposition: string;
+}
+
+export type ToWorker =
+  /** Serve this policy from now on; answered with `activated`. */
+  | {
+      type: "activate";
+      policy: PolicySnapshot;
+      source: PolicySourceName;
+      trigger: ActivationTrigger;
+    }
+  /** Send your registry's metrics (`metrics` with the same id). */
+  | { type: "metrics"; id: number }
+  /** The answer to a `question`: its value, or why the main thread could not answer. */
+  | { type: "answer"; id: number; value: unknown; error?: string }
+  /** SIGTERM reached the main thread: every answer closes its connection from now on. */
+  | { type: "drain" }
+  /** Stop accepting, let in-flight requests finish (`timeoutMs` at most), then end. */
+  | { type: "close"; timeoutMs: number };
+
+export type FromWorker =
+  /** Listening, deciding with this revision. */
+  | { type: "listening"; revision: string }
+  /** The worker cannot serve (its app or listener refused to start); it ends next. */
+  | { type: "failed"; code: string | undefined; problems: string[] }
+  | { type: "activated"; revision: string }
+  | { type: "metrics"; id: number; snapshot: MetricsSnapshot }
+  | { type: "question"; id: number; what: CoordinatorQuestion };
