@@ -128,8 +128,11 @@ export class WorkerPool implements WorkerGroup {
     const limitMs = this.activationTimeoutMs + 5000;
     return new Promise((resolve) => {
       const check = (): void => {
-        const all = [...this.threads.values()].filter((t) => !t.retiring);
-        if (all.every((t) => t.revision === revision) || this.closing) done();
+        // Every worker, a replacement included, listening on this revision.
+        const serving = [...this.threads.values()].filter(
+          (t) => !t.retiring && t.revision === revision,
+        );
+        if (serving.length === this.options.count || this.closing) done();
       };
       const timer = setTimeout(() => {
         done();
@@ -309,8 +312,8 @@ export class WorkerPool implements WorkerGroup {
         exit_code: code,
       });
     }
-    // A worker that dies at once is not restarted in a tight loop.
-    const delayMs = Date.now() - entry.startedAt < 5000 ? 1000 : 0;
+    // A worker that dies at once is not restarted in a tight loop; one replaced for lagging is.
+    const delayMs = !entry.retiring && Date.now() - entry.startedAt < 5000 ? 1000 : 0;
     const again = setTimeout(() => {
       if (this.closing) return;
       this.spawn(entry.worker).catch((error: unknown) => {

@@ -322,6 +322,9 @@ export function startMain(env: Record<string, string>): Spawned {
     HOME: process.env.HOME ?? "",
     // Stopped at teardown: no readiness grace, unless a test asks for one.
     PDP_DRAIN_DELAY_MS: "0",
+    // One thread unless a test asks for more: the feature under test, not the worker pool
+    // (test/workers), and no worker's start to pay for in every test.
+    PDP_WORKERS: "1",
     ...env,
   });
 }

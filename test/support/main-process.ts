@@ -35,7 +35,8 @@ export function startMain(
     ["--import", "tsx", ...nodeArgs, join(repoRoot, "src", "main.ts"), ...args],
     {
       cwd: repoRoot,
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
+      // One thread unless a test asks for more (test/workers tests the worker pool).
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", PDP_WORKERS: "1", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     },
   );

@@ -21,6 +21,7 @@ import {
   rawRequest,
   seriesOf,
   sha256Hex,
+  spawnCaptured,
   startMain,
   total,
   waitFor,
@@ -242,12 +243,19 @@ describe("the default number of workers, and SIGTERM", () => {
   test("without PDP_WORKERS: one per available core; SIGTERM drains every thread, then exit 0", async () => {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
-    const pdp = startMain({
-      PORT: String(port),
-      PDP_CONFIG: configFile,
-      PDP_DRAIN_DELAY_MS: "1500",
-      PDP_DECISION_LOG: "off",
-    });
+    // Not startMain: it runs one thread unless told otherwise; this is the default's test.
+    const pdp = spawnCaptured(
+      process.execPath,
+      ["--import", "tsx", join(repoRoot, "src", "main.ts")],
+      {
+        PATH: process.env.PATH ?? "",
+        HOME: process.env.HOME ?? "",
+        PORT: String(port),
+        PDP_CONFIG: configFile,
+        PDP_DRAIN_DELAY_MS: "1500",
+        PDP_DECISION_LOG: "off",
+      },
+    );
     running.push(pdp);
     await waitFor(
       "/ready (with the ops key)",
