@@ -39,6 +39,7 @@ describe("timeouts and the connection cap, on the real process", () => {
       PDP_REQUEST_TIMEOUT_MS: "1000",
       PDP_KEEP_ALIVE_TIMEOUT_MS: "300",
       PDP_MAX_CONNECTIONS: "3",
+      PDP_MAX_REQUESTS_PER_CONNECTION: "3",
       // The cap is per listener, and each worker has its own on the main port: one worker here.
       PDP_WORKERS: "1",
       PDP_DRAIN_DELAY_MS: "0",
@@ -100,6 +101,37 @@ describe("timeouts and the connection cap, on the real process", () => {
     assert.equal(answer.status, 400);
     assert.equal(codeOf(answer.body), "invalid_request");
     assert.ok(answer.closedByServer);
+  });
+
+  test("a keep-alive connection carries PDP_MAX_REQUESTS_PER_CONNECTION requests, the last answered Connection: close", async () => {
+    // One raw connection (node's Agent would not reuse it: the 300 ms keep-alive is announced
+    // as timeout=0), requests sent one after another, each answer read whole.
+    const socket = connect(ports.main, "127.0.0.1");
+    open.push(socket);
+    await once(socket, "connect");
+    let received = "";
+    socket.on("data", (chunk: Buffer) => (received += chunk.toString("latin1")));
+    const closed = once(socket, "close");
+    const connections: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const from = received.length;
+      socket.write(head("GET", "/health", {}));
+      await waitUntil(
+        `answer ${i + 1}`,
+        () => {
+          const answer = received.slice(from);
+          const end = answer.indexOf("\r\n\r\n");
+          const length = /\r\ncontent-length: (\d+)/i.exec(answer);
+          return end >= 0 && length !== null && answer.length >= end + 4 + Number(length[1]);
+        },
+        3000,
+        pdp,
+      );
+      connections.push(/\r\nconnection: ([a-z-]+)/i.exec(received.slice(from))?.[1] ?? "");
+    }
+    assert.deepEqual(connections, ["keep-alive", "keep-alive", "close"]);
+    // And the PDP ends the connection: the client reconnects, and is placed anew.
+    await closed;
   });
 
   for (const listener of ["main", "probes"] as const) {
