@@ -239,6 +239,46 @@ describe("PDP_WORKERS=2, the real process, locked down", () => {
   });
 });
 
+describe("PDP_WORKERS=2 with PDP_DECISION_LOG=stdout", () => {
+  test("records of both threads on the one stdout, each line whole, none lost", async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const pdp = startMain({
+      PORT: String(port),
+      PDP_WORKERS: "2",
+      PDP_CONFIG: configFile,
+      PDP_DECISION_LOG: "stdout",
+    });
+    running.push(pdp);
+    await waitFor(
+      "the listening line",
+      () => (pdp.stdout().includes('"message":"listening"') ? true : undefined),
+      20000,
+      () => pdp.stdout() + pdp.stderr(),
+    );
+    // Records of ~5 KiB, above PIPE_BUF, from both threads at once.
+    const markers = Array.from({ length: 120 }, (_, i) => 10000 + i);
+    for (let i = 0; i < markers.length; i += 12) {
+      await Promise.all(markers.slice(i, i + 12).map((marker) => decide(url, marker)));
+    }
+    const served = seriesOf(
+      parseExposition((await get(url, "/metrics")).text),
+      "mcp_pdp_worker_http_requests_total",
+    );
+    assert.ok(
+      served.every((s) => s.value > 0),
+      "both threads decided",
+    );
+    await pdp.stop();
+    // Every line of stdout is one JSON document: nothing interleaved mid-line.
+    const lines = jsonLines(pdp.stdout());
+    const records = lines.filter((line) => line.log === "decision");
+    const subjects = new Set(records.map((r) => String((r.subject as Json | undefined)?.id)));
+    assert.equal(records.length, markers.length);
+    assert.equal(subjects.size, markers.length);
+  });
+});
+
 describe("the default number of workers, and SIGTERM", () => {
   test("without PDP_WORKERS: one per available core; SIGTERM drains every thread, then exit 0", async () => {
     const port = await freePort();
