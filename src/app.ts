@@ -65,9 +65,9 @@ export interface AppDependencies {
 
 /** What a worker thread asks the main thread for. */
 export interface Coordinator {
-  /** The policy the main thread serves now, instantiated in this thread. */
   /** This worker's number (1…); the main thread is 0. */
   worker: number;
+  /** The policy the main thread serves now, instantiated in this thread. */
   initial: ActivePolicy;
   initialSource: PolicySourceName;
   readiness: () => Promise<Readiness>;
