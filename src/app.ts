@@ -21,7 +21,11 @@ import type { Logger } from "./observability/logger.js";
 import type { DecisionLog } from "./observability/decision-log.js";
 import type { Metrics } from "./observability/metrics.js";
 import { mergedExposition, type MetricsSnapshot } from "./observability/metrics.js";
-import { createObservability, showActivePolicy } from "./observability/observability.js";
+import {
+  createObservability,
+  showActivePolicy,
+  showPolicyLabels,
+} from "./observability/observability.js";
 import {
   PolicyHolder,
   type ActivationOutcome,
@@ -82,8 +86,8 @@ export interface WorkerGroup {
   metrics: () => Promise<MetricsSnapshot[]>;
   /** Each running worker (1…) and the revision it decides with. */
   revisions: () => ReadonlyMap<number, string>;
-  /** Resolves once every worker decides with `revision` (a worker that cannot is replaced), bounded. */
-  settled: (revision: string) => Promise<void>;
+  /** Resolves once every worker decides with the policy of `digest` (a worker that cannot is replaced), bounded. */
+  settled: (digest: string) => Promise<void>;
   /** Whether every worker has started listening (until then the PDP is not ready). */
   readonly ready: boolean;
 }
@@ -211,8 +215,9 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
   }
   holder.onActivation((outcome, current, trigger) => {
     if (coordinator !== undefined) {
-      // The main thread logged and counted this activation; here it only changes labels.
-      if (outcome.result === "activated") showActivePolicy(metrics, current, holder.activatedAt);
+      // The main thread logged and counted this activation, and shows it in the bundle
+      // gauges; here it only changes the label sets.
+      if (outcome.result === "activated") showPolicyLabels(metrics, current);
       logger.debug("policy activated in this worker", { revision: outcome.revision });
       return;
     }
@@ -431,7 +436,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     async () => {
       const outcome = await reloadPolicy("admin");
       // Answered once every thread decides with what is active.
-      await workers?.settled(holder.current().revision);
+      await workers?.settled(holder.current().digest);
       return outcome;
     },
     stale,
@@ -479,11 +484,23 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     });
   const main = listenerOf(routes.main);
 
+  // Requests answered per connection (server.max_requests_per_connection); counted here, not
+  // with node's maxRequestsPerSocket, which counts no HTTP/1.0 keep-alive and answers a bare
+  // 503 to whatever a client sends past the limit, keeping the connection open.
+  const maxRequests = config.transport.maxRequestsPerConnection;
+  const answered = new WeakMap<object, number>();
   return {
     listener: (req, res) => {
       // While draining, every answer ends its connection, so keep-alive clients reconnect to
-      // a PDP that is not about to stop instead of finding this one's listener closed.
-      if (draining) res.setHeader("connection", "close");
+      // a PDP that is not about to stop instead of finding this one's listener closed. Past
+      // the limit, the same: the kernel places the new connection on a worker anew
+      // (SO_REUSEPORT spreads connections, not requests), so a client holding two
+      // connections cannot pin its load on one worker for long.
+      const count = (answered.get(req.socket) ?? 0) + 1;
+      answered.set(req.socket, count);
+      if (draining || (maxRequests > 0 && count >= maxRequests)) {
+        res.setHeader("connection", "close");
+      }
       main(req, res);
     },
     engine,

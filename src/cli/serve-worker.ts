@@ -92,7 +92,8 @@ async function runWorker(port: MessagePort, start: WorkerStart): Promise<void> {
             }
           })
           .finally(() => {
-            post(port, { type: "activated", revision: app.policy.current().revision });
+            const { revision, digest } = app.policy.current();
+            post(port, { type: "activated", revision, digest });
           });
         return;
       }
@@ -148,7 +149,8 @@ async function runWorker(port: MessagePort, start: WorkerStart): Promise<void> {
   });
   server.listen({ port: start.port, host: config.host, reusePort: true }, () => {
     ready = { app, server, logger };
-    post(port, { type: "listening", revision: app.policy.current().revision });
+    const { revision, digest } = app.policy.current();
+    post(port, { type: "listening", revision, digest });
     for (const message of early.splice(0)) handle(message);
   });
 }

@@ -4,7 +4,7 @@ import type { CoordinatorAnswers, WorkerGroup } from "../app.js";
 import type { Config } from "../config/index.js";
 import { StartupError, startupErrorCodes, type StartupErrorCode } from "../errors.js";
 import type { Logger } from "../observability/logger.js";
-import type { Metrics, MetricsSnapshot } from "../observability/metrics.js";
+import { retireSnapshot, type Metrics, type MetricsSnapshot } from "../observability/metrics.js";
 import type { ActivationTrigger, PolicySourceName } from "../policy/policy-holder.js";
 import { policySnapshot, type ActivePolicy } from "../policy/policy-loader.js";
 import type { CoordinatorQuestion, FromWorker, ToWorker, WorkerStart } from "./worker-protocol.js";
@@ -36,11 +36,16 @@ export interface WorkerPoolOptions {
 interface Thread {
   worker: number;
   thread: Worker;
-  /** The revision it last said it decides with; undefined until it listens. */
-  revision: string | undefined;
+  /**
+   * What it last said it decides with; undefined until it listens. Compared by
+   * digest: a bundle republished under the same revision is another policy.
+   */
+  serving: { revision: string; digest: string } | undefined;
   startedAt: number;
   /** Asked to end (closing, or replaced for missing an activation): its exit is no surprise. */
   retiring: boolean;
+  /** Its metrics at the last scrape: kept when it ends, so the process's counters never drop. */
+  lastMetrics: MetricsSnapshot | undefined;
 }
 
 /**
@@ -59,6 +64,8 @@ export class WorkerPool implements WorkerGroup {
   /** Called whenever a worker's revision or the set of workers changes. */
   private readonly changeListeners = new Set<() => void>();
   private nextRequestId = 1;
+  /** The counters and histograms of the workers that ended, as last scraped. */
+  private retired: Promise<MetricsSnapshot | undefined> = Promise.resolve(undefined);
   private port = 0;
   private closing = false;
   private started = false;
@@ -93,7 +100,9 @@ export class WorkerPool implements WorkerGroup {
   revisions(): ReadonlyMap<number, string> {
     const revisions = new Map<number, string>();
     for (const [worker, thread] of this.threads) {
-      if (thread.revision !== undefined && !thread.retiring) revisions.set(worker, thread.revision);
+      if (thread.serving !== undefined && !thread.retiring) {
+        revisions.set(worker, thread.serving.revision);
+      }
     }
     return revisions;
   }
@@ -106,13 +115,13 @@ export class WorkerPool implements WorkerGroup {
     }
     const deadline = setTimeout(() => {
       for (const thread of this.threads.values()) {
-        if (thread.retiring || thread.revision === undefined) continue;
+        if (thread.retiring || thread.serving === undefined) continue;
         // Replaced only while this policy is still the one to serve.
-        if (this.options.current().active.revision !== active.revision) return;
-        if (thread.revision === active.revision) continue;
+        if (this.options.current().active.digest !== active.digest) return;
+        if (thread.serving.digest === active.digest) continue;
         this.options.logger.error("worker did not switch to the activated policy: replaced", {
           worker: thread.worker,
-          revision: thread.revision,
+          revision: thread.serving.revision,
           activated: active.revision,
           timeout_ms: this.activationTimeoutMs,
         });
@@ -122,15 +131,15 @@ export class WorkerPool implements WorkerGroup {
     deadline.unref();
   }
 
-  settled(revision: string): Promise<void> {
+  settled(digest: string): Promise<void> {
     // Bounded: past the activation timeout a laggard is replaced and its replacement starts on
     // the active policy; the margin covers that start.
     const limitMs = this.activationTimeoutMs + 5000;
     return new Promise((resolve) => {
       const check = (): void => {
-        // Every worker, a replacement included, listening on this revision.
+        // Every worker, a replacement included, listening on this policy.
         const serving = [...this.threads.values()].filter(
-          (t) => !t.retiring && t.revision === revision,
+          (t) => !t.retiring && t.serving?.digest === digest,
         );
         if (serving.length === this.options.count || this.closing) done();
       };
@@ -151,7 +160,7 @@ export class WorkerPool implements WorkerGroup {
   async metrics(): Promise<MetricsSnapshot[]> {
     const timeoutMs = this.options.metricsTimeoutMs ?? 5000;
     const asked = [...this.threads.values()]
-      .filter((t) => t.revision !== undefined && !t.retiring)
+      .filter((t) => t.serving !== undefined && !t.retiring)
       .map(
         (thread) =>
           new Promise<MetricsSnapshot | undefined>((resolve) => {
@@ -166,13 +175,15 @@ export class WorkerPool implements WorkerGroup {
             }, timeoutMs);
             this.pendingMetrics.set(id, (snapshot) => {
               clearTimeout(timer);
+              thread.lastMetrics = snapshot;
               resolve(snapshot);
             });
             thread.thread.postMessage({ type: "metrics", id } satisfies ToWorker);
           }),
       );
-    const snapshots = await Promise.all(asked);
-    return snapshots.filter((s) => s !== undefined);
+    const snapshots = (await Promise.all(asked)).filter((s) => s !== undefined);
+    const retired = await this.retired;
+    return retired === undefined ? snapshots : [...snapshots, retired];
   }
 
   /** SIGTERM: every worker's answers close their connections from now on. */
@@ -214,9 +225,10 @@ export class WorkerPool implements WorkerGroup {
     const entry: Thread = {
       worker,
       thread,
-      revision: undefined,
+      serving: undefined,
       startedAt: Date.now(),
       retiring: false,
+      lastMetrics: undefined,
     };
     this.threads.set(worker, entry);
     return new Promise((resolve, reject) => {
@@ -246,7 +258,7 @@ export class WorkerPool implements WorkerGroup {
   private receive(entry: Thread, message: FromWorker, settle: (error?: Error) => void): void {
     switch (message.type) {
       case "listening":
-        entry.revision = message.revision;
+        entry.serving = { revision: message.revision, digest: message.digest };
         this.changed();
         settle();
         return;
@@ -260,7 +272,7 @@ export class WorkerPool implements WorkerGroup {
         settle(new StartupError(startupCodeOf(message.code), message.problems));
         return;
       case "activated":
-        entry.revision = message.revision;
+        entry.serving = { revision: message.revision, digest: message.digest };
         this.changed();
         return;
       case "metrics":
@@ -303,6 +315,11 @@ export class WorkerPool implements WorkerGroup {
 
   private ended(entry: Thread, code: number): void {
     if (this.threads.get(entry.worker) === entry) this.threads.delete(entry.worker);
+    const last = entry.lastMetrics;
+    if (last !== undefined) {
+      // What it counted after the last scrape is lost with it; what a scrape saw stays.
+      this.retired = this.retired.then((retired) => retireSnapshot(retired, last));
+    }
     this.changed();
     if (this.closing) return;
     this.options.metrics.recordWorkerRestart();

@@ -49,10 +49,10 @@ export type ToWorker =
   | { type: "close"; timeoutMs: number };
 
 export type FromWorker =
-  /** Listening, deciding with this revision. */
-  | { type: "listening"; revision: string }
+  /** Listening, deciding with this policy (its digest tells a republished revision apart). */
+  | { type: "listening"; revision: string; digest: string }
   /** The worker cannot serve (its app or listener refused to start); it ends next. */
   | { type: "failed"; code: string | undefined; problems: string[] }
-  | { type: "activated"; revision: string }
+  | { type: "activated"; revision: string; digest: string }
   | { type: "metrics"; id: number; snapshot: MetricsSnapshot }
   | { type: "question"; id: number; what: CoordinatorQuestion };

@@ -28,10 +28,6 @@ export function serverOptions(transport: TransportConfig): ServerOptions {
  */
 export function limitServer(server: Server, transport: TransportConfig): Server {
   server.maxConnections = transport.maxConnections;
-  // After this many requests node answers `Connection: close`: the client reconnects, and the
-  // kernel hands the new connection to a worker anew (SO_REUSEPORT spreads connections, not
-  // requests), so a proxy holding two connections cannot pin its load on one worker for long.
-  server.maxRequestsPerSocket = transport.maxRequestsPerConnection;
   server.on("checkContinue", (req, res) => {
     server.emit("request", req, res);
   });

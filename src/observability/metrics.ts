@@ -68,6 +68,21 @@ export async function mergedExposition(snapshots: readonly MetricsSnapshot[]): P
   return AggregatorRegistry.aggregate([...snapshots]).metrics();
 }
 
+/**
+ * What a thread that ended still contributes: its counters and histograms as
+ * last seen, folded into `retired` (its gauges described it, and it is gone).
+ * Kept so that the process's counters never go down when a worker is replaced.
+ */
+export async function retireSnapshot(
+  retired: MetricsSnapshot | undefined,
+  last: MetricsSnapshot,
+): Promise<MetricsSnapshot> {
+  // prom-client's typings say an enum; its JSON says "counter", "gauge", "histogram".
+  const cumulative = last.filter((metric) => String(metric.type) !== "gauge");
+  if (retired === undefined) return cumulative;
+  return AggregatorRegistry.aggregate([retired, cumulative]).getMetricsAsJSON();
+}
+
 /** What one decision contributes to the metrics. */
 export interface DecisionSample {
   allow: boolean;
@@ -174,8 +189,8 @@ export class Metrics {
       labelNames: ["route", "method", "status"],
       registers,
     });
-    // Every thread sets the bundle gauges for the policy it serves: merged, the same
-    // revision is one series (max), not one per thread.
+    // Set by the main thread only (a worker's are empty, its unlabelled gauge 0): merged with
+    // max, the main thread's value.
     this.bundleInfo = new Gauge({
       name: name("bundle_info"),
       help: "The active policy bundle (value 1): its revision and decision entrypoint.",

@@ -77,7 +77,11 @@ export function createObservability(
     ...(options.processMetrics === undefined ? {} : { processMetrics: options.processMetrics }),
     ...(options.worker === undefined ? {} : { worker: options.worker }),
   });
-  metrics.setBundle(active.revision, active.entrypoint, options.clock());
+  // The bundle gauges are the main thread's: a worker (started later, or replaced) would
+  // report its own start as the activation time.
+  if ((options.worker ?? 0) === 0) {
+    metrics.setBundle(active.revision, active.entrypoint, options.clock());
+  }
   const log = options.decisionLog ?? decisionLogFor(config.decisionLog, metrics, options.logger);
   const observer = new RecordingDecisionObserver(metrics, log, {
     entrypoint: active.entrypoint,
@@ -94,6 +98,11 @@ export function createObservability(
 function metricLabelsOf(active: ActivePolicy): PolicyLabels {
   const labels = policyLabels(active.data);
   return { ...labels, reasonCodes: [...pdpReasonCodes, ...labels.reasonCodes] };
+}
+
+/** A worker thread's newly activated policy: the label sets its bundle names. */
+export function showPolicyLabels(metrics: Metrics, active: ActivePolicy): void {
+  metrics.setPolicyLabels(metricLabelsOf(active));
 }
 
 /**

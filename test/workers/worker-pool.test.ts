@@ -93,7 +93,11 @@ test("a worker that does not switch to an activated policy in time is replaced b
     configCheck: undefined,
   });
   // A different revision of the same bundle: its data changed.
-  const candidate: ActivePolicy = { ...second, revision: `${first.revision}+lagging-test` };
+  const candidate: ActivePolicy = {
+    ...second,
+    revision: `${first.revision}+lagging-test`,
+    digest: `${first.digest}-lagging-test`,
+  };
   let current = first;
   const pool = poolWith("lagging-worker", () => current, { activationTimeoutMs: 200 });
   await pool.start(0);
@@ -101,7 +105,7 @@ test("a worker that does not switch to an activated policy in time is replaced b
   current = candidate;
   const started = Date.now();
   pool.activate(candidate, "local", "admin");
-  await pool.settled(candidate.revision);
+  await pool.settled(candidate.digest);
   assert.deepEqual([...pool.revisions()], [[1, candidate.revision]]);
   assert.ok(Date.now() - started >= 200, "not before the activation timeout");
   assert.equal(await restarts(), before + 1);
