@@ -19,6 +19,7 @@ import type { Route } from "./http/route-table.js";
 import { routeTable } from "./http/routes.js";
 import type { Logger } from "./observability/logger.js";
 import type { DecisionLog } from "./observability/decision-log.js";
+import type { LineWriter } from "./observability/log-destination.js";
 import type { Metrics } from "./observability/metrics.js";
 import { mergedExposition, type MetricsSnapshot } from "./observability/metrics.js";
 import {
@@ -53,6 +54,12 @@ export interface AppDependencies {
   clock?: Clock;
   /** Replaces the configured decision log (tests capture records). */
   decisionLog?: DecisionLog;
+  /**
+   * Where the decision lines go instead of opening the configured destination:
+   * a worker thread's relay to the main thread, when the destination is a pipe
+   * that several threads cannot write whole lines to.
+   */
+  decisionLines?: LineWriter;
   /** Node process metrics; on unless a test turns them off. */
   processMetrics?: boolean;
   /** Where policy.service.credentials.bearer_token_env is looked up; process.env by default. */
@@ -122,6 +129,8 @@ export interface App {
   close: () => void;
   /** The main thread's answers to its worker threads' questions. */
   coordinatorAnswers: CoordinatorAnswers;
+  /** The decision log's opened destination (undefined when off), for the workers' relayed lines. */
+  decisionLines: LineWriter | undefined;
 }
 
 /**
@@ -195,10 +204,11 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     clock,
     service?.persistedSavedAt,
   );
-  const { metrics, observer } = createObservability(config.observability, active, {
+  const { metrics, observer, decisionLines } = createObservability(config.observability, active, {
     logger,
     clock,
     ...(deps.decisionLog === undefined ? {} : { decisionLog: deps.decisionLog }),
+    ...(deps.decisionLines === undefined ? {} : { decisionLines: deps.decisionLines }),
     // The process is one: its main thread reports the process metrics.
     ...(deps.processMetrics === undefined && coordinator === undefined
       ? {}
@@ -514,6 +524,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     policy: holder,
     reloadPolicy,
     coordinatorAnswers,
+    decisionLines,
     close: () => {
       reloader.stop();
       service?.stop().catch((error: unknown) => {

@@ -6,6 +6,7 @@ import { answerClientError } from "../http/client-error.js";
 import { limitServer } from "../http/server-limits.js";
 import type { Logger } from "../observability/logger.js";
 import { instantiateSnapshot } from "../policy/policy-loader.js";
+import { RelayLineWriter } from "./line-relay.js";
 import {
   createDiagnosticLogger,
   createListener,
@@ -60,7 +61,12 @@ async function runWorker(port: MessagePort, start: WorkerStart): Promise<void> {
   // Messages that arrive before the app is built wait for it, in order.
   let ready: { app: App; server: Server; logger: Logger } | undefined;
   const early: ToWorker[] = [];
+  const relay = start.relayDecisionLines ? new RelayLineWriter(port) : undefined;
   const handle = (message: ToWorker): void => {
+    if (message.type === "lines-written") {
+      relay?.settle(message.id, message.error);
+      return;
+    }
     if (message.type === "answer") {
       const waiting = pending.get(message.id);
       pending.delete(message.id);
@@ -105,13 +111,18 @@ async function runWorker(port: MessagePort, start: WorkerStart): Promise<void> {
       case "drain":
         app.drain();
         return;
-      case "close":
+      case "close": {
         app.close();
+        const deadline = Date.now() + message.timeoutMs;
         shutdown([server], message.timeoutMs, () => {
-          port.close();
-          process.exit(0);
+          // The records of the last requests may still be on their way to the destination.
+          void flushed(app, deadline).then(() => {
+            port.close();
+            process.exit(0);
+          });
         });
         return;
+      }
     }
   };
   port.on("message", handle);
@@ -136,7 +147,12 @@ async function runWorker(port: MessagePort, start: WorkerStart): Promise<void> {
   let app: App;
   let server: Server;
   try {
-    app = await buildApp({ config, logger, coordinator });
+    app = await buildApp({
+      config,
+      logger,
+      coordinator,
+      ...(relay === undefined ? {} : { decisionLines: relay }),
+    });
     server = limitServer(createListener(config, app.listener), config.transport);
   } catch (error) {
     refuse(port, error);
@@ -153,6 +169,13 @@ async function runWorker(port: MessagePort, start: WorkerStart): Promise<void> {
     post(port, { type: "listening", revision, digest });
     for (const message of early.splice(0)) handle(message);
   });
+}
+
+/** Resolves once the decision log has nothing left to write, or at `deadline`. */
+async function flushed(app: App, deadline: number): Promise<void> {
+  while ((app.decisionLines?.pendingBytes ?? 0) > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 /** The worker cannot serve: say why, then end (the main thread refuses the start or retries). */

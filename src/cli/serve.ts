@@ -1,4 +1,5 @@
 import { createServer, type Server } from "node:http";
+import { createServer as createNetServer } from "node:net";
 import { buildApp, type App } from "../app.js";
 import { StreamLineWriter } from "../observability/log-destination.js";
 import { createLogger, diagnosticStream } from "../observability/logger.js";
@@ -12,6 +13,7 @@ import {
   reportStartupFailure,
   shutdown,
 } from "./serving.js";
+import { needsRelay } from "./line-relay.js";
 import { WorkerPool } from "./worker-pool.js";
 
 /**
@@ -64,6 +66,10 @@ export async function serve(
             active: started().policy.current(),
             source: started().policy.activeSource,
           }),
+          // A pipe cannot take several threads' long lines whole: the main thread writes them.
+          ...(needsRelay(config.observability.decisionLog)
+            ? { decisionLines: () => started().decisionLines }
+            : {}),
         })
       : undefined;
   const started = (): App => {
@@ -134,28 +140,48 @@ export async function serve(
       close();
     });
     const main = name === "main";
-    // The workers listen on the main port too: the kernel spreads new connections over them.
-    target.listen({ port, host: config.host, reusePort: main && pool !== undefined }, () => {
-      const address = target.address();
-      const bound = typeof address === "object" && address !== null ? address.port : port;
-      const announce = (): void => {
-        logger.info(main ? "listening" : `${name} listening`, {
-          host: config.host,
-          port: bound,
-          ...extra,
-          ...(main ? { workers: config.workers } : {}),
-        });
-      };
-      if (!main || pool === undefined) {
-        announce();
-        return;
-      }
-      // "listening" means every worker listens (the port bound here, PORT=0 resolved).
-      pool.start(bound).then(announce, (error: unknown) => {
-        // A PDP with fewer workers than configured is not the one asked for: no start.
-        reportStartupFailure(logger, error);
-        close();
-      });
+    const listen = (onto: number): void => {
+      // The workers listen on the main port too: the kernel spreads new connections over them.
+      target.listen(
+        { port: onto, host: config.host, reusePort: main && pool !== undefined },
+        () => {
+          const address = target.address();
+          const bound = typeof address === "object" && address !== null ? address.port : port;
+          const announce = (): void => {
+            logger.info(main ? "listening" : `${name} listening`, {
+              host: config.host,
+              port: bound,
+              ...extra,
+              ...(main ? { workers: config.workers } : {}),
+            });
+          };
+          if (!main || pool === undefined) {
+            announce();
+            return;
+          }
+          // "listening" means every worker listens (the port bound here, PORT=0 resolved).
+          pool.start(bound).then(
+            () => {
+              if (state === "serving") announce();
+            },
+            (error: unknown) => {
+              // A PDP with fewer workers than configured is not the one asked for: no start.
+              reportStartupFailure(logger, error);
+              close();
+            },
+          );
+        },
+      );
+    };
+    if (!main || pool === undefined) {
+      listen(port);
+      return;
+    }
+    // SO_REUSEPORT would also let a second PDP (an old instance left running, another
+    // configuration) bind the same port and take part of the connections. A plain bind first
+    // claims it: taken by anything, it fails (EADDRINUSE) as a single-threaded PDP would.
+    claimPort(port, config.host).then(listen, (error: unknown) => {
+      target.emit("error", error);
     });
   };
   listening("main", server, config.port, { public_url: config.publicUrl });
@@ -192,5 +218,20 @@ export async function serve(
   process.on("SIGHUP", () => {
     if (state !== "serving") return;
     void served.reloadPolicy("signal");
+  });
+}
+
+/** Binds `port` without SO_REUSEPORT and lets it go: the port, resolved (PORT=0), or the bind's error. */
+function claimPort(port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createNetServer();
+    probe.once("error", reject);
+    probe.listen({ port, host }, () => {
+      const address = probe.address();
+      const bound = typeof address === "object" && address !== null ? address.port : port;
+      probe.close(() => {
+        resolve(bound);
+      });
+    });
   });
 }

@@ -3,6 +3,7 @@ import { Worker } from "node:worker_threads";
 import type { CoordinatorAnswers, WorkerGroup } from "../app.js";
 import type { Config } from "../config/index.js";
 import { StartupError, startupErrorCodes, type StartupErrorCode } from "../errors.js";
+import type { LineWriter } from "../observability/log-destination.js";
 import type { Logger } from "../observability/logger.js";
 import { retireSnapshot, type Metrics, type MetricsSnapshot } from "../observability/metrics.js";
 import type { ActivationTrigger, PolicySourceName } from "../policy/policy-holder.js";
@@ -31,6 +32,12 @@ export interface WorkerPoolOptions {
   metricsTimeoutMs?: number;
   /** The worker's module: serve-worker by default (tests give one that misbehaves on purpose). */
   entry?: URL;
+  /**
+   * Where the workers' decision lines are written when they hand them over
+   * (the main thread's own writer of the destination, so that lines go out one
+   * after another); undefined: each worker writes its destination itself.
+   */
+  decisionLines?: () => LineWriter | undefined;
 }
 
 interface Thread {
@@ -110,6 +117,8 @@ export class WorkerPool implements WorkerGroup {
   /** Sends the activated policy to every worker; one that has not switched in time is replaced. */
   activate(active: ActivePolicy, source: PolicySourceName, trigger: ActivationTrigger): void {
     const message: ToWorker = { type: "activate", policy: policySnapshot(active), source, trigger };
+    // Only these two outlive the call: the deadline must not hold the policy itself for 10 s.
+    const { digest, revision } = active;
     for (const thread of this.threads.values()) {
       if (!thread.retiring) thread.thread.postMessage(message);
     }
@@ -117,12 +126,12 @@ export class WorkerPool implements WorkerGroup {
       for (const thread of this.threads.values()) {
         if (thread.retiring || thread.serving === undefined) continue;
         // Replaced only while this policy is still the one to serve.
-        if (this.options.current().active.digest !== active.digest) return;
-        if (thread.serving.digest === active.digest) continue;
+        if (this.options.current().active.digest !== digest) return;
+        if (thread.serving.digest === digest) continue;
         this.options.logger.error("worker did not switch to the activated policy: replaced", {
           worker: thread.worker,
           revision: thread.serving.revision,
-          activated: active.revision,
+          activated: revision,
           timeout_ms: this.activationTimeoutMs,
         });
         this.replace(thread);
@@ -220,6 +229,7 @@ export class WorkerPool implements WorkerGroup {
       port: this.port,
       policy: policySnapshot(active),
       source,
+      relayDecisionLines: this.options.decisionLines?.() !== undefined,
     };
     const thread = new Worker(this.options.entry ?? workerEntry, { workerData: start });
     const entry: Thread = {
@@ -282,6 +292,9 @@ export class WorkerPool implements WorkerGroup {
       case "question":
         void this.answer(entry, message.id, message.what);
         return;
+      case "decision-lines":
+        this.writeLines(entry, message.id, message.text);
+        return;
     }
   }
 
@@ -311,6 +324,22 @@ export class WorkerPool implements WorkerGroup {
         ? { type: "answer", id, value }
         : { type: "answer", id, value: undefined, error: failure };
     entry.thread.postMessage(reply);
+  }
+
+  private writeLines(entry: Thread, id: number, text: string): void {
+    const writer = this.options.decisionLines?.();
+    const settle = (error: { code: string | undefined; message: string } | undefined): void => {
+      const reply: ToWorker =
+        error === undefined ? { type: "lines-written", id } : { type: "lines-written", id, error };
+      entry.thread.postMessage(reply);
+    };
+    if (writer === undefined) {
+      settle({ code: undefined, message: "the main thread has no decision log to write to" });
+      return;
+    }
+    writer.write(text, (error) => {
+      settle(error === undefined ? undefined : { code: error.code, message: error.message });
+    });
   }
 
   private ended(entry: Thread, code: number): void {

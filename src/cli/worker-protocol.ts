@@ -19,6 +19,8 @@ export interface WorkerStart {
   port: number;
   policy: PolicySnapshot;
   source: PolicySourceName;
+  /** Hand decision lines to the main thread (the destination is a pipe: line-relay.ts). */
+  relayDecisionLines: boolean;
 }
 
 /** What a worker asks the main thread; answered with the main thread's own handlers. */
@@ -43,6 +45,8 @@ export type ToWorker =
   | { type: "metrics"; id: number }
   /** The answer to a `question`: its value, or why the main thread could not answer. */
   | { type: "answer"; id: number; value: unknown; error?: string }
+  /** What became of relayed decision lines `id`: written, or the error. */
+  | { type: "lines-written"; id: number; error?: { code: string | undefined; message: string } }
   /** SIGTERM reached the main thread: every answer closes its connection from now on. */
   | { type: "drain" }
   /** Stop accepting, let in-flight requests finish (`timeoutMs` at most), then end. */
@@ -55,4 +59,6 @@ export type FromWorker =
   | { type: "failed"; code: string | undefined; problems: string[] }
   | { type: "activated"; revision: string; digest: string }
   | { type: "metrics"; id: number; snapshot: MetricsSnapshot }
-  | { type: "question"; id: number; what: CoordinatorQuestion };
+  | { type: "question"; id: number; what: CoordinatorQuestion }
+  /** Decision lines for the main thread to write (relayDecisionLines). */
+  | { type: "decision-lines"; id: number; text: string };

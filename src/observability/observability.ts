@@ -5,7 +5,7 @@ import { evaluationErrorCodes, tokenErrorCodes } from "../errors.js";
 import type { ActivePolicy } from "../policy/policy-loader.js";
 import { JsonLinesDecisionLog, noDecisionLog, type DecisionLog } from "./decision-log.js";
 import { RecordingDecisionObserver, type DecisionObserver } from "./decision-observer.js";
-import { FailureReporter, openLineWriter } from "./log-destination.js";
+import { FailureReporter, openLineWriter, type LineWriter } from "./log-destination.js";
 import type { Logger } from "./logger.js";
 import { Metrics } from "./metrics.js";
 
@@ -54,6 +54,8 @@ function isObject(value: unknown): value is Record<string, unknown> {
 export interface Observability {
   metrics: Metrics;
   observer: DecisionObserver;
+  /** The decision log's destination, opened (undefined when off). */
+  decisionLines: LineWriter | undefined;
 }
 
 /** Builds the metrics registry and the decision observer from configuration and the active policy. */
@@ -65,6 +67,11 @@ export function createObservability(
     /** The serving thread: 0 the main thread, 1… worker threads. */
     worker?: number;
     decisionLog?: DecisionLog;
+    /**
+     * Where the decision lines go instead of the configured destination,
+     * opened by someone else (a worker thread's relay to the main thread).
+     */
+    decisionLines?: LineWriter;
     logger?: Logger;
     /** The PDP's clock: it stamps decision records. */
     clock: Clock;
@@ -82,7 +89,15 @@ export function createObservability(
   if ((options.worker ?? 0) === 0) {
     metrics.setBundle(active.revision, active.entrypoint, options.clock());
   }
-  const log = options.decisionLog ?? decisionLogFor(config.decisionLog, metrics, options.logger);
+  const writer =
+    config.decisionLog === "off"
+      ? undefined
+      : (options.decisionLines ?? openLineWriter("PDP_DECISION_LOG", config.decisionLog));
+  const log =
+    options.decisionLog ??
+    (writer === undefined || config.decisionLog === "off"
+      ? noDecisionLog
+      : decisionLogFor(config.decisionLog, writer, metrics, options.logger));
   const observer = new RecordingDecisionObserver(metrics, log, {
     entrypoint: active.entrypoint,
     contextKeys: config.decisionLogContext,
@@ -91,7 +106,7 @@ export function createObservability(
     maxRecordBytes: config.decisionLogMaxRecordBytes,
     clock: options.clock,
   });
-  return { metrics, observer };
+  return { metrics, observer, decisionLines: writer };
 }
 
 /** The label sets a policy gives the metrics: its own values and the PDP's reason codes. */
@@ -119,17 +134,17 @@ export function showActivePolicy(
 }
 
 /**
- * The configured decision log, its destination opened now (StartupError when
- * a file cannot be appended to). Every lost record is counted by reason and
- * reported in the diagnostics, at most one line per 10 s summing the losses.
+ * The configured decision log on its destination, opened at startup
+ * (StartupError when a file cannot be appended to). Every lost record is
+ * counted by reason and reported in the diagnostics, at most one line per
+ * 10 s summing the losses.
  */
 function decisionLogFor(
-  destination: ObservabilityConfig["decisionLog"],
+  destination: Exclude<ObservabilityConfig["decisionLog"], "off">,
+  writer: LineWriter,
   metrics: Metrics,
   logger: Logger | undefined,
 ): DecisionLog {
-  if (destination === "off") return noDecisionLog;
-  const writer = openLineWriter("PDP_DECISION_LOG", destination);
   const reporter = new FailureReporter((summary) => {
     logger?.error("decision records lost", {
       destination: "file" in destination ? destination.file : destination.stream,
