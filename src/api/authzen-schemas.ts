@@ -217,6 +217,10 @@ export function parseSearchRequest(kind: SearchKind, value: unknown): SearchRequ
   return request;
 }
 
+/** One set of parse parameters for every request (zod copies them, never changes them). */
+// reportInput: a missing key is told from a wrong value by its input (undefined).
+const parseParams = { error: wireMessage, reportInput: true } as const;
+
 /**
  * Returns when `schema` accepts `value`; the caller then passes `value` on
  * itself, never zod's output (a copy: the policy must see what was sent),
@@ -225,8 +229,7 @@ export function parseSearchRequest(kind: SearchKind, value: unknown): SearchRequ
  * wire reports (`reportedIssue`) as a JSON pointer under `pointerPrefix`.
  */
 function check(schema: z.ZodType, value: unknown, pointerPrefix: string): void {
-  // reportInput: a missing key is told from a wrong value by its input (undefined).
-  const result = schema.safeParse(value, { error: wireMessage, reportInput: true });
+  const result = schema.safeParse(value, parseParams);
   if (result.success) return;
   const issue = reportedIssue(result.error.issues);
   if (issue === undefined) throw new ApiError("invalid_request", "request is invalid");

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from "jose";
 import { LRUCache } from "lru-cache";
 import type { KeySource } from "./key-sources.js";
@@ -69,10 +69,9 @@ export class JwtTokenVerifier implements TokenVerifier {
       throw new TokenError("token_too_large", `the token exceeds ${this.maxTokenBytes} bytes`);
     }
     // The audience is part of the key: a token verified for one MCP server proves nothing for another.
+    // crypto.hash is the one-shot digest: no Hash object per request on the cache-hit path.
     const cacheKey =
-      this.cache === undefined
-        ? ""
-        : `${createHash("sha256").update(token).digest("base64url")} ${audience}`;
+      this.cache === undefined ? "" : `${hash("sha256", token, "base64url")} ${audience}`;
     const cached = this.cache?.get(cacheKey);
     if (cached !== undefined) {
       if (cached.claims.exp > nowS - cached.issuer.clockToleranceS) return cached;

@@ -27,12 +27,21 @@ export function buildPolicyInput(request: AccessRequest, nowMs: number): Record<
     context: {
       ...request.context,
       ...clientAddress(request.context),
-      time: {
-        rfc3339: new Date(unixSeconds * 1000).toISOString().replace(".000Z", "Z"),
-        unix_s: unixSeconds,
-      },
+      time: { rfc3339: rfc3339Of(unixSeconds), unix_s: unixSeconds },
     },
   };
+}
+
+/** The last second formatted: every decision within one second shares its text. */
+let formatted = { unixSeconds: Number.NaN, text: "" };
+
+/** RFC 3339 in UTC, whole seconds (`2026-01-02T03:04:05Z`). */
+function rfc3339Of(unixSeconds: number): string {
+  if (formatted.unixSeconds !== unixSeconds) {
+    const text = new Date(unixSeconds * 1000).toISOString().replace(".000Z", "Z");
+    formatted = { unixSeconds, text };
+  }
+  return formatted.text;
 }
 
 function buildSubject(request: AccessRequest, unixSeconds: number): AccessRequest["subject"] {

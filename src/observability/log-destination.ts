@@ -117,8 +117,9 @@ interface QueuedLine {
 }
 
 /**
- * Appends lines to a file descriptor with one writev per batch: the lines that
- * arrive while a write is in flight go out together in the next. Unlike
+ * Appends lines to a file descriptor with one writev per batch: the lines of
+ * one event-loop turn, and those that arrive while a write is in flight, go
+ * out together in the next. Unlike
  * fs.WriteStream, a failed write does not destroy the writer: the lines of
  * that batch are reported as failed and the next batch is tried, so a disk
  * that fills up and is freed again resumes logging.
@@ -128,6 +129,8 @@ export class FileLineWriter implements LineWriter {
   private queue: QueuedLine[] = [];
   private queuedBytes = 0;
   private writing = false;
+  /** A write of the lines queued in this event-loop turn is scheduled (setImmediate). */
+  private gathering = false;
   /** A failure left part of a line in the file: the next batch starts on a new line. */
   private lineBroken = false;
   private readonly retryMs: number;
@@ -145,8 +148,19 @@ export class FileLineWriter implements LineWriter {
     const data = Buffer.from(text, "utf8");
     this.queue.push({ data, done });
     this.queuedBytes += data.length;
-    if (!this.writing) this.writeNext();
+    if (!this.writing && !this.gathering) {
+      // The lines of this event-loop turn (every request that epoll delivered at once) go out in
+      // one writev: a write per line costs a thread-pool hand-off each, which under load costs
+      // more than building the record.
+      this.gathering = true;
+      setImmediate(this.writeGathered);
+    }
   }
+
+  private readonly writeGathered = (): void => {
+    this.gathering = false;
+    if (!this.writing) this.writeNext();
+  };
 
   private writeNext(): void {
     const batch = this.queue;

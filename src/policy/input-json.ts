@@ -31,6 +31,11 @@ const stringify = JSON.stringify as (value: unknown) => string | undefined;
  * cycles and BigInt.
  */
 export function inputJsonBytes(input: unknown, cache?: InputJsonCache): ArrayBuffer | undefined {
+  if (cache === undefined) {
+    // One decision: the text encoded once into a buffer of its own, no chunks to copy together.
+    const text = stringify(input);
+    return text === undefined ? undefined : encodeOwn(text);
+  }
   const chunks: Buffer[] = [];
   if (!write(input, cache, 0, chunks)) return undefined;
   const total = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
@@ -76,6 +81,15 @@ function write(value: unknown, cache: InputJsonCache | undefined, depth: number,
   }
   out.push(closeBrace);
   return true;
+}
+
+const utf8 = new TextEncoder();
+
+/** The UTF-8 bytes of `text` in an ArrayBuffer holding exactly them (TextEncoder allocates one per call). */
+function encodeOwn(text: string): ArrayBuffer {
+  const bytes = utf8.encode(text);
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes.buffer;
+  return bytes.slice().buffer;
 }
 
 const openBrace = Buffer.from("{");
