@@ -15,7 +15,7 @@ export type OpaDataPath =
  * One segment: its text (percent-decoded) and, where OPA reads it as a
  * number, that integer. OPA turns a segment Go's `strconv.Atoi` accepts
  * (`0`, `00`, `+0`, `-0`, `01`) into a number, and so, it answers, a plain
- * decimal with a fraction of zeros (`1.0`, `1.`, `.0`, `00.00`); a number
+ * decimal with a fraction of zeros (`1.0`, `1.`, `.0`, `00.00`, `.`); a number
  * indexes an array and names the object key of its canonical spelling
  * (`00` finds `"0"`, `1.0` finds `"1"`). Anything else (`1e0`, `1.5`,
  * `0x1`) stays a string: an object key as written, never an array index.
@@ -50,13 +50,13 @@ export function readOpaDataPath(
     return { kind: "redirect", status: 307, location: `${cleaned(prefix, raw)}${suffix}` };
   }
   if (last === "" || (last !== undefined && /%2f$/i.test(last))) {
-    const kept = last === "" ? inner : [...inner, last.slice(0, -3)];
-    return { kind: "redirect", status: 301, location: cleaned(prefix, kept) };
+    const kept = [prefix, ...(last === "" ? inner : [...inner, last.slice(0, -3)])].join("/");
+    return { kind: "redirect", status: 301, location: headerSafe(decoded(kept), kept) };
   }
   return { kind: "document", segments: raw.map(segmentOf) };
 }
 
-/** Go's path.Clean of `prefix/segments…`, without a trailing slash (the redirect's target). */
+/** Go's cleaned path of `prefix/segments…` (ServeMux's cleanPath: path.Clean, a trailing slash kept). */
 function cleaned(prefix: string, segments: readonly string[]): string {
   const kept = prefix.split("/").filter((segment) => segment !== "");
   for (const segment of segments) {
@@ -67,17 +67,32 @@ function cleaned(prefix: string, segments: readonly string[]): string {
     }
     kept.push(segment);
   }
-  // `..` may climb above the prefix: Go cleans the whole path alike.
-  return `/${kept.join("/")}`;
+  // `..` may climb above the prefix: Go cleans the whole path alike, and
+  // puts back a trailing slash (the 301 that follows takes it away).
+  const trailing = segments.length > 0 && segments.at(-1) === "" && kept.length > 0;
+  return `/${kept.join("/")}${trailing ? "/" : ""}`;
 }
 
-function segmentOf(raw: string): PathSegment {
-  let text = raw;
+/**
+ * OPA's 301 names the path percent-decoded (`tools%2Flist/` goes to
+ * `tools/list`, a different document: OPA's answer, kept). A decoded path
+ * that a header cannot carry as it is (controls, beyond ASCII) stays escaped.
+ */
+function headerSafe(location: string, escaped: string): string {
+  return /^[\x20-\x7e]*$/.test(location) ? location : escaped;
+}
+
+function decoded(text: string): string {
   try {
-    text = decodeURIComponent(raw);
+    return decodeURIComponent(text);
   } catch {
-    // A segment that is not percent-encoded UTF-8 stays as it is.
+    return text;
   }
+}
+
+/** A segment percent-decoded; one that is not percent-encoded UTF-8 stays as it is. */
+function segmentOf(raw: string): PathSegment {
+  const text = decoded(raw);
   return { text, integer: integerOf(text) };
 }
 
@@ -88,9 +103,10 @@ function integerOf(text: string): bigint | undefined {
   if (atoi !== undefined) {
     return atoi >= -(2n ** 63n) && atoi < 2n ** 63n ? atoi : undefined;
   }
-  const dotted = /^([+-]?)([0-9]*)\.(0*)$/.exec(text);
-  if (dotted === null || (dotted[2] === "" && dotted[3] === "")) return undefined;
-  const whole = BigInt(dotted[2] === "" ? "0" : (dotted[2] ?? "0"));
+  // A dot with zeros, digits on either side or none (OPA reads `.`, `+.` and `-.` as 0 too).
+  const dotted = /^([+-]?)([0-9]*)\.0*$/.exec(text);
+  if (dotted === null) return undefined;
+  const whole = BigInt(dotted[2] === "" || dotted[2] === undefined ? "0" : dotted[2]);
   return dotted[1] === "-" ? -whole : whole;
 }
 
