@@ -348,6 +348,12 @@ function rawCall(base: string, method: string, path: string): Promise<PathAnswer
   });
 }
 
+/** OPA's 500 for a path its type checker refuses. */
+const typeError = (answer: PathAnswer): boolean =>
+  answer.status === 500 &&
+  answer.code === "internal_error" &&
+  String(answer.message).includes("rego_type_error");
+
 describe("paths: the Data API answers each path as OPA does", () => {
   /** Paths both answer alike, by GET (no input) and by POST (`{"input":{}}`). */
   const agreed = [
@@ -455,35 +461,25 @@ describe("paths: the Data API answers each path as OPA does", () => {
    * Where OPA evaluates what the PDP has not compiled, the PDP answers
    * undefined (README, "OPA Data API"): pinned here, with what OPA answers.
    */
-  const differences: { path: string; opa: (answer: PathAnswer) => void }[] = [
+  const differences: { path: string; opa: (answer: PathAnswer) => boolean }[] = [
     // The whole data document, every rule evaluated.
-    { path: "/v1/data", opa: (a) => assert.ok(typeof a.result === "object" && a.result !== null) },
+    { path: "/v1/data", opa: (a) => typeof a.result === "object" && a.result !== null },
     // A package: its rules' values merged with the operator's data.mcp.extra.
-    { path: "/v1/data/mcp", opa: (a) => assert.ok("extra" in (a.result as Json)) },
-    { path: "/v1/data/mcp/authz", opa: (a) => assert.ok("decision" in (a.result as Json)) },
+    { path: "/v1/data/mcp", opa: (a) => "extra" in (a.result as Json) },
+    { path: "/v1/data/mcp/authz", opa: (a) => "decision" in (a.result as Json) },
     // A rule that is not a compiled entrypoint.
-    { path: "/v1/data/mcp/authz/allow", opa: (a) => assert.equal(a.result, false) },
+    { path: "/v1/data/mcp/authz/allow", opa: (a) => a.result === false },
     // OPA's type checker knows reasons is an array and refuses the string "1e0".
-    {
-      path: "/v1/data/mcp/authz/decision/reasons/1e0",
-      opa: (a) => {
-        assert.equal(a.status, 500);
-        assert.equal(a.code, "internal_error");
-        assert.match(String(a.message), /rego_type_error/);
-      },
-    },
+    { path: "/v1/data/mcp/authz/decision/reasons/1e0", opa: typeError },
     // An escaped dot at the root is data[0] to OPA's type checker.
-    {
-      path: "/v1/data/%2e/risk_order",
-      opa: (a) => assert.match(String(a.message), /rego_type_error/),
-    },
+    { path: "/v1/data/%2e/risk_order", opa: typeError },
     // Bytes that are not UTF-8 do not parse as OPA's query.
     {
       path: "/v1/data/risk_order/%FF",
-      opa: (a) => assert.match(String(a.message), /failed to parse query/),
+      opa: (a) => a.status === 500 && String(a.message).includes("failed to parse query"),
     },
     // Go refuses an escape that is none, in plain text.
-    { path: "/v1/data/%zz", opa: (a) => assert.deepEqual([a.status, a.keys], [400, []]) },
+    { path: "/v1/data/%zz", opa: (a) => a.status === 400 && a.keys.length === 0 },
   ];
 
   for (const method of ["GET", "POST"]) {
