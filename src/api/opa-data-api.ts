@@ -250,18 +250,19 @@ function isBlank(body: Buffer): boolean {
   return body.every((byte) => byte === 0x20 || byte === 0x09 || byte === 0x0a || byte === 0x0d);
 }
 
-/** What a path names in the active policy, and the revision it was read from. */
-type Target = { revision: string } &
+/** What a path names in the active policy. */
+type Named =
   /** A compiled entrypoint, and the keys to follow inside its result. */
-  (
-    | { kind: "entrypoint"; entrypoint: string; within: PathSegment[] }
-    /** A base document (defined): bundle data or operator data. */
-    | { kind: "base"; document: EvaluationOutcome }
-    /** Nothing the PDP can answer: no entrypoint, no base document. */
-    | { kind: "undefined" }
-    /** A path OPA refuses: its response. */
-    | { kind: "invalid"; response: ApiResponse }
-  );
+  | { kind: "entrypoint"; entrypoint: string; within: PathSegment[] }
+  /** A base document (defined): bundle data or operator data. */
+  | { kind: "base"; document: EvaluationOutcome }
+  /** Nothing the PDP can answer: no entrypoint, no base document. */
+  | { kind: "undefined" }
+  /** A path OPA refuses: its response. */
+  | { kind: "invalid"; response: ApiResponse };
+
+/** What a path names, and the revision of the policy it was read from. */
+type Target = Named & { revision: string };
 
 /**
  * What a path names, in this order: the longest compiled entrypoint its
@@ -303,7 +304,9 @@ function resolve(segments: readonly PathSegment[], active: ActivePolicy): Target
   // every rule's value; the PDP has only its compiled entrypoints' values, so
   // it answers nothing rather than a part. Checked before the data: a key of
   // the operator data under a package (data.mcp.extra) must not answer data.mcp.
-  if (path === "" || active.policy.entrypoints.some((name) => name.startsWith(`${path}/`))) {
+  const above =
+    named === -1 && active.policy.entrypoints.some((name) => name.startsWith(`${path}/`));
+  if (path === "" || above) {
     return { revision, kind: "undefined" };
   }
   const document = documentAt(active.data, segments, "base");
