@@ -374,7 +374,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     maxBatchElements: config.limits.maxEvaluations,
   });
 
-  const opaData = createOpaDataApi({ engine, limits, observer });
+  const opaData = createOpaDataApi({ engine, limits, observer, baseDocuments: holder });
 
   // With a service, a PDP_DATA edit is merged over the service's last bundle; PDP_BUNDLE is not read.
   const reloader = new LocalPolicyReloader(

@@ -1,9 +1,12 @@
 import type { DecisionEngine } from "../decision/decision-engine.js";
+import type { CurrentPolicy } from "../policy/policy-holder.js";
+import type { ActivePolicy } from "../policy/policy-loader.js";
 import { ApiError } from "../errors.js";
 import type { DecisionObserver } from "../observability/decision-observer.js";
 import { traceIdOf } from "../observability/trace-context.js";
 import { noInput, type EvaluationOutcome } from "../policy/wasm-policy.js";
 import { callerOf, headerValue, type ApiRequest, type ApiResponse } from "./api-types.js";
+import { documentAt, pathText, readOpaDataPath, type PathSegment } from "./opa-data-path.js";
 import {
   parseJsonDocument,
   parseJsonObject,
@@ -23,6 +26,12 @@ export interface OpaDataApiOptions {
   limits: JsonBodyLimits;
   /** Told about every query (metrics, decision log). */
   observer: Pick<DecisionObserver, "queried">;
+  /**
+   * The active policy: its merged data document (bundle data and operator
+   * data) answers base-document paths, its entrypoints tell which paths are
+   * rules. Read in the same turn as the evaluation, so both are one revision.
+   */
+  baseDocuments: CurrentPolicy;
 }
 
 /** `GET|POST /v1/data/{path}`, given the request and its raw query string. */
@@ -46,10 +55,13 @@ const missingInputWarning = {
 /**
  * OPA's Data API (v1), so PEPs and SDKs written for OPA can ask this PDP
  * unchanged: `POST /v1/data/{path}` with `{"input": …}` (or no body) and
- * `GET /v1/data/{path}` (no input, or OPA's `?input=<JSON>`). `{path}` must
- * name a compiled entrypoint of the bundle, or a key inside its result (e.g.
- * `mcp/authz/decision/allow`); anything else (a package, a rule that is not
- * an entrypoint) is undefined.
+ * `GET /v1/data/{path}` (no input, or OPA's `?input=<JSON>`). `{path}` names
+ * a compiled entrypoint of the bundle or a key inside its result (e.g.
+ * `mcp/authz/decision/allow`), or a base document of the merged data (e.g.
+ * `risk_classes/read`), segments read as OPA reads them (opa-data-path.ts:
+ * its redirects, its index spellings). Anything else is undefined, what
+ * only OPA's evaluator could answer included (the root, a package, a rule
+ * that is not an entrypoint): never a made-up value.
  *
  * Answers as OPA does: `{"result", "decision_id"}`, or `{"decision_id"}` alone
  * when the document is undefined (status 200 either way); errors as
@@ -68,7 +80,7 @@ const missingInputWarning = {
  * their codes.
  */
 export function createOpaDataApi(options: OpaDataApiOptions): OpaDataApi {
-  const { engine, limits, observer } = options;
+  const { engine, limits, observer, baseDocuments } = options;
 
   function answer(request: ApiRequest, query: string | undefined): ApiResponse {
     const method = request.method === "HEAD" ? "GET" : request.method;
@@ -80,6 +92,11 @@ export function createOpaDataApi(options: OpaDataApiOptions): OpaDataApi {
       );
     }
 
+    const read = readOpaDataPath(request.path, query, opaDataPath);
+    if (read.kind === "redirect") {
+      return { status: read.status, headers: { location: read.location }, body: undefined };
+    }
+
     let input: Input;
     try {
       input = method === "POST" ? postedInput(request.body, limits) : queriedInput(query, limits);
@@ -88,15 +105,25 @@ export function createOpaDataApi(options: OpaDataApiOptions): OpaDataApi {
       return invalidParameter(error, method === "POST" ? "body" : "parameter");
     }
 
-    const target = targetOf(request.path, engine);
-    const evaluated = engine.query(target.entrypoint, input.present ? input.value : noInput);
+    const target = resolve(read.segments, baseDocuments.current());
+    if (target.kind === "invalid") return target.response;
+    const evaluated = engine.query(
+      target.kind === "entrypoint" ? target.entrypoint : undefined,
+      input.present ? input.value : noInput,
+    );
+    if (evaluated.revision !== target.revision) {
+      // The base documents and the evaluation must be one policy's; a reload between them is a bug.
+      throw new Error(`the Data API read ${target.revision} and evaluated ${evaluated.revision}`);
+    }
     const selected =
-      evaluated.outcome?.defined === true
-        ? select(evaluated.outcome.value, target.within)
-        : undefined;
+      target.kind === "base"
+        ? target.document
+        : target.kind === "entrypoint" && evaluated.outcome?.defined === true
+          ? documentAt(evaluated.outcome.value, target.within, "virtual")
+          : undefined;
     observer.queried({
       answer: evaluated,
-      path: target.path,
+      path: pathText(read.segments),
       ...(input.present ? { input: input.value } : {}),
       ...(selected?.defined === true ? { result: selected.value } : {}),
       caller: caller.name,
@@ -223,54 +250,66 @@ function isBlank(body: Buffer): boolean {
   return body.every((byte) => byte === 0x20 || byte === 0x09 || byte === 0x0a || byte === 0x0d);
 }
 
-/**
- * What a request path names: the data path (OPA's `path`), the longest
- * compiled entrypoint its segments start with, and the keys to follow inside
- * that entrypoint's result (so `mcp/authz/decision/allow` is the `allow` of
- * `mcp/authz/decision`, as in OPA). Segments come after `/v1/data` (the route
- * table sends nothing else here), percent-decoded, empty ones skipped (as OPA
- * does). No entrypoint when none matches: an undefined document.
- */
-function targetOf(
-  path: string,
-  policy: Pick<DecisionEngine, "hasEntrypoint">,
-): { path: string; entrypoint: string | undefined; within: string[] } {
-  const segments: string[] = [];
-  for (const raw of path.slice(opaDataPath.length).split("/")) {
-    if (raw === "") continue;
-    let segment = raw;
-    try {
-      segment = decodeURIComponent(raw);
-    } catch {
-      // OPA keeps a segment it cannot unescape as it is.
-    }
-    segments.push(segment);
-  }
-  // An entrypoint's name joins keys with "/", so a key holding a "/" can only follow one.
-  const named = segments.findIndex((segment) => segment.includes("/"));
-  for (let length = named === -1 ? segments.length : named; length > 0; length--) {
-    const entrypoint = segments.slice(0, length).join("/");
-    if (policy.hasEntrypoint(entrypoint)) {
-      return { path: segments.join("/"), entrypoint, within: segments.slice(length) };
-    }
-  }
-  return { path: segments.join("/"), entrypoint: undefined, within: [] };
-}
+/** What a path names in the active policy. */
+type Named =
+  /** A compiled entrypoint, and the keys to follow inside its result. */
+  | { kind: "entrypoint"; entrypoint: string; within: PathSegment[] }
+  /** A base document (defined): bundle data or operator data. */
+  | { kind: "base"; document: EvaluationOutcome }
+  /** Nothing the PDP can answer: no entrypoint, no base document. */
+  | { kind: "undefined" }
+  /** A path OPA refuses: its response. */
+  | { kind: "invalid"; response: ApiResponse };
 
-/** The value at `keys` inside a result: object keys (own ones only), array indices. */
-function select(value: unknown, keys: readonly string[]): EvaluationOutcome {
-  let current = value;
-  for (const key of keys) {
-    if (Array.isArray(current)) {
-      if (!/^(0|[1-9][0-9]*)$/.test(key) || Number(key) >= current.length) {
-        return { defined: false };
-      }
-      current = current[Number(key)] as unknown;
-    } else if (typeof current === "object" && current !== null && Object.hasOwn(current, key)) {
-      current = (current as Record<string, unknown>)[key];
-    } else {
-      return { defined: false };
+/** What a path names, and the revision of the policy it was read from. */
+type Target = Named & { revision: string };
+
+/**
+ * What a path names, in this order: the longest compiled entrypoint its
+ * segments start with (so `mcp/authz/decision/allow` is the `allow` of
+ * `mcp/authz/decision`, as in OPA); nothing for a path above an entrypoint
+ * (the root, a package); a base document of the merged data; else nothing.
+ * Where OPA would evaluate what the PDP has not compiled (the root, a
+ * package, a rule that is not an entrypoint) the answer is undefined, never
+ * a made-up value (README, "OPA Data API").
+ */
+function resolve(segments: readonly PathSegment[], active: ActivePolicy): Target {
+  const { revision } = active;
+  const quoted = segments.find((segment) => segment.text.includes('"'));
+  if (quoted !== undefined) {
+    // OPA cannot write such a segment into its query: its 500, word for word.
+    return {
+      revision,
+      kind: "invalid",
+      response: {
+        status: 500,
+        body: {
+          code: "internal_error",
+          message: `invalid_parameter: invalid path: invalid ref term '${quoted.text}'`,
+        },
+      },
+    };
+  }
+  const texts = segments.map((segment) => segment.text);
+  // An entrypoint's name joins keys with "/", so a key holding a "/" can only follow one.
+  const named = texts.findIndex((text) => text.includes("/"));
+  for (let length = named === -1 ? texts.length : named; length > 0; length--) {
+    const entrypoint = texts.slice(0, length).join("/");
+    if (active.policy.hasEntrypoint(entrypoint)) {
+      return { revision, kind: "entrypoint", entrypoint, within: segments.slice(length) };
     }
   }
-  return { defined: true, value: current };
+  const path = texts.join("/");
+  // Above an entrypoint (the root, a package) OPA merges base documents with
+  // every rule's value; the PDP has only its compiled entrypoints' values, so
+  // it answers nothing rather than a part. Checked before the data: a key of
+  // the operator data under a package (data.mcp.extra) must not answer data.mcp.
+  const above =
+    named === -1 && active.policy.entrypoints.some((name) => name.startsWith(`${path}/`));
+  if (path === "" || above) {
+    return { revision, kind: "undefined" };
+  }
+  const document = documentAt(active.data, segments, "base");
+  if (document.defined) return { revision, kind: "base", document };
+  return { revision, kind: "undefined" };
 }

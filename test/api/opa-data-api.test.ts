@@ -702,3 +702,111 @@ conflict := y if y := input.b
     assert.equal(await opa.evaluate("probe/echo", false), false);
   });
 });
+
+describe("OPA Data API: base documents, with operator data", () => {
+  const scratch = scratchDir();
+  const operatorFile = join(scratch.dir, "operator.json");
+  const bundleData = JSON.parse(readFileSync(join(repoRoot, "rego", "data.json"), "utf8")) as {
+    risk_classes: Json;
+    risk_order: string[];
+  };
+  let pdp: RunningPdp;
+  before(async () => {
+    writeFileSync(
+      operatorFile,
+      JSON.stringify({ operator: { "0": "zero", list: ["a", "b"] }, mcp: { extra: { n: 1 } } }),
+    );
+    pdp = await startPdp({ env: { PDP_DATA: operatorFile } });
+  });
+  after(async () => {
+    await pdp.close();
+    scratch.remove();
+  });
+
+  test("a path into the bundle's data or the operator data answers that document, by GET and POST", async () => {
+    for (const reply of [
+      await call(pdp.url, "GET", "/v1/data/risk_classes/read"),
+      await post(pdp.url, "/v1/data/risk_classes/read", { input: allowing.input }),
+    ]) {
+      assert.equal(reply.status, 200);
+      assert.deepEqual(Object.keys(reply.body), ["result", "decision_id"]);
+      assert.deepEqual(reply.body.result, bundleData.risk_classes.read);
+      assert.equal(reply.headers.get("x-decision-id"), reply.body.decision_id);
+    }
+    assert.deepEqual((await call(pdp.url, "GET", "/v1/data/operator/list")).body.result, [
+      "a",
+      "b",
+    ]);
+    assert.deepEqual((await call(pdp.url, "GET", "/v1/data/mcp/extra")).body.result, { n: 1 });
+    // Above an entrypoint OPA would merge every rule's value in: the PDP answers nothing, not a part.
+    assertUndefined(await call(pdp.url, "GET", "/v1/data/mcp"), "a package holding data");
+    assertUndefined(await call(pdp.url, "GET", "/v1/data"), "the root");
+  });
+
+  test("segments read as OPA reads them: numbers index arrays and name keys by their canonical spelling", async () => {
+    const at = async (path: string) => (await call(pdp.url, "GET", `/v1/data/${path}`)).body.result;
+    for (const index of ["0", "00", "+0", "-0", "0.0", ".0"]) {
+      assert.equal(await at(`risk_order/${index}`), bundleData.risk_order[0], index);
+    }
+    for (const index of ["1.0", "01", "+1", "1."]) {
+      assert.equal(await at(`risk_order/${index}`), bundleData.risk_order[1], index);
+    }
+    for (const index of ["1e0", "1.5", "-1", "3", "x", "0x1"]) {
+      assertUndefined(await call(pdp.url, "GET", `/v1/data/risk_order/${index}`), index);
+    }
+    assert.equal(await at("operator/00"), "zero");
+    assert.equal(await at("operator/list/1.0"), "b");
+    // Inside an entrypoint's result an object takes no number (OPA: undefined or a type error).
+    assertUndefined(await call(pdp.url, "GET", "/v1/data/mcp/authz/decision/reasons/0/0"), "n");
+    assert.equal(await at("mcp/authz/decision/reasons/00/code"), "token_missing");
+  });
+
+  test("a base document is recorded and counted as a defined query, with no evaluation", async () => {
+    const before = await dataQueryCounts(pdp.url);
+    const reply = await call(pdp.url, "GET", "/v1/data/operator/0");
+    const after = await dataQueryCounts(pdp.url);
+    assert.equal((after.defined ?? 0) - (before.defined ?? 0), 1);
+    assert.equal(after.histogram, before.histogram, "nothing was evaluated");
+    const record = pdp.decisions.find((r) => r.decision_id === reply.body.decision_id);
+    assert.ok(record);
+    assert.equal(record.path, "operator/0");
+    assert.equal(record.entrypoint, null);
+    assert.equal(record.result, "zero");
+  });
+
+  test("a trailing slash is OPA's 301 (the query dropped), an unclean path its 307 (kept); neither is a query", async () => {
+    const records = pdp.decisions.length;
+    const manual = async (method: string, path: string) => {
+      const response = await fetch(`${pdp.url}${path}`, {
+        method,
+        redirect: "manual",
+        ...(method === "POST"
+          ? { body: "{}", headers: { "content-type": "application/json" } }
+          : {}),
+      });
+      await response.arrayBuffer();
+      return [response.status, response.headers.get("location")];
+    };
+    assert.deepEqual(await manual("GET", `${decisionPath}/?input=%7B%7D`), [301, decisionPath]);
+    assert.deepEqual(await manual("POST", `${decisionPath}/`), [301, decisionPath]);
+    assert.deepEqual(await manual("GET", "/v1/data/"), [301, "/v1/data"]);
+    assert.deepEqual(await manual("GET", "/v1/data//risk_order?input=1"), [
+      307,
+      "/v1/data/risk_order?input=1",
+    ]);
+    assert.deepEqual(await manual("POST", "/v1/data//mcp/authz/decision/"), [
+      307,
+      `${decisionPath}/`,
+    ]);
+    assert.equal(pdp.decisions.length, records, "a redirect evaluates nothing and records nothing");
+  });
+
+  test("a quote in a segment is OPA's 500: it cannot be written into OPA's query", async () => {
+    const reply = await call(pdp.url, "GET", "/v1/data/risk_order/%22");
+    assert.equal(reply.status, 500);
+    assert.deepEqual(reply.body, {
+      code: "internal_error",
+      message: `invalid_parameter: invalid path: invalid ref term '"'`,
+    });
+  });
+});
