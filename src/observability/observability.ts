@@ -89,8 +89,9 @@ export function createObservability(
   if ((options.worker ?? 0) === 0) {
     metrics.setBundle(active.revision, active.entrypoint, options.clock());
   }
+  // Opened only when nothing replaces the log (`mcp-pdp check` opens no file).
   const writer =
-    config.decisionLog === "off"
+    config.decisionLog === "off" || options.decisionLog !== undefined
       ? undefined
       : (options.decisionLines ?? openLineWriter("PDP_DECISION_LOG", config.decisionLog));
   const log =
