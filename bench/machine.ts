@@ -37,8 +37,8 @@ const sizes = {
 };
 const evaluationPath = "/access/v1/evaluation";
 const opaDecisionPath = "/v1/data/mcp/authz/decision";
-/** The counter a worker label would be on (per-worker request counts). */
-const requestCounter = "mcp_pdp_http_requests_total";
+/** The counters a `worker` label is looked for on, in this order (per-worker request counts). */
+const workerCounters = ["mcp_pdp_http_requests_total", "mcp_pdp_decisions_total"];
 
 interface Row {
   name: string;
@@ -166,7 +166,7 @@ export async function runMachineBench(ctx: MachineBenchContext): Promise<void> {
   print(
     [
       `"srv CPU %" is of one core (200 % = both cores of a 2-core machine). "requests per worker": each worker's share of`,
-      `the POSTs during the run, from the \`worker\` label of ${requestCounter} on /metrics (n/a: the PDP exposes no such label).`,
+      `the requests during the run, from the \`worker\` label of ${workerCounters.join(" or ")} on /metrics (n/a: no such label).`,
       `The keep-alive runs hold only ${sizes.keepAliveConnections} connections, as a proxy with a small keep-alive pool would: workers are`,
       "chosen per connection, so both connections may land on one worker; each run opens new ones.",
     ].join("\n"),
@@ -225,9 +225,12 @@ async function counted(
   const after = await scrapeMetrics(pdp.baseUrl);
   const perWorker = new Map<string, number>();
   if (before !== undefined && after !== undefined) {
-    const start = sumByLabel(before, requestCounter, "worker");
-    for (const [worker, count] of sumByLabel(after, requestCounter, "worker")) {
-      perWorker.set(worker, count - (start.get(worker) ?? 0));
+    const counter = workerCounters.find((name) => sumByLabel(after, name, "worker").size > 0);
+    if (counter !== undefined) {
+      const start = sumByLabel(before, counter, "worker");
+      for (const [worker, count] of sumByLabel(after, counter, "worker")) {
+        perWorker.set(worker, count - (start.get(worker) ?? 0));
+      }
     }
   }
   return { result, perWorker };

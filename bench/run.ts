@@ -72,7 +72,7 @@ const opaDecisionPath = "/v1/data/mcp/authz/decision";
 const inProcess = { warmup: 2_000, iterations: 20_000, maxMs: 10_000 };
 /** HTTP scenarios (seconds, connections). */
 const http = {
-  warmupS: 3,
+  warmupS: 2,
   fixedRate: 1_000,
   fixedS: 10,
   saturationConnections: 32,
@@ -264,7 +264,7 @@ async function main(): Promise<void> {
       `PDP and floor: POST ${evaluationPath} with the AuthZEN request (${pdpBody.length} bytes).`,
       `OPA: POST ${opaDecisionPath} with {"input": <the document the PDP builds>} (${opaRequestBody.length} bytes).`,
       `Each server in turn: ${http.warmupS} s warm-up at saturation (autocannon, discarded), then`,
-      `  - ${fixedName}: vegeta, ${whole(http.fixedRate)} requests/s evenly paced for ${http.fixedS} s (open model; not for the Node 22 floor);`,
+      `  - ${fixedName}: vegeta, ${whole(http.fixedRate)} requests/s evenly paced for ${http.fixedS} s (open model);`,
       `  - saturation: autocannon, ${http.saturationConnections} connections for ${http.saturationS} s;`,
       `  - ${healthName}: autocannon, ${http.saturationConnections} connections for ${http.floorS} s (PDP on Node 24 and OPA, for context; see below).`,
       `Load generators: vegeta (a child process) and autocannon (in this process), on ${generatorPlace}.`,
@@ -278,23 +278,21 @@ async function main(): Promise<void> {
   const pacedRows: string[][] = [];
   const rows: string[][] = [];
   const targets = [
-    { label: "floor 24", server: floor, path: evaluationPath, body: pdpBody, paced: true },
-    { label: "floor 22", server: floor22, path: evaluationPath, body: pdpBody, paced: false },
+    { label: "floor 24", server: floor, path: evaluationPath, body: pdpBody },
+    { label: "floor 22", server: floor22, path: evaluationPath, body: pdpBody },
     {
       label: "PDP 24",
       server: pdp,
       path: evaluationPath,
       body: pdpBody,
-      paced: true,
       health: true,
     },
-    { label: "PDP 22", server: pdp22, path: evaluationPath, body: pdpBody, paced: true },
+    { label: "PDP 22", server: pdp22, path: evaluationPath, body: pdpBody },
     {
       label: "OPA",
       server: opaServer,
       path: opaDecisionPath,
       body: opaRequestBody,
-      paced: true,
       health: true,
     },
   ];
@@ -311,22 +309,20 @@ async function main(): Promise<void> {
     } as const;
     await runLoad({ ...post, connections: http.saturationConnections, durationS: http.warmupS });
 
-    if (target.paced) {
-      const paced = await withOtherLoad(pinning?.server, () =>
-        runPaced({
-          vegeta,
-          server: target.server,
-          path: target.path,
-          body: target.body,
-          rate: http.fixedRate,
-          durationS: http.fixedS,
-          cpu: pinning?.generator,
-          scratch: workDir,
-        }),
-      );
-      results.set(`${target.label}|${fixedName}`, paced);
-      pacedRows.push(pacedRow(`${target.label} ${fixedName}`, paced));
-    }
+    const paced = await withOtherLoad(pinning?.server, () =>
+      runPaced({
+        vegeta,
+        server: target.server,
+        path: target.path,
+        body: target.body,
+        rate: http.fixedRate,
+        durationS: http.fixedS,
+        cpu: pinning?.generator,
+        scratch: workDir,
+      }),
+    );
+    results.set(`${target.label}|${fixedName}`, paced);
+    pacedRows.push(pacedRow(`${target.label} ${fixedName}`, paced));
 
     const scenarios = [
       {
@@ -484,9 +480,7 @@ async function main(): Promise<void> {
       sideRows,
     ),
   );
-  print(
-    `${fixedName} is vegeta (not run for the Node 22 floor), saturation autocannon. "24"/"22": the pinned Node builds`,
-  );
+  print(`${fixedName} is vegeta, saturation autocannon. "24"/"22": the pinned Node builds`);
   print(
     "(scripts/ensure-node.sh). The floor's answer is a fixed 43-byte JSON, the PDP's a decision of about 90 bytes.",
   );
