@@ -74,7 +74,7 @@ const inProcess = { warmup: 2_000, iterations: 20_000, maxMs: 10_000 };
 const http = {
   warmupS: 2,
   fixedRate: 1_000,
-  fixedS: 10,
+  fixedS: 8,
   saturationConnections: 32,
   saturationS: 10,
   floorS: 5,

@@ -226,17 +226,24 @@ async function main(): Promise<void> {
   const metricsBefore = (await scrapeMetrics(pdp.baseUrl)) ?? "";
 
   const samples: Sample[] = [];
+  // Each sample also goes to stderr as it is taken: a long soak cut short still shows its trend.
+  const record = (s: Sample): void => {
+    samples.push(s);
+    process.stderr.write(
+      `soak: t ${fixed(s.seconds, 0)} s, ${whole(s.decisions)} decisions, RSS ${mib(s.rss)} MiB, heap used ${mib(s.heap)} MiB\n`,
+    );
+  };
   const startedNs = process.hrtime.bigint();
   let next = 0;
   const loadDone = new AbortController();
-  samples.push(await sample(pdp, startedNs));
+  record(await sample(pdp, startedNs));
   const sampler = (async () => {
     while (!loadDone.signal.aborted) {
       // Aborted when the load ends: the last sample is taken then, below, not a period later.
       const slept = await sleep(sampleS * 1000, true, { signal: loadDone.signal }).catch(
         () => false,
       );
-      if (slept) samples.push(await sample(pdp, startedNs));
+      if (slept) record(await sample(pdp, startedNs));
     }
   })();
   const result = await runLoad({
@@ -251,7 +258,7 @@ async function main(): Promise<void> {
   });
   loadDone.abort();
   await sampler;
-  samples.push(await sample(pdp, startedNs));
+  record(await sample(pdp, startedNs));
   const metricsAfter = (await scrapeMetrics(pdp.baseUrl)) ?? "";
 
   const delta = (label: string): string => {
