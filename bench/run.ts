@@ -245,9 +245,18 @@ async function main(): Promise<void> {
     }
   }
   const pdpBody = JSON.stringify(allowed.request);
-  for (const server of [floor, floor22]) {
-    const answer = await postJson(`${server.baseUrl}${evaluationPath}`, pdpBody);
-    if (answer.status !== 200) throw new Error(`${server.name} answered ${answer.status}`);
+  // Response sizes, for the side-by-side note (the floor answers less than a decision).
+  const answerBytes = new Map<Server, number>();
+  for (const server of [floor, floor22, pdp]) {
+    const response = await fetch(`${server.baseUrl}${evaluationPath}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: pdpBody,
+      signal: AbortSignal.timeout(5000),
+    });
+    const text = await response.text();
+    if (response.status !== 200) throw new Error(`${server.name} answered ${response.status}`);
+    answerBytes.set(server, Buffer.byteLength(text));
   }
 
   // 2. and 3. HTTP scenarios, one core per server ------------------------------
@@ -482,7 +491,7 @@ async function main(): Promise<void> {
   );
   print(`${fixedName} is vegeta, saturation autocannon. "24"/"22": the pinned Node builds`);
   print(
-    "(scripts/ensure-node.sh). The floor's answer is a fixed 43-byte JSON, the PDP's a decision of about 90 bytes.",
+    `(scripts/ensure-node.sh). The floor answers a fixed JSON of ${whole(answerBytes.get(floor))} bytes, the PDP a decision of ${whole(answerBytes.get(pdp))} bytes.`,
   );
 
   // Where the time goes ----------------------------------------------------------
