@@ -30,6 +30,8 @@ declare module "autocannon" {
     connections?: number;
     /** Seconds. */
     duration?: number;
+    /** Requests to send in all; when set, duration is ignored. */
+    amount?: number;
     /** Requests per second over all connections (applied per connection, per second). */
     overallRate?: number;
     /** Seconds before a request counts as timed out. */

@@ -33,9 +33,8 @@ import { ShadowEvaluator } from "../src/decision/shadow-evaluator.js";
 import { readDataFile, type DataDocument } from "../src/policy/data-overlay.js";
 import { PolicyHolder } from "../src/policy/policy-holder.js";
 import { loadActivePolicy } from "../src/policy/policy-loader.js";
-import { runLoad, type LoadResult } from "./load.js";
+import { runLoad, withOtherLoad, type LoadResult, type Loaded } from "./load.js";
 import {
-  coreBusySeconds,
   freePort,
   planPinning,
   startServer,
@@ -446,27 +445,6 @@ async function main(): Promise<void> {
   );
 }
 
-/**
- * Runs a load and adds the share of the server's core that other processes
- * used meanwhile (the core's busy time less the server's own CPU): on a shared
- * machine it says which rows were disturbed.
- */
-async function withOtherLoad<T extends LoadResult>(
-  core: number | undefined,
-  load: () => Promise<T>,
-): Promise<Loaded<T>> {
-  const busyBefore = core === undefined ? undefined : coreBusySeconds(core);
-  const wallBefore = process.hrtime.bigint();
-  const result = await load();
-  const wallS = Number(process.hrtime.bigint() - wallBefore) / 1e9;
-  const busyAfter = core === undefined ? undefined : coreBusySeconds(core);
-  const otherShare =
-    busyBefore === undefined || busyAfter === undefined || result.serverCpuShare === undefined
-      ? undefined
-      : Math.max(0, (busyAfter - busyBefore) / wallS - result.serverCpuShare);
-  return { ...result, otherShare };
-}
-
 /** Activations through the watcher: write the other file, poll /ready, then decide. */
 async function activationsByWatch(
   pdp: Server,
@@ -639,8 +617,6 @@ function countRow(name: string, before: ShadowCounts, after: ShadowCounts): stri
     whole(sampled),
   ];
 }
-
-type Loaded<T extends LoadResult> = T & { otherShare: number | undefined };
 
 function pacedRow(name: string, r: Loaded<PacedResult>): string[] {
   return [

@@ -1,6 +1,6 @@
 /** One autocannon run against a loopback server, with per-response latencies and CPU accounting. */
 import autocannon, { type Instance, type Request, type Result } from "autocannon";
-import { cpuSeconds, type Server } from "./processes.js";
+import { coreBusySeconds, cpuSeconds, type Server } from "./processes.js";
 import { SampleBuffer, type Percentiles } from "./report.js";
 
 export interface LoadSpec {
@@ -16,7 +16,10 @@ export interface LoadSpec {
   /** Each response body is passed here; a false counts in `mismatches`. */
   verifyBody?: (body: string) => boolean;
   connections: number;
+  /** Seconds to run; with `amount`, only a cap on a run that has not finished by then. */
   durationS: number;
+  /** Requests to send in all, as fast as the server answers (a soak), instead of a duration. */
+  amount?: number;
   /** Requests/s over all connections; unset means as fast as the server answers. */
   overallRate?: number;
   /** Extra request headers (a caller's X-Api-Key). */
@@ -80,6 +83,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
         ...(spec.verifyBody === undefined ? {} : { verifyBody: spec.verifyBody }),
         connections: spec.connections,
         duration: spec.durationS,
+        ...(spec.amount === undefined ? {} : { amount: spec.amount }),
         timeout: 10,
         ...(spec.overallRate === undefined ? {} : { overallRate: spec.overallRate }),
       },
@@ -123,4 +127,28 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
       serverCpu === undefined || completed === 0 ? undefined : (serverCpu * 1e6) / completed,
     generatorCpuShare: (ownCpu.user + ownCpu.system) / 1e6 / wallS,
   };
+}
+
+/** A load result with the share of the server's core that other processes used meanwhile. */
+export type Loaded<T extends LoadResult> = T & { otherShare: number | undefined };
+
+/**
+ * Runs a load and adds the share of the server's core that other processes
+ * used meanwhile (the core's busy time less the server's own CPU): on a shared
+ * machine it says which rows were disturbed.
+ */
+export async function withOtherLoad<T extends LoadResult>(
+  core: number | undefined,
+  load: () => Promise<T>,
+): Promise<Loaded<T>> {
+  const busyBefore = core === undefined ? undefined : coreBusySeconds(core);
+  const wallBefore = process.hrtime.bigint();
+  const result = await load();
+  const wallS = Number(process.hrtime.bigint() - wallBefore) / 1e9;
+  const busyAfter = core === undefined ? undefined : coreBusySeconds(core);
+  const otherShare =
+    busyBefore === undefined || busyAfter === undefined || result.serverCpuShare === undefined
+      ? undefined
+      : Math.max(0, (busyAfter - busyBefore) / wallS - result.serverCpuShare);
+  return { ...result, otherShare };
 }

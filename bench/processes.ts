@@ -1,6 +1,6 @@
 /** Child servers on loopback: spawn (optionally pinned to a core), wait until ready, measure CPU, stop. */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -186,9 +186,56 @@ export function writtenBytes(pid: number): number | undefined {
   }
 }
 
-/** User + system CPU seconds consumed so far by a process (all its threads), from /proc. */
+/**
+ * The process and its live descendants (a server may serve from child
+ * processes, as node:cluster workers do), from /proc/<pid>/task/<tid>/children.
+ */
+function processTree(pid: number): number[] {
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) {
+    const parent = tree[i];
+    try {
+      for (const task of readdirSync(`/proc/${parent}/task`)) {
+        const children = readFileSync(`/proc/${parent}/task/${task}/children`, "utf8").trim();
+        if (children !== "") tree.push(...children.split(" ").map(Number));
+      }
+    } catch {
+      // gone meanwhile, or no children file: no descendants to add
+    }
+  }
+  return tree;
+}
+
+/**
+ * User + system CPU seconds consumed so far by a process (all its threads)
+ * and its live child processes, from /proc: a server's CPU however it spreads
+ * its workers. Undefined when the process itself cannot be read.
+ */
 export function cpuSeconds(pid: number): number | undefined {
-  return statSeconds(pid, 14, 15); // utime, stime
+  const [own, ...children] = processTree(pid).map((p) => statSeconds(p, 14, 15)); // utime, stime
+  if (own === undefined) return undefined;
+  return children.reduce<number>((sum, seconds) => sum + (seconds ?? 0), own);
+}
+
+/**
+ * Resident memory of a process and its live child processes, in bytes (VmRSS
+ * of /proc/<pid>/status); undefined when the process itself cannot be read.
+ */
+export function rssBytes(pid: number): number | undefined {
+  const rss = (p: number): number | undefined => {
+    try {
+      const line = readFileSync(`/proc/${p}/status`, "utf8")
+        .split("\n")
+        .find((l) => l.startsWith("VmRSS:"));
+      const kib = Number(line?.slice("VmRSS:".length).replace("kB", "").trim());
+      return line === undefined || !Number.isFinite(kib) ? undefined : kib * 1024;
+    } catch {
+      return undefined;
+    }
+  };
+  const [own, ...children] = processTree(pid).map(rss);
+  if (own === undefined) return undefined;
+  return children.reduce<number>((sum, bytes) => sum + (bytes ?? 0), own);
 }
 
 /**
