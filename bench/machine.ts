@@ -38,7 +38,7 @@ const sizes = {
 const evaluationPath = "/access/v1/evaluation";
 const opaDecisionPath = "/v1/data/mcp/authz/decision";
 /** The counters a `worker` label is looked for on, in this order (per-worker request counts). */
-const workerCounters = ["mcp_pdp_http_requests_total", "mcp_pdp_decisions_total"];
+const workerCounters = ["mcp_pdp_worker_http_requests_total"];
 
 interface Row {
   name: string;
