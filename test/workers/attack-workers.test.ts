@@ -43,9 +43,12 @@ after(async () => {
   scratch.remove();
 });
 
-/** An app with a one-worker pool of `fixture`, wired as serve.ts wires them. */
+/**
+ * An app with a one-worker pool of `fixture` (undefined: the real worker entry, serve-worker),
+ * wired as serve.ts wires them.
+ */
 async function appWithPool(
-  fixture: string,
+  fixture: string | undefined,
   options: { activationTimeoutMs?: number; current?: () => ActivePolicy | undefined } = {},
 ): Promise<{ app: App; pool: WorkerPool }> {
   const built: { app?: App } = {};
@@ -62,7 +65,9 @@ async function appWithPool(
     },
     answers: () => started().coordinatorAnswers,
     current: () => ({ active: options.current?.() ?? started().policy.current(), source: "local" }),
-    entry: new URL(`./fixtures/${fixture}.ts`, import.meta.url),
+    ...(fixture === undefined
+      ? {}
+      : { entry: new URL(`./fixtures/${fixture}.ts`, import.meta.url) }),
     ...(options.activationTimeoutMs === undefined
       ? {}
       : { activationTimeoutMs: options.activationTimeoutMs }),
@@ -125,26 +130,7 @@ test("a worker that never switches to a new policy with the same manifest revisi
 
 test("a replaced worker does not move the process's bundle_loaded_timestamp_seconds (the policy did not change)", async () => {
   // The real worker entry (serve-worker), on a port of its own (PORT=0).
-  const built: { app?: App } = {};
-  const started = (): App => {
-    if (built.app === undefined) throw new Error("not built yet");
-    return built.app;
-  };
-  const pool = new WorkerPool({
-    count: 1,
-    config,
-    logger,
-    get metrics() {
-      return started().metrics;
-    },
-    answers: () => started().coordinatorAnswers,
-    current: () => ({ active: started().policy.current(), source: "local" }),
-  });
-  pools.push(pool);
-  const app = await buildApp({ config, logger, processMetrics: false, workers: pool });
-  built.app = app;
-  apps.push(app);
-  await pool.start(0);
+  const { app, pool } = await appWithPool(undefined);
   const loadedAt = async (): Promise<number> =>
     total(
       parseExposition(await app.coordinatorAnswers.exposition()),

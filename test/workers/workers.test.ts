@@ -109,6 +109,16 @@ async function threadRevisions(url: string): Promise<Map<number, string>> {
   return new Map(workers.map((w) => [w.worker, w.revision]));
 }
 
+/** Waits for the "listening" line: every worker listens (20 s at most). */
+async function untilListening(pdp: Spawned): Promise<void> {
+  await waitFor(
+    "the listening line",
+    () => (pdp.stdout().includes('"message":"listening"') ? true : undefined),
+    20000,
+    () => pdp.stdout() + pdp.stderr(),
+  );
+}
+
 describe("PDP_WORKERS=2, the real process, locked down", () => {
   let url = "";
   let pdp: Spawned;
@@ -127,12 +137,7 @@ describe("PDP_WORKERS=2, the real process, locked down", () => {
       PDP_LOG_LEVEL: "info",
     });
     running.push(pdp);
-    await waitFor(
-      "the listening line",
-      () => (pdp.stdout().includes('"message":"listening"') ? true : undefined),
-      20000,
-      () => pdp.stdout() + pdp.stderr(),
-    );
+    await untilListening(pdp);
     assert.equal((await get(url, "/ready")).status, 200);
   });
 
@@ -250,12 +255,7 @@ describe("PDP_WORKERS=2 with PDP_DECISION_LOG=stdout", () => {
       PDP_DECISION_LOG: "stdout",
     });
     running.push(pdp);
-    await waitFor(
-      "the listening line",
-      () => (pdp.stdout().includes('"message":"listening"') ? true : undefined),
-      20000,
-      () => pdp.stdout() + pdp.stderr(),
-    );
+    await untilListening(pdp);
     // Records of ~5 KiB, above PIPE_BUF, from both threads at once.
     const markers = Array.from({ length: 120 }, (_, i) => 10000 + i);
     for (let i = 0; i < markers.length; i += 12) {
