@@ -456,11 +456,14 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
     readiness,
     status: () => own.policyStatus(),
     reload: () => own.policyReload(),
+    // One thread: its registry is the process's; with workers, every thread's merged.
     exposition: async () =>
-      mergedExposition([
-        await metrics.registry.getMetricsAsJSON(),
-        ...((await workers?.metrics()) ?? []),
-      ]),
+      workers === undefined
+        ? metrics.registry.metrics()
+        : mergedExposition([
+            await metrics.registry.getMetricsAsJSON(),
+            ...(await workers.metrics()),
+          ]),
   };
   const routes = routeTable({
     authzen: api,

@@ -48,16 +48,7 @@ export const asymmetricAlgorithms = [
  * --signing-alg` writes, without `none`. HS* use a shared secret, as OPA does.
  */
 export const bundleSignatureAlgorithms = [
-  "RS256",
-  "RS384",
-  "RS512",
-  "PS256",
-  "PS384",
-  "PS512",
-  "ES256",
-  "ES384",
-  "ES512",
-  "EdDSA",
+  ...asymmetricAlgorithms,
   "HS256",
   "HS384",
   "HS512",

@@ -96,7 +96,7 @@ export function createObservability(
       : (options.decisionLines ?? openLineWriter("PDP_DECISION_LOG", config.decisionLog));
   const log =
     options.decisionLog ??
-    (writer === undefined || config.decisionLog === "off"
+    (writer === undefined || config.decisionLog === "off" // (narrows the destination's type)
       ? noDecisionLog
       : decisionLogFor(config.decisionLog, writer, metrics, options.logger));
   const observer = new RecordingDecisionObserver(metrics, log, {

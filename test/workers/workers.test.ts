@@ -265,8 +265,13 @@ describe("PDP_WORKERS=2 with PDP_DECISION_LOG=stdout", () => {
       parseExposition((await get(url, "/metrics")).text),
       "mcp_pdp_worker_http_requests_total",
     );
-    assert.ok(
-      served.every((s) => s.value > 0),
+    // Both series, each above zero: one missing would pass a check over the series present.
+    assert.deepEqual(
+      served.map((s) => [s.labels.worker, s.value > 0]),
+      [
+        ["0", true],
+        ["1", true],
+      ],
       "both threads decided",
     );
     await pdp.stop();
