@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
+import { availableParallelism } from "node:os";
 import { once } from "node:events";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -218,6 +219,27 @@ describe("transport settings are validated at startup", () => {
       "PDP_MAX_CONNECTIONS",
     ]) {
       for (const value of ["0", "-1", "abc", "1e9"]) {
+        const found = problems({ [name]: value });
+        assert.ok(
+          found.some((p) => p.startsWith(`${name}=${value}:`)),
+          `${name}=${value}: ${found.join("; ")}`,
+        );
+      }
+    }
+  });
+
+  test("PDP_WORKERS and PDP_MAX_REQUESTS_PER_CONNECTION: read, defaulted, and refused outside their range", () => {
+    assert.equal(loadConfig({}).workers, availableParallelism());
+    assert.equal(loadConfig({ PDP_WORKERS: "3" }).workers, 3);
+    assert.equal(
+      loadConfig({ PDP_MAX_REQUESTS_PER_CONNECTION: "0" }).transport.maxRequestsPerConnection,
+      0,
+    );
+    for (const [name, values] of [
+      ["PDP_WORKERS", ["0", "-1", "257", "1.5", "abc"]],
+      ["PDP_MAX_REQUESTS_PER_CONNECTION", ["-1", "1.5", "abc", "1000001"]],
+    ] as const) {
+      for (const value of values) {
         const found = problems({ [name]: value });
         assert.ok(
           found.some((p) => p.startsWith(`${name}=${value}:`)),
