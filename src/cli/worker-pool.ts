@@ -71,6 +71,8 @@ export class WorkerPool implements WorkerGroup {
   /** Called whenever a worker's revision or the set of workers changes. */
   private readonly changeListeners = new Set<() => void>();
   private nextRequestId = 1;
+  /** Replacements waiting for their start (after a pause when the worker died young). */
+  private readonly respawns = new Set<NodeJS.Timeout>();
   /** The counters and histograms of the workers that ended, as last scraped. */
   private retired: Promise<MetricsSnapshot | undefined> = Promise.resolve(undefined);
   private port = 0;
@@ -205,6 +207,8 @@ export class WorkerPool implements WorkerGroup {
   /** Every worker stops accepting and finishes its in-flight requests; resolves once all ended. */
   async close(timeoutMs: number): Promise<void> {
     this.closing = true;
+    for (const timer of this.respawns) clearTimeout(timer);
+    this.respawns.clear();
     const exits = [...this.threads.values()].map(async (thread) => {
       thread.retiring = true;
       const ended = new Promise<void>((resolve) => {
@@ -360,7 +364,10 @@ export class WorkerPool implements WorkerGroup {
     }
     // A worker that dies at once is not restarted in a tight loop; one replaced for lagging is.
     const delayMs = !entry.retiring && Date.now() - entry.startedAt < 5000 ? 1000 : 0;
+    // Referenced: a replacement due is work to do (the pool's own process must not end before
+    // it, with no listener left to hold it); close() cancels it.
     const again = setTimeout(() => {
+      this.respawns.delete(again);
       if (this.closing) return;
       this.spawn(entry.worker).catch((error: unknown) => {
         this.options.logger.error("replacement worker cannot start", {
@@ -369,7 +376,7 @@ export class WorkerPool implements WorkerGroup {
         });
       });
     }, delayMs);
-    again.unref();
+    this.respawns.add(again);
   }
 
   private replace(thread: Thread): void {
