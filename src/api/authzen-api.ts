@@ -21,6 +21,11 @@ import {
 } from "./authzen-schemas.js";
 import { searchPaths } from "./authzen-search-api.js";
 import {
+  profileObligationsOf,
+  supportedObligations,
+  wantsObligationsProfile,
+} from "./authzen-obligations.js";
+import {
   parseJsonObject,
   requireJsonContentType,
   type JsonBodyLimits,
@@ -60,13 +65,17 @@ export const authzenPaths = {
   configuration: "/.well-known/authzen-configuration",
 } as const;
 
-/** The `context` of a decision response: id, reasons, risk and obligations. */
-function decisionContext(decision: Decision): Record<string, unknown> {
+/**
+ * The `context` of a decision response: id, reasons, risk and obligations, the
+ * latter as the policy answered them or, for a request that opted in, as the
+ * AuthZEN obligations profile's list (authzen-obligations.ts).
+ */
+function decisionContext(decision: Decision, profile: boolean): Record<string, unknown> {
   const context: Record<string, unknown> = {
     id: decision.id,
     reasons: decision.reasons,
     risk: decision.risk,
-    obligations: decision.obligations,
+    obligations: profile ? profileObligationsOf(decision) : decision.obligations,
   };
   if (!decision.allow) {
     context.reason_admin = { en: decision.reasons.map((r) => `${r.code}: ${r.admin}`).join("; ") };
@@ -75,8 +84,22 @@ function decisionContext(decision: Decision): Record<string, unknown> {
   return context;
 }
 
-function decisionBody(decision: Decision): Record<string, unknown> {
-  return { decision: decision.allow, context: decisionContext(decision) };
+function decisionBody(decision: Decision, request: AccessRequest): Record<string, unknown> {
+  const profile = wantsObligationsProfile(request.context);
+  return { decision: decision.allow, context: decisionContext(decision, profile) };
+}
+
+/**
+ * A batch item without `include_context`: only what was asked for (AuthZEN
+ * §7.2), which for a request that opted in to the obligations profile includes
+ * its obligations; a PEP must not be granted anything without learning what it
+ * must do.
+ */
+function batchItemBody(decision: Decision, request: AccessRequest): Record<string, unknown> {
+  if (!wantsObligationsProfile(request.context)) return { decision: decision.allow };
+  const obligations = profileObligationsOf(decision);
+  if (obligations.length === 0) return { decision: decision.allow };
+  return { decision: decision.allow, context: { obligations } };
 }
 
 /** The request's body as a JSON object (its bytes were read, bounded, by http/body-reader.ts). */
@@ -184,7 +207,7 @@ export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
     return {
       status: 200,
       headers: { "x-decision-id": decision.id },
-      body: decisionBody(decision),
+      body: decisionBody(decision, request),
     };
   }
 
@@ -257,7 +280,7 @@ export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
         const decision = decideObserved(access, nowMs, origin, pinned, cache);
         // Only what was asked for (AuthZEN §7.2): interop runners compare items whole. The ids
         // stay reachable: include_context, and every decision record (with the X-Request-ID).
-        results.push(full ? decisionBody(decision) : { decision: decision.allow });
+        results.push(full ? decisionBody(decision, access) : batchItemBody(decision, access));
         if (stopsAfter(semantic, decision.allow)) break;
       }
       return { status: 200, body: { evaluations: results } };
@@ -271,6 +294,7 @@ export function createAuthzenApi(options: AuthzenApiOptions): AuthzenApi {
           access_evaluation_endpoint: `${publicUrl}${authzenPaths.evaluation}`,
           access_evaluations_endpoint: `${publicUrl}${authzenPaths.evaluations}`,
           ...searchEndpoints,
+          supported_obligations: supportedObligations,
         },
       };
     },

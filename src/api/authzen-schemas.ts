@@ -71,6 +71,9 @@ const context = z.looseObject({
   device: z.looseObject({ id: shortText.optional(), trust: shortText.optional() }).optional(),
   location: z.looseObject({ country: shortText.optional() }).optional(),
   session: z.looseObject({ id: shortText.optional() }).optional(),
+  // The obligation types the PEP can perform (AuthZEN obligations profile): a malformed list
+  // is refused, so a PEP never gets a shape it did not ask for by mistake.
+  supported_obligations: z.array(shortText).max(16).optional(),
 });
 
 const accessRequestSchema = z.looseObject({

@@ -327,6 +327,7 @@ describe("discovery and ops over mTLS", () => {
       search_resource_endpoint: `${base}/access/v1/search/resource`,
       search_action_endpoint: `${base}/access/v1/search/action`,
       search_subject_endpoint: `${base}/access/v1/search/subject`,
+      supported_obligations: ["step-up", "custom"],
     });
   });
 

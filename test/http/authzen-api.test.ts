@@ -676,6 +676,7 @@ describe("GET /.well-known/authzen-configuration", () => {
       search_resource_endpoint: `${publicUrl}/access/v1/search/resource`,
       search_action_endpoint: `${publicUrl}/access/v1/search/action`,
       search_subject_endpoint: `${publicUrl}/access/v1/search/subject`,
+      supported_obligations: ["step-up", "custom"],
     });
   });
 });
