@@ -13,6 +13,7 @@ import {
   type SearchKind,
   type SearchRequest,
 } from "./authzen-schemas.js";
+import { profileObligationsOf, wantsObligationsProfile } from "./authzen-obligations.js";
 import type { Candidate, SearchCandidates } from "./authzen-search-candidates.js";
 import { canonicalJson, PageTokens } from "./authzen-search-page.js";
 import {
@@ -156,7 +157,13 @@ export function createAuthzenSearchApi(options: AuthzenSearchApiOptions): Authze
       decided++;
       const decision = engine.decide(access, nowMs, cache);
       observer.decided({ ...origin, decision, request: access });
-      if (decision.allow) results.push(candidate);
+      if (!decision.allow) continue;
+      // For a PEP that opted in to the obligations profile, a result carries what the policy
+      // attached to it: the PEP then leaves out only the results it cannot honour.
+      const obligations = wantsObligationsProfile(access.context)
+        ? profileObligationsOf(decision)
+        : [];
+      results.push(obligations.length > 0 ? { ...candidate, obligations } : candidate);
     }
     const nextToken = index < found.length ? tokens.issue(binding, index) : "";
     return {

@@ -6,6 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   profileObligationsOf,
@@ -13,6 +15,7 @@ import {
 } from "../../src/api/authzen-obligations.js";
 import type { Decision } from "../../src/decision/decision.js";
 import { readPolicyAnswer } from "../../src/decision/result-reader.js";
+import { buildWasmBundle, scratchDir } from "../support/opa.js";
 import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
 
 /** A decision as the engine builds it from a policy answer. */
@@ -206,5 +209,89 @@ describe("the obligations profile over HTTP (default policy)", () => {
     const response = await fetch(`${pdp.url}/.well-known/authzen-configuration`);
     const metadata = (await response.json()) as Json;
     assert.deepEqual(metadata.supported_obligations, ["step-up", "custom"]);
+  });
+});
+
+describe("a custom policy that attaches an obligation to an allow", () => {
+  // Owners read their documents, on condition that the PEP watermarks them.
+  const policy = `package acme.authz
+
+import rego.v1
+
+allow if data.documents[input.resource.id].owner == input.subject.id
+
+decision := {"allow": allow, "obligations": {"watermark": {"text": input.subject.id}}} if allow
+
+else := {"allow": false}
+
+search_resource contains {"type": "document", "id": id} if some id, _ in data.documents
+`;
+  const scratch = scratchDir();
+  let pdp: RunningPdp;
+  const alice = { type: "user", id: "alice" };
+  const read = { name: "read" };
+  const optIn = { supported_obligations: ["custom"] };
+  const watermark = { type: "custom", id: "watermark", properties: { text: "alice" } };
+
+  before(async () => {
+    const bundle = buildWasmBundle(scratch.dir, { "p.rego": policy }, [
+      "acme/authz/decision",
+      "acme/authz/search_resource",
+    ]);
+    const data = join(scratch.dir, "documents.json");
+    writeFileSync(
+      data,
+      JSON.stringify({ documents: { d1: { owner: "alice" }, d2: { owner: "bob" } } }),
+    );
+    pdp = await startPdp({
+      env: { PDP_BUNDLE: bundle, PDP_ENTRYPOINT: "acme/authz/decision", PDP_DATA: data },
+    });
+  });
+  after(async () => {
+    await pdp.close();
+    scratch.remove();
+  });
+
+  test("an allow carries it as a custom obligation, in a single and a batch answer", async () => {
+    const single = await postJson(`${pdp.url}/access/v1/evaluation`, {
+      subject: alice,
+      action: read,
+      resource: { type: "document", id: "d1" },
+      context: optIn,
+    });
+    const body = single.body as { decision: boolean; context: Json };
+    assert.equal(body.decision, true);
+    assert.deepEqual(body.context.obligations, [watermark]);
+    const batch = await postJson(`${pdp.url}/access/v1/evaluations`, {
+      subject: alice,
+      action: read,
+      context: optIn,
+      evaluations: [
+        { resource: { type: "document", id: "d1" } },
+        { resource: { type: "document", id: "d2" } },
+      ],
+    });
+    assert.deepEqual((batch.body as Json).evaluations, [
+      { decision: true, context: { obligations: [watermark] } },
+      { decision: false },
+    ]);
+  });
+
+  test("a search result carries the obligations of its decision for a PEP that opted in", async () => {
+    const search = (context?: Json) =>
+      postJson(`${pdp.url}/access/v1/search/resource`, {
+        subject: alice,
+        action: read,
+        resource: { type: "document" },
+        ...(context === undefined ? {} : { context }),
+      });
+    assert.deepEqual((await search(optIn)).body, {
+      results: [{ type: "document", id: "d1", obligations: [watermark] }],
+      page: { next_token: "", count: 1 },
+    });
+    assert.deepEqual((await search()).body, {
+      results: [{ type: "document", id: "d1" }],
+      page: { next_token: "", count: 1 },
+    });
   });
 });
