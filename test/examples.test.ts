@@ -31,6 +31,7 @@ import { repoRoot, scratchDir } from "./support/opa.js";
 import { startPdp, postJson, type RunningPdp } from "./support/pdp.js";
 import { freePort } from "./support/ports.js";
 import { generateTestKey, mint, type TestKey } from "./support/tokens.js";
+import { pdpArgs } from "./support/pdp-command.js";
 
 type Json = Record<string, unknown>;
 
@@ -244,23 +245,19 @@ describe("examples/pdp-config.yaml", () => {
       const configFile = join(scratch.dir, "pdp-config.yaml");
       writeFileSync(configFile, toYaml(config));
       port = await freePort();
-      const started = spawn(
-        process.execPath,
-        ["--import", "tsx", join(repoRoot, "src", "main.ts")],
-        {
-          cwd: repoRoot,
-          env: {
-            PATH: process.env.PATH ?? "",
-            HOME: process.env.HOME ?? "",
-            PORT: String(port),
-            // Stopped at teardown: without the 5 s readiness grace.
-            PDP_DRAIN_DELAY_MS: "0",
-            PDP_CONFIG: configFile,
-            PDP_DATA: operatorDataFile,
-          },
-          stdio: ["ignore", "pipe", "pipe"],
+      const started = spawn(process.execPath, pdpArgs(), {
+        cwd: repoRoot,
+        env: {
+          PATH: process.env.PATH ?? "",
+          HOME: process.env.HOME ?? "",
+          PORT: String(port),
+          // Stopped at teardown: without the 5 s readiness grace.
+          PDP_DRAIN_DELAY_MS: "0",
+          PDP_CONFIG: configFile,
+          PDP_DATA: operatorDataFile,
         },
-      );
+        stdio: ["ignore", "pipe", "pipe"],
+      });
       child = started;
       started.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
       started.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));

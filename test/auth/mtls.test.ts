@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { certificateNames, generateTestPki, type CertificateFiles } from "../support/certs.js";
 import { repoRoot, scratchDir } from "../support/opa.js";
+import { pdpArgs } from "../support/pdp-command.js";
 
 type Json = Record<string, unknown>;
 
@@ -133,7 +134,7 @@ async function noAnswer(path: string, options: RequestOptions): Promise<Error> {
 
 before(async () => {
   port = await freePort();
-  const started = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "src", "main.ts")], {
+  const started = spawn(process.execPath, pdpArgs(), {
     cwd: repoRoot,
     env: {
       PATH: process.env.PATH ?? "",

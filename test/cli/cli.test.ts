@@ -16,6 +16,7 @@ import { Readable } from "node:stream";
 import { after, describe, test } from "node:test";
 import { exitCodes, runCli } from "../../src/cli/cli.js";
 import { repoRoot, scratchDir } from "../support/opa.js";
+import { pdpArgs } from "../support/pdp-command.js";
 
 const scratch = scratchDir();
 after(() => {
@@ -45,17 +46,13 @@ async function cli(argv: string[], env: Record<string, string> = {}, stdin = "")
   return { code, stdout, stderr };
 }
 
-/** The real executable (src/main.ts under tsx), with exactly `env` (plus PATH). */
+/** The real executable (test/support/pdp-command.ts), with exactly `env` (plus PATH). */
 async function executable(argv: string[], env: Record<string, string> = {}, stdin?: string) {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", join(repoRoot, "src", "main.ts"), ...argv],
-    {
-      cwd: repoRoot,
-      env: { PATH: process.env.PATH ?? "", ...env },
-      stdio: ["pipe", "pipe", "pipe"],
-    },
-  );
+  const child = spawn(process.execPath, pdpArgs(argv), {
+    cwd: repoRoot,
+    env: { PATH: process.env.PATH ?? "", ...env },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));

@@ -15,6 +15,7 @@ import { after, describe, test } from "node:test";
 import { loadConfig, type Config } from "../../src/config/index.js";
 import { StartupError } from "../../src/errors.js";
 import { repoRoot, scratchDir } from "../support/opa.js";
+import { pdpArgs } from "../support/pdp-command.js";
 
 type Json = Record<string, unknown>;
 
@@ -460,7 +461,7 @@ function startMain(env: Record<string, string>): {
   kill: (signal: NodeJS.Signals) => void;
   running: () => boolean;
 } {
-  const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "src", "main.ts")], {
+  const child = spawn(process.execPath, pdpArgs(), {
     cwd: repoRoot,
     env: {
       PATH: process.env.PATH ?? "",

@@ -3,7 +3,7 @@
  *
  * The quick start's shell block runs in bash in a scratch directory (with
  * `examples/` and `node_modules/` linked in), with one stand-in: `npm`, whose
- * `ci` is already done and whose `start` runs `src/main.ts` (what `npm start`
+ * `ci` is already done and whose `start` runs the built PDP (what `npm start`
  * runs after building it). PORT is set to a free port, and the examples'
  * `127.0.0.1:8180` becomes that port: nothing else is changed. Every curl
  * example must answer 200 with what the README shows next to it (a following
@@ -25,6 +25,7 @@ import { generateTestKey, mint } from "../support/tokens.js";
 import { apiKeyDigest } from "./support/pdp-process.js";
 import { freePort, spawnManaged, waitForHttp, type Managed } from "./support/processes.js";
 import { assertReadmeShows, readmeSnippets } from "./support/readme.js";
+import { pdpArgs, shellWords } from "../support/pdp-command.js";
 
 interface Block {
   lang: string;
@@ -238,7 +239,7 @@ describe("the README's quick start, as written", () => {
 case "$1" in
   ci) exit 0 ;;
   start) printf %s "$PDP_API_KEY" > "$QUICKSTART_KEY_FILE"
-         exec "${process.execPath}" --import tsx "${join(repoRoot, "src", "main.ts")}" ;;
+         exec ${shellWords([process.execPath, ...pdpArgs()])} ;;
   *) echo "npm $* is not part of the quick start" >&2; exit 2 ;;
 esac
 `,
@@ -332,22 +333,17 @@ describe("the README's Identity section, as written", () => {
       auth_time: now - 60,
     });
     port = await freePort();
-    pdp = spawnManaged(
-      "pdp",
-      process.execPath,
-      ["--import", "tsx", join(repoRoot, "src", "main.ts")],
-      {
-        cwd: repoRoot,
-        env: {
-          PATH: process.env.PATH ?? "",
-          HOME: process.env.HOME ?? "",
-          PORT: String(port),
-          PDP_DRAIN_DELAY_MS: "0",
-          PDP_CONFIG: configFile,
-          PDP_DATA: join(repoRoot, "examples", "operator-data.yaml"),
-        },
+    pdp = spawnManaged("pdp", process.execPath, pdpArgs(), {
+      cwd: repoRoot,
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: process.env.HOME ?? "",
+        PORT: String(port),
+        PDP_DRAIN_DELAY_MS: "0",
+        PDP_CONFIG: configFile,
+        PDP_DATA: join(repoRoot, "examples", "operator-data.yaml"),
       },
-    );
+    });
     await waitForHttp(`http://127.0.0.1:${port}/ready`, pdp);
   });
 
@@ -387,7 +383,7 @@ describe("the README's mcp-pdp command section, as written", () => {
   /**
    * Runs a block with bash in a scratch directory (examples/ and
    * node_modules/ linked in), with one stand-in: `npx mcp-pdp`, which runs
-   * src/main.ts (what the built dist/main.js is compiled from). Returns the
+   * the PDP executable as every test runs it (test/support/pdp-command.ts). Returns the
    * output (stderr after stdout when it fails) and the exit code.
    */
   async function runBlock(text: string): Promise<{ stdout: string; code: number }> {
@@ -398,7 +394,7 @@ describe("the README's mcp-pdp command section, as written", () => {
       `#!/bin/sh
 [ "$1" = mcp-pdp ] || { echo "npx $* is not part of this section" >&2; exit 2; }
 shift
-exec "${process.execPath}" --import tsx "${join(repoRoot, "src", "main.ts")}" "$@"
+exec ${shellWords([process.execPath, ...pdpArgs()])} "$@"
 `,
     );
     chmodSync(join(bin, "npx"), 0o755);

@@ -1,7 +1,7 @@
 /**
  * Shared by the observability tests: reading the Prometheus text exposition,
  * the metric families metrics.ts declares, raw HTTP requests, and the real PDP
- * process (`node --import tsx src/main.ts`) with its output captured.
+ * process (`mcp-pdp`, see test/support/pdp-command.ts) with its output captured.
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { metricsPrefix } from "../../src/observability/metrics.js";
 import { repoRoot } from "../support/opa.js";
+import { pdpArgs } from "../support/pdp-command.js";
 
 export type Json = Record<string, unknown>;
 
@@ -315,9 +316,9 @@ export function spawnCaptured(command: string, args: string[], env: Json): Spawn
   return { child, stdout: () => stdout, stderr: () => stderr, exit, stop };
 }
 
-/** The real PDP: `node --import tsx src/main.ts` with `env` (plus PATH and HOME). */
+/** The real PDP (test/support/pdp-command.ts) with `env` (plus PATH and HOME). */
 export function startMain(env: Record<string, string>): Spawned {
-  return spawnCaptured(process.execPath, ["--import", "tsx", join(repoRoot, "src", "main.ts")], {
+  return spawnCaptured(process.execPath, pdpArgs(), {
     PATH: process.env.PATH ?? "",
     HOME: process.env.HOME ?? "",
     // Stopped at teardown: no readiness grace, unless a test asks for one.

@@ -30,6 +30,7 @@ import {
   type Json,
   type Spawned,
 } from "./helpers.js";
+import { pdpArgs } from "../support/pdp-command.js";
 
 const scratch = scratchDir();
 const running: Spawned[] = [];
@@ -234,7 +235,7 @@ describe("at run time a destination that fails is counted and reported, never a 
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     const full = openSync("/dev/full", "w");
-    const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "src", "main.ts")], {
+    const child = spawn(process.execPath, pdpArgs(), {
       cwd: repoRoot,
       env: {
         PATH: process.env.PATH ?? "",

@@ -1,14 +1,14 @@
 /**
- * The real PDP process (`node --import tsx src/main.ts`) for the transport
+ * The real PDP process (`mcp-pdp`, see pdp-command.ts) for the transport
  * tests: output captured, every wait bounded, always stopped (SIGKILL when a
  * test already failed or the process ignores SIGTERM).
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { repoRoot } from "./opa.js";
+import { pdpArgs } from "./pdp-command.js";
 
 export interface MainProcess {
   child: ChildProcess;
@@ -30,16 +30,12 @@ export function startMain(
   nodeArgs: string[] = [],
   args: string[] = [],
 ): MainProcess {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", ...nodeArgs, join(repoRoot, "src", "main.ts"), ...args],
-    {
-      cwd: repoRoot,
-      // One thread unless a test asks for more (test/workers tests the worker pool).
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", PDP_WORKERS: "1", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
+  const child = spawn(process.execPath, pdpArgs(args, nodeArgs), {
+    cwd: repoRoot,
+    // One thread unless a test asks for more (test/workers tests the worker pool).
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", PDP_WORKERS: "1", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let output = "";
   child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));

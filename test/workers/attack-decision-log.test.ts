@@ -22,6 +22,7 @@ import { test } from "node:test";
 import { rawRequest } from "../observability/helpers.js";
 import { repoRoot, scratchDir } from "../support/opa.js";
 import { freePort } from "../support/ports.js";
+import { pdpArgs } from "../support/pdp-command.js";
 
 function evaluation(marker: number): string {
   return JSON.stringify({
@@ -39,7 +40,7 @@ test("a pipe as PDP_DECISION_LOG (/dev/stdout piped, a FIFO) with 2 workers and 
   // The reader first: the PDP opens the FIFO without blocking, and refuses one nobody reads.
   const readEnd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
   const port = await freePort();
-  const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "src", "main.ts")], {
+  const child = spawn(process.execPath, pdpArgs(), {
     cwd: repoRoot,
     env: {
       PATH: process.env.PATH ?? "",

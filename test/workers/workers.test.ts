@@ -28,6 +28,7 @@ import {
   type Json,
   type Spawned,
 } from "../observability/helpers.js";
+import { pdpArgs } from "../support/pdp-command.js";
 
 const scratch = scratchDir();
 const running: Spawned[] = [];
@@ -289,18 +290,14 @@ describe("the default number of workers, and SIGTERM", () => {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     // Not startMain: it runs one thread unless told otherwise; this is the default's test.
-    const pdp = spawnCaptured(
-      process.execPath,
-      ["--import", "tsx", join(repoRoot, "src", "main.ts")],
-      {
-        PATH: process.env.PATH ?? "",
-        HOME: process.env.HOME ?? "",
-        PORT: String(port),
-        PDP_CONFIG: configFile,
-        PDP_DRAIN_DELAY_MS: "1500",
-        PDP_DECISION_LOG: "off",
-      },
-    );
+    const pdp = spawnCaptured(process.execPath, pdpArgs(), {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? "",
+      PORT: String(port),
+      PDP_CONFIG: configFile,
+      PDP_DRAIN_DELAY_MS: "1500",
+      PDP_DECISION_LOG: "off",
+    });
     running.push(pdp);
     await waitFor(
       "/ready (with the ops key)",

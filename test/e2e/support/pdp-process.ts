@@ -7,6 +7,7 @@ import { repoRoot } from "../../support/opa.js";
 import { issuer } from "./identity.js";
 import { freePort, spawnManaged, waitForHttp, type ClientTls, type Managed } from "./processes.js";
 import { serverRegistry, siteNames, sites } from "./sites.js";
+import { pdpArgs } from "../../support/pdp-command.js";
 
 /**
  * How the proxy proves itself to the PDP (`callers` is configured, as it must
@@ -155,25 +156,20 @@ export async function startPdpProcess(options: {
   const configFile = join(options.dir, "pdp-config.yaml");
   writeFileSync(configFile, configText);
   const port = await freePort();
-  const managed = spawnManaged(
-    "pdp",
-    process.execPath,
-    ["--import", "tsx", join(repoRoot, "src", "main.ts")],
-    {
-      cwd: repoRoot,
-      env: {
-        PATH: process.env.PATH ?? "",
-        HOME: process.env.HOME ?? "",
-        HOST: "127.0.0.1",
-        PORT: String(port),
-        PDP_DATA: data,
-        PDP_CONFIG: configFile,
-        LOG_LEVEL: "warn",
-        // Tests stop it at teardown: no readiness grace for endpoints that do not exist here.
-        PDP_DRAIN_DELAY_MS: "0",
-      },
+  const managed = spawnManaged("pdp", process.execPath, pdpArgs(), {
+    cwd: repoRoot,
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? "",
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      PDP_DATA: data,
+      PDP_CONFIG: configFile,
+      LOG_LEVEL: "warn",
+      // Tests stop it at teardown: no readiness grace for endpoints that do not exist here.
+      PDP_DRAIN_DELAY_MS: "0",
     },
-  );
+  });
   const credential = options.credential;
   const tls =
     credential.kind === "mtls"
