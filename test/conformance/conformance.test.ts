@@ -18,6 +18,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { createMcpAuthorization } from "../../src/pep/index.js";
 import { generateTestPki, type TestPki } from "../support/certs.js";
 import { scratchDir } from "../support/opa.js";
@@ -268,4 +270,40 @@ test("every server scenario gives the same results with and without enforcement"
       `${setup}: decided through ${endpoint}: ${[...new Set(decisions.map((d) => d.endpoint))].join(", ")}`,
     );
   }
+});
+
+/**
+ * The suite's own stream test (server-sse-polling) sends its raw requests as
+ * MCP 2025-03-26, a revision that cannot resume, so the SDK never closes that
+ * stream: the official client (2025-11-25) does resume, and must through each
+ * setup, the PEP and the proxy deciding the GET with Last-Event-ID.
+ */
+test("a tool call whose stream the server closes resumes (Last-Event-ID) in every setup", async () => {
+  for (const [setup, url, server] of [
+    ["direct", direct.url, direct],
+    ["library", guarded.url, guarded],
+    ["proxy", proxiedUrl, direct],
+  ] as const) {
+    const resumedBefore = server.resumptions();
+    const client = new Client({ name: "conformance-resumption", version: "1.0.0" });
+    await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+    try {
+      const result = await client.callTool(
+        { name: "test_reconnection", arguments: {} },
+        undefined,
+        {
+          timeout: 10_000,
+        },
+      );
+      assert.deepEqual(
+        result.content,
+        [{ type: "text", text: "Reconnection tool finished." }],
+        `${setup}: the answer arrived on the resumed stream`,
+      );
+    } finally {
+      await client.close();
+    }
+    assert.equal(server.resumptions() - resumedBefore, 1, `${setup}: the client resumed once`);
+  }
+  assert.deepEqual(pepErrors, [], "the PEP never failed closed");
 });

@@ -693,6 +693,8 @@ export interface RunningScenarioServer {
   url: string;
   /** Sessions opened by `initialize` so far. */
   sessionsOpened: () => number;
+  /** GET requests that resumed a stream (`Last-Event-ID`) and reached the transport. */
+  resumptions: () => number;
   close: () => Promise<void>;
 }
 
@@ -707,6 +709,7 @@ export async function startScenarioServer(
   const transports = new Map<string, StreamableHTTPServerTransport>();
   const eventStore = new MemoryEventStore();
   let opened = 0;
+  let resumed = 0;
 
   const mcp: RequestHandler = async (req: Request, res: Response) => {
     const sessionHeader = req.headers["mcp-session-id"];
@@ -740,6 +743,7 @@ export async function startScenarioServer(
       await buildSession().mcp.connect(created);
       transport = created;
     }
+    if (req.method === "GET" && typeof req.headers["last-event-id"] === "string") resumed += 1;
     await transport.handleRequest(req, res, req.body);
   };
 
@@ -757,6 +761,7 @@ export async function startScenarioServer(
     origin,
     url: `${origin}/mcp`,
     sessionsOpened: () => opened,
+    resumptions: () => resumed,
     close: async () => {
       for (const transport of transports.values()) await transport.close();
       server.closeAllConnections();
