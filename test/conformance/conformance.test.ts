@@ -15,14 +15,14 @@
  */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { createMcpAuthorization } from "../../src/pep/index.js";
 import { generateTestPki, type TestPki } from "../support/certs.js";
-import { scratchDir } from "../support/opa.js";
+import { repoRoot, scratchDir } from "../support/opa.js";
 import {
   forwardAuthSettings,
   mtlsCallers,
@@ -37,6 +37,7 @@ import {
   runServerScenarios,
   type ConformanceRun,
 } from "./conformance-runner.js";
+import { resultsTable } from "./results-table.js";
 import { startScenarioServer, type RunningScenarioServer } from "./scenario-server.js";
 
 /** The server's name in the PDP's `servers:` and in `/forward-auth/<server>`. */
@@ -237,6 +238,17 @@ test("every server scenario gives the same results with and without enforcement"
   assert.equal(runs.library.exitCode, 0, runs.library.output);
   assert.equal(runs.proxy.exitCode, 0, runs.proxy.output);
   assert.deepEqual(pepErrors, [], "the PEP never failed closed");
+
+  // README "MCP conformance" shows this very table.
+  const table = await resultsTable(known, [
+    ["Directly", runs.direct],
+    ["Behind the PEP library", runs.library],
+    ["Behind Traefik (forward-auth)", runs.proxy],
+  ]);
+  assert.ok(
+    readFileSync(join(repoRoot, "README.md"), "utf8").includes(table),
+    `README.md's "MCP conformance" table is not this run's; put in:\n${table}`,
+  );
 
   // The enforcement was there: each PDP decided, and allowed, every request it was asked about.
   for (const [setup, pdp, endpoint] of [
