@@ -285,20 +285,24 @@ test("every server scenario gives the same results with and without enforcement"
 });
 
 /**
- * The suite's own stream test (server-sse-polling) sends its raw requests as
- * MCP 2025-03-26, a revision that cannot resume, so the SDK never closes that
- * stream: the official client (2025-11-25) does resume, and must through each
- * setup, the PEP and the proxy deciding the GET with Last-Event-ID.
+ * What the suite leaves out, through each setup with the official client
+ * (2025-11-25): the suite's own stream test (server-sse-polling) sends its raw
+ * requests as MCP 2025-03-26, a revision that cannot resume, so the SDK never
+ * closes that stream; and no scenario ends its session. Here the server closes
+ * the tool call's stream mid-call, the client resumes it with Last-Event-ID
+ * (a GET the PEP and the proxy decide), and the client ends the session
+ * (DELETE, decided too).
  */
-test("a tool call whose stream the server closes resumes (Last-Event-ID) in every setup", async () => {
+test("a session resumes a closed stream (Last-Event-ID) and ends (DELETE) in every setup", async () => {
   for (const [setup, url, server] of [
     ["direct", direct.url, direct],
     ["library", guarded.url, guarded],
     ["proxy", proxiedUrl, direct],
   ] as const) {
-    const resumedBefore = server.resumptions();
-    const client = new Client({ name: "conformance-resumption", version: "1.0.0" });
-    await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+    const [resumedBefore, endedBefore] = [server.resumptions(), server.sessionsEnded()];
+    const client = new Client({ name: "conformance-sessions", version: "1.0.0" });
+    const transport = new StreamableHTTPClientTransport(new URL(url));
+    await client.connect(transport);
     try {
       const result = await client.callTool(
         { name: "test_reconnection", arguments: {} },
@@ -312,10 +316,20 @@ test("a tool call whose stream the server closes resumes (Last-Event-ID) in ever
         [{ type: "text", text: "Reconnection tool finished." }],
         `${setup}: the answer arrived on the resumed stream`,
       );
+      await transport.terminateSession();
     } finally {
       await client.close();
     }
     assert.equal(server.resumptions() - resumedBefore, 1, `${setup}: the client resumed once`);
+    assert.equal(server.sessionsEnded() - endedBefore, 1, `${setup}: the session ended`);
+  }
+  for (const [setup, pdp] of [
+    ["library", libraryPdp],
+    ["proxy", proxyPdp],
+  ] as const) {
+    const ends = pdp.decisions().filter((decision) => decision.action === "mcp/session_end");
+    assert.equal(ends.length, 1, `${setup}: the PDP decided the DELETE`);
+    assert.equal(ends[0]?.outcome, "allow");
   }
   assert.deepEqual(pepErrors, [], "the PEP never failed closed");
 });

@@ -693,6 +693,8 @@ export interface RunningScenarioServer {
   url: string;
   /** Sessions opened by `initialize` so far. */
   sessionsOpened: () => number;
+  /** Sessions the client ended (DELETE) so far. */
+  sessionsEnded: () => number;
   /** GET requests that resumed a stream (`Last-Event-ID`) and reached the transport. */
   resumptions: () => number;
   close: () => Promise<void>;
@@ -709,6 +711,7 @@ export async function startScenarioServer(
   const transports = new Map<string, StreamableHTTPServerTransport>();
   const eventStore = new MemoryEventStore();
   let opened = 0;
+  let ended = 0;
   let resumed = 0;
 
   const mcp: RequestHandler = async (req: Request, res: Response) => {
@@ -734,6 +737,7 @@ export async function startScenarioServer(
           transports.set(id, created);
         },
         onsessionclosed: (id) => {
+          ended += 1;
           transports.delete(id);
         },
       });
@@ -761,6 +765,7 @@ export async function startScenarioServer(
     origin,
     url: `${origin}/mcp`,
     sessionsOpened: () => opened,
+    sessionsEnded: () => ended,
     resumptions: () => resumed,
     close: async () => {
       for (const transport of transports.values()) await transport.close();
