@@ -29,7 +29,7 @@ import {
   proxyCertificateName,
 } from "../e2e/support/pdp-process.js";
 import { freePort, spawnManaged, type Managed } from "../e2e/support/processes.js";
-import { traefikBinary, traefikDynamic } from "../e2e/support/proxies.js";
+import { traefikBinary, traefikDynamic, traefikStatic } from "../e2e/support/proxies.js";
 import { buildAllowAllBundle, startAllowAllPdp, type AllowAllPdp } from "./allow-all-pdp.js";
 import {
   listServerScenarios,
@@ -67,8 +67,12 @@ function dir(name: string): string {
 /** Polls until Traefik relays the server's own answer to a GET without a session (400). */
 async function waitForTraefik(url: string, managed: Managed, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  let exitCode: number | null | undefined;
+  void managed.exited.then((code) => {
+    exitCode = code;
+  });
   let last = "no answer";
-  while (Date.now() < deadline) {
+  while (Date.now() < deadline && exitCode === undefined) {
     try {
       const response = await fetch(url, {
         headers: { accept: "text/event-stream" },
@@ -163,22 +167,7 @@ before(async () => {
     }),
   );
   const staticFile = join(traefikDir, "traefik.yml");
-  writeFileSync(
-    staticFile,
-    `global:
-  checkNewVersion: false
-  sendAnonymousUsage: false
-entryPoints:
-  conformance:
-    address: "127.0.0.1:${traefikPort}"
-providers:
-  file:
-    filename: "${dynamic}"
-    watch: false
-log:
-  level: INFO
-`,
-  );
+  writeFileSync(staticFile, traefikStatic({ conformance: `127.0.0.1:${traefikPort}` }, dynamic));
   traefik = spawnManaged("traefik", traefikBinary(), [`--configFile=${staticFile}`], {
     cwd: traefikDir,
     env: { PATH: process.env.PATH ?? "", HOME: traefikDir },
