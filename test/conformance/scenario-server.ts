@@ -129,6 +129,10 @@ interface Session {
   server: McpServer["server"];
   /** The level the client set with logging/setLevel; undefined: everything is sent. */
   logLevel: LoggingLevel | undefined;
+  /**
+   * The URIs subscribed to (resources/subscribe, removed by unsubscribe). None
+   * of this server's resources ever changes, so no update is ever due.
+   */
   subscriptions: Set<string>;
 }
 
