@@ -118,7 +118,8 @@ before(async () => {
   pki = generateTestPki();
   const client = pki.issue("proxy", { commonName: proxyCertificateName, usage: "client" });
   const pdpTls = { ca: pki.ca.cert, cert: client.cert, key: client.key };
-  [libraryPdp, proxyPdp] = await Promise.all([
+  // Side by side; whichever started is stopped at the end even when the other did not.
+  const pdps = await Promise.allSettled([
     startAllowAllPdp({
       dir: dir("library-pdp"),
       port: libraryPort,
@@ -151,10 +152,13 @@ before(async () => {
       tls: pdpTls,
     }),
   ]);
-  stopping.push(
-    () => libraryPdp.process.stop(),
-    () => proxyPdp.process.stop(),
-  );
+  for (const pdp of pdps) {
+    if (pdp.status === "fulfilled") stopping.push(() => pdp.value.process.stop());
+  }
+  const [library, proxy] = pdps;
+  if (library.status !== "fulfilled") throw library.reason;
+  if (proxy.status !== "fulfilled") throw proxy.reason;
+  [libraryPdp, proxyPdp] = [library.value, proxy.value];
 
   const traefikDir = dir("traefik");
   const dynamic = join(traefikDir, "dynamic.yml");
