@@ -1,6 +1,7 @@
 /**
  * The PDP the conformance runs enforce with: the real process
- * (`node --import tsx src/main.ts`), its policy a bundle compiled here by the
+ * (`node --import tsx src/main.ts`, started as the transport tests start it),
+ * its policy a bundle compiled here by the
  * real `opa build -t wasm` that allows every request it is asked about, and
  * its decision log in a file, so that a test can count the decisions and see
  * that each one was an allow.
@@ -13,13 +14,9 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
-import { buildWasmBundle, repoRoot } from "../support/opa.js";
-import {
-  spawnManaged,
-  waitForHttp,
-  type ClientTls,
-  type Managed,
-} from "../e2e/support/processes.js";
+import { httpsStatus, type ClientTls } from "../e2e/support/processes.js";
+import { startMain, waitUntil, type MainProcess } from "../support/main-process.js";
+import { buildWasmBundle } from "../support/opa.js";
 
 /** The decision entrypoint of the allow-all bundle. */
 export const allowAllEntrypoint = "conformance/decision";
@@ -48,7 +45,7 @@ export interface DecisionRecord {
 export interface AllowAllPdp {
   /** e.g. http://127.0.0.1:40123, or https:// with mTLS */
   url: string;
-  process: Managed;
+  process: MainProcess;
   /** The decision records logged so far. */
   decisions: () => DecisionRecord[];
 }
@@ -68,35 +65,40 @@ export async function startAllowAllPdp(options: {
   const configFile = join(options.dir, "pdp-config.yaml");
   const decisionLog = join(options.dir, "decisions.log");
   writeFileSync(configFile, toYaml(options.config));
-  const managed = spawnManaged(
-    "pdp",
-    process.execPath,
-    ["--import", "tsx", join(repoRoot, "src", "main.ts")],
-    {
-      cwd: repoRoot,
-      env: {
-        PATH: process.env.PATH ?? "",
-        HOME: process.env.HOME ?? "",
-        HOST: "127.0.0.1",
-        PORT: String(options.port),
-        PDP_CONFIG: configFile,
-        PDP_BUNDLE: options.bundle,
-        PDP_ENTRYPOINT: allowAllEntrypoint,
-        // The bundle has no configuration check: none is asked for.
-        PDP_CONFIG_ENTRYPOINT: "",
-        // A file, not stdout: the process output kept for diagnostics is bounded.
-        PDP_DECISION_LOG: decisionLog,
-        PDP_WORKERS: "1",
-        LOG_LEVEL: "warn",
-        PDP_DRAIN_DELAY_MS: "0",
+  const started = startMain({
+    HOST: "127.0.0.1",
+    PORT: String(options.port),
+    PDP_CONFIG: configFile,
+    PDP_BUNDLE: options.bundle,
+    PDP_ENTRYPOINT: allowAllEntrypoint,
+    // The bundle has no configuration check: none is asked for.
+    PDP_CONFIG_ENTRYPOINT: "",
+    // A file, not stdout: every record is read back, none mixed with diagnostics.
+    PDP_DECISION_LOG: decisionLog,
+    LOG_LEVEL: "warn",
+    PDP_DRAIN_DELAY_MS: "0",
+  });
+  const tls = options.tls;
+  const url = `${tls === undefined ? "http" : "https"}://127.0.0.1:${options.port}`;
+  try {
+    await waitUntil(
+      `${url}/ready`,
+      async () => {
+        if (tls !== undefined) return (await httpsStatus(`${url}/ready`, tls)) === 200;
+        const response = await fetch(`${url}/ready`, { signal: AbortSignal.timeout(2000) });
+        await response.body?.cancel();
+        return response.status === 200;
       },
-    },
-  );
-  const url = `${options.tls === undefined ? "http" : "https"}://127.0.0.1:${options.port}`;
-  await waitForHttp(`${url}/ready`, managed, undefined, undefined, options.tls);
+      30_000,
+      started,
+    );
+  } catch (error) {
+    await started.kill();
+    throw error;
+  }
   return {
     url,
-    process: managed,
+    process: started,
     decisions: () =>
       (existsSync(decisionLog) ? readFileSync(decisionLog, "utf8") : "")
         .split("\n")

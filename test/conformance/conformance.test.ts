@@ -153,7 +153,7 @@ before(async () => {
     }),
   ]);
   for (const pdp of pdps) {
-    if (pdp.status === "fulfilled") stopping.push(() => pdp.value.process.stop());
+    if (pdp.status === "fulfilled") stopping.push(() => pdp.value.process.kill());
   }
   const [library, proxy] = pdps;
   if (library.status !== "fulfilled") throw library.reason;
