@@ -603,6 +603,24 @@ export function traefikBinary(): string {
   }).trim();
 }
 
+/** Traefik's static configuration: entry points (name → host:port), the dynamic file, no phoning home. */
+export function traefikStatic(entryPoints: Record<string, string>, dynamicFile: string): string {
+  const points = Object.entries(entryPoints)
+    .map(([name, address]) => `  ${name}:\n    address: "${address}"\n`)
+    .join("");
+  return `global:
+  checkNewVersion: false
+  sendAnonymousUsage: false
+entryPoints:
+${points}providers:
+  file:
+    filename: "${dynamicFile}"
+    watch: false
+log:
+  level: INFO
+`;
+}
+
 /** Traefik v3 with a static file and a file-provider dynamic configuration, an entry point per e2e server. */
 export async function startTraefik(dir: string, env: E2eEnvironment): Promise<RunningProxy> {
   const credential = env.credential;
@@ -628,24 +646,10 @@ export async function startTraefik(dir: string, env: E2eEnvironment): Promise<Ru
       })),
     }),
   );
-  const entryPoints = siteNames
-    .map((name) => `  site-${name}:\n    address: "127.0.0.1:${ports[name]}"\n`)
-    .join("");
+  const entryPoints: Record<string, string> = {};
+  for (const name of siteNames) entryPoints[`site-${name}`] = `127.0.0.1:${ports[name]}`;
   const staticFile = join(dir, "traefik.yml");
-  writeFileSync(
-    staticFile,
-    `global:
-  checkNewVersion: false
-  sendAnonymousUsage: false
-entryPoints:
-${entryPoints}providers:
-  file:
-    filename: "${dynamic}"
-    watch: false
-log:
-  level: INFO
-`,
-  );
+  writeFileSync(staticFile, traefikStatic(entryPoints, dynamic));
   const managed = spawnManaged("traefik", binary, [`--configFile=${staticFile}`], {
     cwd: dir,
     env: { PATH: process.env.PATH ?? "", HOME: dir },
