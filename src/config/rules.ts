@@ -238,6 +238,7 @@ export function serverRegistry(
       resource,
       resourceMetadata: server.resource_metadata ?? metadataUrlFor(resource),
       enforcesMcpHeaders: server.enforces_mcp_headers,
+      speaksMcp20260728: server.speaks_mcp_2026_07_28,
       proxy: server.proxy,
     });
   }

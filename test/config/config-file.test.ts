@@ -555,6 +555,7 @@ describe("servers: the one registry of protected MCP servers", () => {
             resource: "https://mcp.example.com/git",
             resource_metadata: "https://meta.example.com/git",
             enforces_mcp_headers: true,
+            speaks_mcp_2026_07_28: true,
             proxy: "envoy",
           },
         },
@@ -566,6 +567,7 @@ describe("servers: the one registry of protected MCP servers", () => {
         resource: "https://mcp.example.com/files",
         resourceMetadata: "https://mcp.example.com/.well-known/oauth-protected-resource/files",
         enforcesMcpHeaders: false,
+        speaksMcp20260728: false,
         proxy: undefined,
       },
       {
@@ -573,6 +575,7 @@ describe("servers: the one registry of protected MCP servers", () => {
         resource: "https://mcp.example.com/git",
         resourceMetadata: "https://meta.example.com/git",
         enforcesMcpHeaders: true,
+        speaksMcp20260728: true,
         proxy: "envoy",
       },
     ]);
