@@ -581,6 +581,8 @@ describe("servers: the one registry of protected MCP servers", () => {
     ]);
     // Believing client headers is a loud choice; an issuer audience outside the registry is flagged.
     assert.ok(config.auth.warnings.some((w) => w.includes("servers.git.enforces_mcp_headers")));
+    assert.ok(config.auth.warnings.some((w) => w.includes("servers.git.speaks_mcp_2026_07_28")));
+    assert.ok(!config.auth.warnings.some((w) => w.includes("servers.files.")));
   });
 
   test("a resource in another spelling, with a fragment or credentials, or shared, is refused", () => {
