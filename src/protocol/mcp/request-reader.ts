@@ -375,9 +375,9 @@ function checkHeaders(
     message.kind === "request" &&
     (declaresBindingHeaders(claimed) || declaresBindingHeaders(headers.version))
   ) {
-    if (headers.version === undefined) {
-      throw mismatch(`the body declares MCP ${claimed ?? ""}, but MCP-Protocol-Version is missing`);
-    }
+    // No MCP-Protocol-Version beside a body that names its revision is not refused: the PDP
+    // reads the body itself, and a proxy may pass the auth service fewer headers than it passes
+    // the server (Envoy's allowed_headers), which checks the header's presence on its own.
     if (claimed === undefined) {
       throw mismatch(
         `MCP-Protocol-Version ${headers.version} is declared, but the body's _meta names no revision`,
