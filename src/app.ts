@@ -332,6 +332,7 @@ export async function buildApp(deps: AppDependencies): Promise<App> {
       name: s.name,
       resource: s.resource,
       enforces_mcp_headers: s.enforcesMcpHeaders,
+      speaks_mcp_2026_07_28: s.speaksMcp20260728,
       proxy: s.proxy ?? null,
     })),
   });

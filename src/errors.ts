@@ -75,6 +75,22 @@ export const mcpRefusalStatus = {
 } as const;
 
 /**
+ * The JSON-RPC error code each refusal is answered with where the answer is
+ * JSON-RPC: -32020 (MCP 2026-07-28's HeaderMismatch) for standard headers
+ * that are missing, malformed or disagree with the body, in every revision
+ * (the fault is the same, and the code sits in JSON-RPC's server-error range,
+ * so an older client reads it as any error); -32600 (Invalid Request) for the
+ * rest.
+ */
+export const mcpRefusalJsonRpcCode: Readonly<Record<McpRefusalCode, number>> = {
+  mcp_invalid: -32600,
+  mcp_batch_rejected: -32600,
+  mcp_batch_too_large: -32600,
+  mcp_header_mismatch: -32020,
+  mcp_http_method_unsupported: -32600,
+};
+
+/**
  * Why the PEP library could not get a usable answer from the PDP
  * (pep/pdp-client.ts). It fails closed: the MCP client gets a 503 whose
  * reason is `pdp_unavailable`; the specific code goes to the PEP's log.

@@ -26,7 +26,8 @@ interface HostileCase {
   request: {
     method: string;
     path: string;
-    headers?: Record<string, string>;
+    /** A list is sent as repeated header lines. */
+    headers?: Record<string, string | string[]>;
     body?: unknown;
     bodyText?: string;
     bodyBase64?: string;
@@ -36,6 +37,8 @@ interface HostileCase {
     code?: string;
     decision?: boolean;
     reasons?: string[];
+    /** The JSON-RPC error code of a JSON-RPC answer. */
+    json_rpc_code?: number;
     /** Response headers that must have exactly these values (null: absent). */
     headers?: Record<string, string | null>;
   };
@@ -49,7 +52,11 @@ const files = readdirSync(casesDir)
 const noonUtcMs = Date.UTC(2026, 2, 10, 12, 0, 0);
 const nowS = noonUtcMs / 1000;
 const issuer = "https://idp.test";
-const resources = { files: "https://mcp.test/files", git: "https://mcp.test/git" };
+const resources = {
+  files: "https://mcp.test/files",
+  git: "https://mcp.test/git",
+  docs: "https://mcp.test/docs",
+};
 
 const scratch = scratchDir();
 const keys = {
@@ -70,6 +77,8 @@ function configFor(profile: string, jwksFile: string): Json {
       files: { resource: resources.files, enforces_mcp_headers: true },
       // git: behind Envoy, so Envoy's partial-body signal counts, but only from a trusted proxy.
       git: { resource: resources.git, enforces_mcp_headers: true, proxy: "envoy" },
+      // docs: speaks MCP 2026-07-28, so a request declaring it may be decided from its headers.
+      docs: { resource: resources.docs, speaks_mcp_2026_07_28: true },
     },
     callers: [
       {
@@ -174,6 +183,7 @@ for (const file of files) {
         const pdp = pdps.get(hostile.profile ?? "locked");
         assert.ok(pdp !== undefined, `unknown profile ${hostile.profile ?? ""}`);
         const token = await tokenFor(hostile.token ?? {});
+        // A list value stays a list: node:http sends it as repeated header lines.
         const headers = substitute(hostile.request.headers ?? {}, token) as Record<string, string>;
         // The OPA Data API serves asserting gateways only; every other API a PEP.
         const opaData = hostile.request.path.startsWith("/v1/data");
@@ -210,6 +220,10 @@ for (const file of files) {
         assert.equal(response.status, expect.status, context);
         if (expect.code !== undefined) {
           assert.equal((answer as { code?: unknown }).code, expect.code, context);
+        }
+        if (expect.json_rpc_code !== undefined) {
+          const error = (answer as { error?: { code?: unknown } }).error;
+          assert.equal(error?.code, expect.json_rpc_code, context);
         }
         if (expect.decision !== undefined) {
           assert.equal((answer as { decision?: unknown }).decision, expect.decision, context);

@@ -1,4 +1,4 @@
-import type { ForwardAuthSettings } from "../config/index.js";
+import type { ForwardAuthSettings, ServerSettings } from "../config/index.js";
 import { bearerOrError } from "../protocol/bearer.js";
 import type { ServerRegistry } from "../auth/servers.js";
 import { isServerName } from "../protocol/resource-uri.js";
@@ -12,7 +12,11 @@ import { traceIdOf } from "../observability/trace-context.js";
 import { denialAnswer, refusalAnswer } from "../protocol/mcp/answers.js";
 import { authzenItemOf } from "../protocol/mcp/authzen-items.js";
 import type { McpOperation } from "../protocol/mcp/operation.js";
-import { McpRefusal, readMcpRequest } from "../protocol/mcp/request-reader.js";
+import {
+  McpRefusal,
+  readMcpRequest,
+  type HeadersWithoutBody,
+} from "../protocol/mcp/request-reader.js";
 import { TrustedProxies } from "../net/client-address.js";
 import { callerOf, headerValue, type ApiRequest, type ApiResponse } from "./api-types.js";
 import type { JsonBodyLimits } from "../protocol/json-body.js";
@@ -80,12 +84,13 @@ export function createForwardAuthApi(
           method: original.method,
           mcpMethod: header("mcp-method"),
           mcpName: header("mcp-name"),
+          protocolVersion: header("mcp-protocol-version"),
           body: partial || request.body.length === 0 ? undefined : { bytes: request.body, limits },
         },
         {
           batch: settings.batch,
           maxBatchElements,
-          headersWithoutBody: server?.enforcesMcpHeaders === true ? "trust" : "ignore",
+          headersWithoutBody: headersWithoutBodyFor(server),
         },
       );
     } catch (error) {
@@ -140,6 +145,18 @@ export function createForwardAuthApi(
       body: { decision: true, decision_id: ids },
     };
   };
+}
+
+/**
+ * When a POST without a visible body may be decided from its `Mcp-Method` /
+ * `Mcp-Name`: the server refuses headers that disagree with the body in any
+ * revision (`enforces_mcp_headers`), or it speaks 2026-07-28, which binds it
+ * to for requests declaring that revision (`speaks_mcp_2026_07_28`).
+ */
+function headersWithoutBodyFor(server: ServerSettings | undefined): HeadersWithoutBody {
+  if (server?.enforcesMcpHeaders === true) return "trust";
+  if (server?.speaksMcp20260728 === true) return "trust_2026_07_28";
+  return "ignore";
 }
 
 /**

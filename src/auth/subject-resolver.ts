@@ -1,5 +1,4 @@
 import type { AccessRequest, Entity } from "../decision/decision.js";
-import { serverOf } from "../decision/resource-identity.js";
 import { ApiError, TokenError } from "../errors.js";
 import type { Caller } from "./caller.js";
 import type { TokenVerifier } from "./jwt-verifier.js";
@@ -64,6 +63,8 @@ export class SubjectResolver {
   ): Promise<AccessRequest> {
     const properties = request.subject.properties ?? {};
     const token = properties.token;
+    // The AuthZEN MCP binding names an mcp_server by its resource URI: the token binds to it too.
+    request = this.servers.withBindingServer(request);
     if (token === null) {
       return {
         ...request,
@@ -80,7 +81,7 @@ export class SubjectResolver {
           token,
           request.subject.type,
           nowMs,
-          this.servers.get(serverOf(request.resource)),
+          this.servers.serverFor(request.resource),
           verified,
         ),
       };

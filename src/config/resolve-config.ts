@@ -21,6 +21,12 @@ export interface ServerSettings {
    * proxy forwards no body. Without that guarantee they are the client's word.
    */
   enforcesMcpHeaders: boolean;
+  /**
+   * The server speaks MCP 2026-07-28, which binds it to refuse a request
+   * declaring that revision whose standard headers disagree with the body:
+   * such a request may be decided from its headers when no body is visible.
+   */
+  speaksMcp20260728: boolean;
   /** The proxy in front of this server, whose own signals (Envoy's partial-body header) count. */
   proxy: ProxyKind | undefined;
 }

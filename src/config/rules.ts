@@ -233,11 +233,17 @@ export function serverRegistry(
         `${where}.enforces_mcp_headers: true — Mcp-Method/Mcp-Name from clients are believed for ${name} when no body is visible; this is safe only if that MCP server refuses requests whose headers and body disagree (SEP-2243)`,
       );
     }
+    if (server.speaks_mcp_2026_07_28) {
+      findings.warnings.push(
+        `${where}.speaks_mcp_2026_07_28: true — requests to ${name} declaring MCP 2026-07-28 are decided from Mcp-Method/Mcp-Name when no body is visible; this is safe only if that MCP server speaks 2026-07-28 and refuses requests whose headers and body disagree`,
+      );
+    }
     registry.push({
       name,
       resource,
       resourceMetadata: server.resource_metadata ?? metadataUrlFor(resource),
       enforcesMcpHeaders: server.enforces_mcp_headers,
+      speaksMcp20260728: server.speaks_mcp_2026_07_28,
       proxy: server.proxy,
     });
   }

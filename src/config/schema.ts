@@ -506,6 +506,11 @@ const serverEntry = z.strictObject({
     .describe(
       "the server refuses requests whose `Mcp-Method`/`Mcp-Name` disagree with the body, so those headers may be believed without a body",
     ),
+  speaks_mcp_2026_07_28: flag
+    .default(false)
+    .describe(
+      "the server speaks MCP 2026-07-28 and so refuses a request declaring it whose `Mcp-Method`/`Mcp-Name` disagree with the body: such requests may be decided from those headers without a body",
+    ),
   proxy: oneOf(knownProxies).optional().describe("the proxy in front of this server"),
 });
 

@@ -6,6 +6,7 @@ const nameProperty: Readonly<Record<string, string>> = {
   tool: "tool",
   resource: "uri",
   prompt: "prompt",
+  task: "task",
 };
 
 /**

@@ -87,6 +87,7 @@ async function authorize<Req extends IncomingMessage>(
         method,
         mcpMethod: headerOf(req, "mcp-method"),
         mcpName: headerOf(req, "mcp-name"),
+        protocolVersion: headerOf(req, "mcp-protocol-version"),
         body: body === undefined ? undefined : { document: body },
       },
       // The body was bounded by the server's own parser; each element is one more item to decide.

@@ -17,6 +17,7 @@ const server = (name: string): ServerSettings => ({
   resource: `https://mcp.test/${name}`,
   resourceMetadata: `https://mcp.test/.well-known/oauth-protected-resource/${name}`,
   enforcesMcpHeaders: false,
+  speaksMcp20260728: false,
   proxy: undefined,
 });
 

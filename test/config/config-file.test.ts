@@ -556,6 +556,7 @@ describe("servers: the one registry of protected MCP servers", () => {
             resource: "https://mcp.example.com/git",
             resource_metadata: "https://meta.example.com/git",
             enforces_mcp_headers: true,
+            speaks_mcp_2026_07_28: true,
             proxy: "envoy",
           },
         },
@@ -567,6 +568,7 @@ describe("servers: the one registry of protected MCP servers", () => {
         resource: "https://mcp.example.com/files",
         resourceMetadata: "https://mcp.example.com/.well-known/oauth-protected-resource/files",
         enforcesMcpHeaders: false,
+        speaksMcp20260728: false,
         proxy: undefined,
       },
       {
@@ -574,11 +576,14 @@ describe("servers: the one registry of protected MCP servers", () => {
         resource: "https://mcp.example.com/git",
         resourceMetadata: "https://meta.example.com/git",
         enforcesMcpHeaders: true,
+        speaksMcp20260728: true,
         proxy: "envoy",
       },
     ]);
     // Believing client headers is a loud choice; an issuer audience outside the registry is flagged.
     assert.ok(config.auth.warnings.some((w) => w.includes("servers.git.enforces_mcp_headers")));
+    assert.ok(config.auth.warnings.some((w) => w.includes("servers.git.speaks_mcp_2026_07_28")));
+    assert.ok(!config.auth.warnings.some((w) => w.includes("servers.files.")));
   });
 
   test("a resource in another spelling, with a fragment or credentials, or shared, is refused", () => {

@@ -469,7 +469,9 @@ function assertRefused(answer: Answer, code: string | string[], id: number | str
   assert.equal(body.jsonrpc, "2.0");
   assert.equal(body.id, id);
   const error = body.error as Json;
-  assert.equal(error.code, -32600);
+  const [first] = typeof code === "string" ? [code] : code;
+  // MCP's HeaderMismatch for headers that disagree with the body, Invalid Request otherwise.
+  assert.equal(error.code, first === "mcp_header_mismatch" ? -32020 : -32600);
   assert.deepEqual((error.data as Json).reasons, typeof code === "string" ? [code] : code);
 }
 
@@ -1020,6 +1022,196 @@ describe("Caddy: headers only", () => {
       caddy({ method: "POST", token: tokens.reader, mcpMethod: "tools/list" }),
     );
     assertAllowed(answer, "alice", "read");
+  });
+});
+
+// ---------------------------------------------------------------- MCP 2026-07-28
+
+describe("MCP 2026-07-28 to a server marked speaks_mcp_2026_07_28: the mandatory headers decide", () => {
+  /** `files` speaks 2026-07-28 and is not marked enforces_mcp_headers. */
+  let modernPdp: RunningPdp;
+  before(async () => {
+    modernPdp = await startTrackedPdp(pdpConfig(jwksUrl, {}, { speaks_mcp_2026_07_28: true }));
+  });
+  const modern = { "mcp-protocol-version": "2026-07-28" };
+  const base64Form = (text: string) => `=?base64?${Buffer.from(text, "utf8").toString("base64")}?=`;
+  const meta = (version: string): Json => ({
+    _meta: {
+      "io.modelcontextprotocol/protocolVersion": version,
+      "io.modelcontextprotocol/clientCapabilities": {},
+    },
+  });
+
+  for (const [proxyName, proxy] of [
+    ["NGINX", nginx],
+    ["Caddy", caddy],
+  ] as const) {
+    test(`${proxyName}: exact per-tool decisions from Mcp-Method and Mcp-Name`, async () => {
+      const call = (token: string, name: string) =>
+        send(
+          modernPdp,
+          proxy({ method: "POST", token, mcpMethod: "tools/call", mcpName: name, headers: modern }),
+        );
+      assertAllowed(await call(tokens.reader, "read_file"), "alice", "read");
+      const denied = await call(tokens.reader, "delete_repo");
+      assertDenied(denied, 403, ["scope_missing"], undefined);
+      assertStepUp(denied, "mcp:admin");
+      assertAllowed(await call(tokens.admin, "delete_repo"), "root", "destructive");
+      // The catalog's files/read_* covers a non-ASCII name sent in the base64 form.
+      assertAllowed(await call(tokens.reader, base64Form("read_überall")), "alice", "read");
+      const listed = await send(
+        modernPdp,
+        proxy({ method: "POST", token: tokens.reader, mcpMethod: "tools/list", headers: modern }),
+      );
+      assertAllowed(listed, "alice", "read");
+    });
+
+    test(`${proxyName}: an older revision, or none, is not believed: opaque, the highest class`, async () => {
+      for (const headers of [{ "mcp-protocol-version": "2025-11-25" }, {}]) {
+        const answer = await send(
+          modernPdp,
+          proxy({
+            method: "POST",
+            token: tokens.reader,
+            mcpMethod: "tools/call",
+            mcpName: "read_file",
+            headers,
+          }),
+        );
+        assertDenied(answer, 403, ["scope_missing"], undefined);
+        assertStepUp(answer, "mcp:admin");
+      }
+    });
+
+    test(`${proxyName}: missing, malformed or folded headers are refused, not guessed`, async () => {
+      const refusedAs = async (code: string, client: Partial<ClientRequest>) => {
+        const answer = await send(
+          modernPdp,
+          proxy({ method: "POST", token: tokens.admin, headers: modern, ...client }),
+        );
+        assert.equal(answer.status, 400, JSON.stringify(answer.body));
+        assert.deepEqual((answer.body as Json).reasons, [code]);
+      };
+      await refusedAs("mcp_header_mismatch", { mcpName: "read_file" });
+      await refusedAs("mcp_header_mismatch", { mcpMethod: "tools/call" });
+      await refusedAs("mcp_header_mismatch", { mcpMethod: "tools/call", mcpName: "" });
+      await refusedAs("mcp_header_mismatch", { mcpMethod: "resources/read" });
+      await refusedAs("mcp_header_mismatch", {
+        mcpMethod: "tools/call",
+        mcpName: "=?base64?QR==?=",
+      });
+      await refusedAs("mcp_header_mismatch", {
+        mcpMethod: "tools/call",
+        mcpName: "=?UTF-8?B?cmVhZF9maWxl?=",
+      });
+      // What node (and most servers) make of two Mcp-Name headers.
+      await refusedAs("mcp_invalid", {
+        mcpMethod: "tools/call",
+        mcpName: "read_file, delete_repo",
+      });
+      await refusedAs("mcp_invalid", { mcpMethod: "mcp/opaque" });
+    });
+  }
+
+  test("a server not marked: the same headers are not believed", async () => {
+    const unmarked = await startTrackedPdp(pdpConfig(jwksUrl, {}, {}));
+    const answer = await send(
+      unmarked,
+      nginx({
+        method: "POST",
+        token: tokens.reader,
+        mcpMethod: "tools/call",
+        mcpName: "read_file",
+        headers: modern,
+      }),
+    );
+    assertDenied(answer, 403, ["scope_missing"], undefined);
+    assertStepUp(answer, "mcp:admin");
+  });
+
+  test("a visible body contradicting the headers: 400, JSON-RPC -32020", async () => {
+    const cases: [Partial<ClientRequest>, number][] = [
+      // The header declares 2026-07-28, _meta another revision.
+      [
+        {
+          mcpMethod: "tools/call",
+          mcpName: "read_file",
+          body: rpc(70, "tools/call", { name: "read_file", ...meta("2025-11-25") }),
+        },
+        70,
+      ],
+      // The header names one tool, the body another.
+      [
+        {
+          mcpMethod: "tools/call",
+          mcpName: "read_file",
+          body: rpc(71, "tools/call", { name: "delete_repo", ...meta("2026-07-28") }),
+        },
+        71,
+      ],
+      // A base64 name that decodes to another tool than the body's.
+      [
+        {
+          mcpMethod: "tools/call",
+          mcpName: base64Form("read_file"),
+          body: rpc(72, "tools/call", { name: "delete_repo", ...meta("2026-07-28") }),
+        },
+        72,
+      ],
+      // Mcp-Method missing on a 2026-07-28 request.
+      [{ body: rpc(73, "tools/list", meta("2026-07-28")) }, 73],
+      // A legacy body under a 2026-07-28 header.
+      [{ mcpMethod: "tools/call", mcpName: "read_file", body: toolCall(74, "read_file") }, 74],
+    ];
+    for (const [client, id] of cases) {
+      for (const proxy of [envoy, traefik]) {
+        const answer = await send(
+          modernPdp,
+          proxy({ method: "POST", token: tokens.admin, headers: modern, ...client }),
+        );
+        assertRefused(answer, "mcp_header_mismatch", id);
+      }
+    }
+    const agreeing = await send(
+      modernPdp,
+      envoy({
+        method: "POST",
+        token: tokens.reader,
+        mcpMethod: "tools/call",
+        mcpName: "read_file",
+        headers: modern,
+        body: rpc(75, "tools/call", { name: "read_file", ...meta("2026-07-28") }),
+      }),
+    );
+    assertAllowed(agreeing, "alice", "read");
+  });
+
+  test("server/discover is allowed; tasks/cancel needs mcp:write", async () => {
+    const discover = await send(
+      modernPdp,
+      caddy({
+        method: "POST",
+        token: tokens.reader,
+        mcpMethod: "server/discover",
+        headers: modern,
+      }),
+    );
+    assertAllowed(discover, "alice", "none");
+    const cancel = (token: string) =>
+      send(
+        modernPdp,
+        nginx({
+          method: "POST",
+          token,
+          mcpMethod: "tasks/cancel",
+          mcpName: "task-1",
+          headers: modern,
+        }),
+      );
+    const forReader = await cancel(tokens.reader);
+    assertDenied(forReader, 403, ["scope_missing"], undefined);
+    assertStepUp(forReader, "mcp:write");
+    assertAllowed(await cancel(tokens.writer), "bob", "write");
   });
 });
 

@@ -1,5 +1,6 @@
 import { denialChallenge, isTokenReason, type StepUp } from "../challenge.js";
-import { jsonRpcAccessDenied, jsonRpcInvalidRequest, type JsonRpcId } from "./jsonrpc.js";
+import { mcpRefusalJsonRpcCode } from "../../errors.js";
+import { jsonRpcAccessDenied, type JsonRpcId } from "./jsonrpc.js";
 import type { McpOperation } from "./operation.js";
 import type { McpRefusal } from "./request-reader.js";
 
@@ -122,7 +123,8 @@ export function denialAnswer(
  * 400 for a request that is not MCP the enforcement point can authorize: the
  * refusal's code, then the JSON rule that refused the body (with its
  * pointer), if any. A JSON-RPC error addressed to the refusal's id when the
- * answer is JSON-RPC (forward-auth: when the refusal is addressed to one).
+ * answer is JSON-RPC (forward-auth: when the refusal is addressed to one),
+ * with the refusal's code from the registry (-32020 for a header mismatch).
  */
 export function refusalAnswer(refusal: McpRefusal, jsonRpc: boolean): McpAnswer {
   const reasons =
@@ -130,7 +132,7 @@ export function refusalAnswer(refusal: McpRefusal, jsonRpc: boolean): McpAnswer 
   const field = refusal.refusedBy?.field === undefined ? {} : { field: refusal.refusedBy.field };
   const body = jsonRpc
     ? envelope(refusal.id ?? null, {
-        code: jsonRpcInvalidRequest,
+        code: mcpRefusalJsonRpcCode[refusal.code],
         message: refusal.message,
         data: { reasons, ...field },
       })

@@ -3,10 +3,14 @@ import type { McpOperation } from "./operation.js";
 /** MCP `ToolAnnotations` as a server declares them; the PDP treats them as untrusted hints. */
 export type ToolAnnotations = Record<string, unknown>;
 
-/** An AuthZEN resource of one MCP server: a tool, a resource (URI), a prompt or the server itself. */
+/**
+ * An AuthZEN resource of one MCP server, typed as the AuthZEN MCP binding
+ * (COAZ-MCP) types it: a tool, a resource (URI), a prompt, a task, or the
+ * server itself.
+ */
 // A type, not an interface: it must fit the PEP's plain-record AuthZEN entities.
 export type McpResource = {
-  type: "tool" | "resource" | "prompt" | "mcp_server";
+  type: "tool" | "resource" | "prompt" | "task" | "mcp_server";
   id: string;
   properties: Record<string, unknown>;
 };
@@ -35,7 +39,11 @@ export interface McpItemOptions {
  * PEP library share. A `tools/call` (or `mcp/opaque`) whose tool is not
  * visible, which the reader allows only without a visible body, is a tool
  * with `hidden: true` and an empty id: the policy assumes the worst. A
- * resource or prompt that is not visible has the id "" and a null URI/prompt.
+ * resource, prompt or task that is not visible has the id "" and a null
+ * URI/prompt/task. Every other method (the list methods, initialize,
+ * server/discover, subscriptions/listen, tasks/list …) is about the server
+ * itself: `mcp_server`, whose id is the registry name (the binding's other
+ * spelling, the server's resource URI, is accepted on the AuthZEN API).
  */
 export function authzenItemOf(operation: McpOperation, options: McpItemOptions): McpAuthzenItem {
   return { action: { name: operation.method }, resource: resourceOf(operation, options) };
@@ -65,6 +73,13 @@ function resourceOf(operation: McpOperation, options: McpItemOptions): McpResour
       return { type: "resource", id: name ?? "", properties: { server, uri: name ?? null } };
     case "prompts/get":
       return { type: "prompt", id: name ?? "", properties: { server, prompt: name ?? null } };
+    // The binding's task resource: tasks/get, tasks/result, tasks/update, tasks/cancel name
+    // one task (tasks/list, naming none, is about the server).
+    case "tasks/get":
+    case "tasks/result":
+    case "tasks/update":
+    case "tasks/cancel":
+      return { type: "task", id: name ?? "", properties: { server, task: name ?? null } };
     default:
       return { type: "mcp_server", id: server, properties: { server } };
   }

@@ -27,7 +27,7 @@ export function isPseudoMethod(method: string): boolean {
 
 /** The members of a JSON-RPC message, and of its params, that the PDP reads. */
 const messageMembers = ["jsonrpc", "id", "method", "params", "result", "error"] as const;
-const paramsMembers = ["name", "uri", "arguments"] as const;
+const paramsMembers = ["name", "uri", "taskId", "arguments", "_meta"] as const;
 
 /**
  * A key that is not one the PDP reads but matches one case-insensitively.
@@ -40,7 +40,8 @@ const paramsMembers = ["name", "uri", "arguments"] as const;
 function caseShadow(object: object, members: readonly string[]): string | undefined {
   for (const key of Object.keys(object)) {
     if (members.includes(key)) continue;
-    if (members.includes(foldCase(key))) return key;
+    const folded = foldCase(key);
+    if (members.some((member) => foldCase(member) === folded)) return key;
   }
   return undefined;
 }

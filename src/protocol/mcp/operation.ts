@@ -12,7 +12,7 @@ import type { JsonRpcMessage } from "./jsonrpc.js";
  */
 export interface McpOperation {
   method: string;
-  /** The tool or prompt name, or the resource URI; undefined when not visible. */
+  /** The tool or prompt name, the resource URI, or the task id; undefined when not visible. */
   name: string | undefined;
   /** `tools/call` arguments, when visible. */
   arguments: unknown;
@@ -28,6 +28,12 @@ const nameParameter: ReadonlyMap<string, string> = new Map(
     "resources/read": "uri",
     "resources/subscribe": "uri",
     "resources/unsubscribe": "uri",
+    // The task a tasks/* request is about (2025-11-25 tasks, and the 2026-07-28 tasks
+    // extension, whose Streamable HTTP binding makes Mcp-Name carry it).
+    "tasks/get": "taskId",
+    "tasks/result": "taskId",
+    "tasks/update": "taskId",
+    "tasks/cancel": "taskId",
   }),
 );
 
@@ -49,7 +55,7 @@ export function operationOf(message: Exclude<JsonRpcMessage, { kind: "invalid" }
   };
 }
 
-/** The methods whose target `Mcp-Name` carries (SEP-2243). */
+/** The methods whose target `Mcp-Name` carries (SEP-2243; the tasks extension for tasks/*). */
 export function hasNamedTarget(method: string): boolean {
   return nameParameter.has(method);
 }

@@ -1,7 +1,7 @@
 import { parseJsonDocument, type JsonBodyLimits } from "../json-body.js";
 import { nonFiniteNumberPointer } from "../json-numbers.js";
 import { ApiError, PdpError, type McpRefusalCode } from "../../errors.js";
-import { classifyMessage, isPseudoMethod } from "./jsonrpc.js";
+import { classifyMessage, isPseudoMethod, type JsonRpcMessage } from "./jsonrpc.js";
 import { hasNamedTarget, operationOf, type McpOperation } from "./operation.js";
 
 /**
@@ -13,7 +13,10 @@ export interface RelayedMcpRequest {
   method: string;
   /** `Mcp-Method` / `Mcp-Name` (SEP-2243), when the client sent (and the proxy forwarded) them. */
   mcpMethod: string | undefined;
+  /** As sent: plain text or the `=?base64?…?=` form, decoded by the reader. */
   mcpName: string | undefined;
+  /** The `MCP-Protocol-Version` header, when sent. */
+  protocolVersion: string | undefined;
   /** The JSON-RPC body; undefined when there is none or it is not visible (headers-only proxy, cut body). */
   body: RelayedBody | undefined;
 }
@@ -62,6 +65,12 @@ export interface McpReading {
   jsonRpc: boolean;
   /** The body was a JSON-RPC batch (so a deny answers each of its requests). */
   batch: boolean;
+  /**
+   * The MCP revision the request declares (`MCP-Protocol-Version`, or the
+   * body's `_meta`; the reader refuses them disagreeing); undefined when it
+   * declares none (then absent).
+   */
+  protocolVersion?: string;
 }
 
 /** How the enforcement point reads relayed requests. */
@@ -72,10 +81,15 @@ export interface McpReadingOptions {
   /**
    * Whether `Mcp-Method`/`Mcp-Name` count when there is no visible body:
    * "trust" only when the MCP server refuses requests whose headers and body
-   * disagree (SEP-2243); "ignore" (the default) makes such a POST `mcp/opaque`.
+   * disagree (SEP-2243); "trust_2026_07_28" only for a request whose
+   * `MCP-Protocol-Version` is exactly 2026-07-28, to a server that speaks
+   * that revision (which binds it to refuse such disagreement); "ignore" (the
+   * default) makes such a POST `mcp/opaque`.
    */
-  headersWithoutBody?: "ignore" | "trust" | undefined;
+  headersWithoutBody?: HeadersWithoutBody | undefined;
 }
+
+export type HeadersWithoutBody = "ignore" | "trust" | "trust_2026_07_28";
 
 /**
  * Turns a Streamable HTTP request into the MCP operations to authorize, for
@@ -84,10 +98,14 @@ export interface McpReadingOptions {
  * method but POST is refused (HEAD and OPTIONS included: MCP defines neither,
  * and what a server does with them is not for the PDP to guess). A POST is
  * read from its body when visible; the `Mcp-Method`/`Mcp-Name` headers must
- * then agree with it, and a `tools/call`, `prompts/get` or `resources/*`
- * message must name its target (a visible body naming none is invalid MCP,
- * not a hidden tool). Without a body the headers are used only under
- * `headersWithoutBody: "trust"`; otherwise the request is `mcp/opaque`, which
+ * then agree with it, and a `tools/call`, `prompts/get`, `resources/*` or
+ * `tasks/*` message must name its target (a visible body naming none is
+ * invalid MCP, not a hidden tool). A request that declares 2026-07-28 (or a
+ * later revision) must also carry what that revision makes mandatory:
+ * `MCP-Protocol-Version` equal to the body's `_meta` revision, `Mcp-Method`
+ * on every request, `Mcp-Name` on the methods that name a target; it cannot
+ * be a batch. Without a body the headers are used only as
+ * `headersWithoutBody` allows; otherwise the request is `mcp/opaque`, which
  * the policy treats as the highest risk. A batch is refused or split into its
  * elements, per `batch`, and refused beyond `maxBatchElements`. A client never
  * names a pseudo-method (`mcp/…`) itself, in `Mcp-Method` or in the body.
@@ -96,6 +114,7 @@ export function readMcpRequest(relayed: RelayedMcpRequest, options: McpReadingOp
   if (relayed.mcpMethod !== undefined && isPseudoMethod(relayed.mcpMethod)) {
     throw new McpRefusal("mcp_invalid", "Mcp-Method names a method reserved for the PDP");
   }
+  const headers = standardHeadersOf(relayed);
   const method = relayed.method.toUpperCase();
   const body = relayed.body;
   const hasBody = body !== undefined && ("bytes" in body ? body.bytes.length > 0 : true);
@@ -108,26 +127,13 @@ export function readMcpRequest(relayed: RelayedMcpRequest, options: McpReadingOp
         `an HTTP ${method} carries no JSON-RPC body or Mcp-Method in MCP`,
       );
     }
-    return single(method === "GET" ? "mcp/stream" : "mcp/session_end");
+    return single(method === "GET" ? "mcp/stream" : "mcp/session_end", headers.version);
   }
   if (method !== "POST") {
     throw new McpRefusal("mcp_http_method_unsupported", `MCP does not use HTTP ${method}`);
   }
 
-  if (!hasBody) {
-    // Without a body the headers are the client's word: believed only when the operator says
-    // the MCP server refuses requests whose headers and body disagree (SEP-2243).
-    if (relayed.mcpMethod === undefined || options.headersWithoutBody !== "trust") {
-      return single("mcp/opaque");
-    }
-    // An empty Mcp-Name names nothing: the target stays unseen.
-    const name = relayed.mcpName === "" ? undefined : relayed.mcpName;
-    return {
-      operations: [{ method: relayed.mcpMethod, name, arguments: undefined, id: undefined }],
-      jsonRpc: false,
-      batch: false,
-    };
-  }
+  if (!hasBody) return readHeadersOnly(headers, options.headersWithoutBody ?? "ignore");
 
   const document = "bytes" in body ? parseBody(body.bytes, body.limits) : parsedBody(body.document);
   const batch = Array.isArray(document);
@@ -144,9 +150,12 @@ export function readMcpRequest(relayed: RelayedMcpRequest, options: McpReadingOp
       null,
     );
   }
-  const operations = elements.map((element) => {
+  const messages = elements.map((element) => {
     const message = classifyMessage(element);
     if (message.kind === "invalid") throw new McpRefusal("mcp_invalid", message.reason, null);
+    return message;
+  });
+  const operations = messages.map((message) => {
     const operation = operationOf(message);
     if (hasNamedTarget(operation.method) && (operation.name ?? "") === "") {
       // The server would run (or reject) it as it likes; the PDP does not judge a guess.
@@ -158,11 +167,106 @@ export function readMcpRequest(relayed: RelayedMcpRequest, options: McpReadingOp
     }
     return operation;
   });
+  if (batch) {
+    refuseMalformedName(headers, null);
+    // 2026-07-28 has no batches: a batch declaring it is not a request its servers would run
+    // the way the PDP reads it (the SDK routes a batch by its body alone, headers unread).
+    if (
+      declaresBindingHeaders(headers.version) ||
+      messages.some((message) => bodyRevisionOf(message) !== undefined)
+    ) {
+      throw new McpRefusal(
+        "mcp_invalid",
+        `a JSON-RPC batch cannot declare MCP ${headersBindingRevision}`,
+        null,
+      );
+    }
+    return { operations, jsonRpc: true, batch, ...declared(headers.version) };
+  }
+  const [message] = messages;
   const [only] = operations;
-  if (!batch && only !== undefined) checkHeaders(relayed, only);
-  return { operations, jsonRpc: true, batch };
+  if (message === undefined || only === undefined) {
+    throw new Error("a non-batch body is one message");
+  }
+  const protocolVersion = checkHeaders(headers, message, only);
+  return { operations, jsonRpc: true, batch, ...declared(protocolVersion) };
 }
 
+/** The standard headers of a request, `Mcp-Name` decoded. */
+interface StandardHeaders {
+  method: string | undefined;
+  name: string | undefined;
+  /** `Mcp-Name` was sent but cannot be decoded one way only. */
+  nameMalformed: boolean;
+  version: string | undefined;
+}
+
+function standardHeadersOf(relayed: RelayedMcpRequest): StandardHeaders {
+  const name = relayed.mcpName === undefined ? undefined : decodeHeaderValue(relayed.mcpName);
+  return {
+    method: relayed.mcpMethod,
+    name,
+    nameMalformed: relayed.mcpName !== undefined && name === undefined,
+    version: relayed.protocolVersion,
+  };
+}
+
+/** A malformed `Mcp-Name` is refused, as a server bound by the transport spec refuses it. */
+function refuseMalformedName(
+  headers: StandardHeaders,
+  id: string | number | null | undefined,
+): void {
+  if (headers.nameMalformed) {
+    throw new McpRefusal(
+      "mcp_header_mismatch",
+      "Mcp-Name is neither plain text nor a canonical =?base64?…?= UTF-8 value",
+      id,
+    );
+  }
+}
+
+/**
+ * A POST without a visible body. Its headers are the client's word: believed
+ * only when the operator says the MCP server refuses requests whose headers
+ * and body disagree ("trust"), or for a request declaring exactly 2026-07-28
+ * to a server that speaks it ("trust_2026_07_28"). A value holding a comma
+ * could be two headers folded into one, which servers read differently (the
+ * first, or the whole): it is refused rather than guessed at.
+ */
+function readHeadersOnly(headers: StandardHeaders, trust: HeadersWithoutBody): McpReading {
+  refuseMalformedName(headers, undefined);
+  const binding = headers.version === headersBindingRevision;
+  const believed = trust === "trust" || (trust === "trust_2026_07_28" && binding);
+  if (headers.method === undefined || !believed) {
+    if (believed && binding) {
+      throw new McpRefusal(
+        "mcp_header_mismatch",
+        `MCP ${headersBindingRevision} requires Mcp-Method on every request`,
+      );
+    }
+    return single("mcp/opaque", headers.version);
+  }
+  if (headers.method.includes(",") || (headers.name ?? "").includes(",")) {
+    throw new McpRefusal(
+      "mcp_invalid",
+      "Mcp-Method or Mcp-Name holds a comma: repeated headers cannot be told from one value without the body",
+    );
+  }
+  // An empty Mcp-Name names nothing: the target stays unseen.
+  const name = headers.name === "" ? undefined : headers.name;
+  if (binding && name === undefined && hasNamedTarget(headers.method)) {
+    throw new McpRefusal(
+      "mcp_header_mismatch",
+      `MCP ${headersBindingRevision} requires Mcp-Name on ${headers.method}`,
+    );
+  }
+  return {
+    operations: [{ method: headers.method, name, arguments: undefined, id: undefined }],
+    jsonRpc: false,
+    batch: false,
+    ...declared(headers.version),
+  };
+}
 /** The body under the JSON rules; a rule's refusal becomes an McpRefusal that names it. */
 function parseBody(bytes: Buffer, limits: JsonBodyLimits): unknown {
   try {
@@ -194,28 +298,140 @@ function parsedBody(document: unknown): unknown {
   return document;
 }
 
-function single(method: string): McpReading {
+function single(method: string, protocolVersion: string | undefined): McpReading {
   return {
     operations: [{ method, name: undefined, arguments: undefined, id: undefined }],
     jsonRpc: false,
     batch: false,
+    ...declared(protocolVersion),
   };
 }
 
-/** Headers that disagree with the body are an attempt to route one thing and run another. */
-function checkHeaders(relayed: RelayedMcpRequest, operation: McpOperation): void {
-  if (relayed.mcpMethod !== undefined && relayed.mcpMethod !== operation.method) {
+/** The reading's protocolVersion member: present only when the request declares one. */
+function declared(version: string | undefined): { protocolVersion?: string } {
+  return version === undefined ? {} : { protocolVersion: version };
+}
+
+/**
+ * The revision a message's `_meta` names, undefined when it names none. A
+ * claim that is not a non-empty string is no revision anyone can read alike.
+ */
+function bodyRevisionOf(message: JsonRpcMessage): string | undefined {
+  if (message.kind !== "request" && message.kind !== "notification") return undefined;
+  const params = message.params;
+  if (typeof params !== "object" || params === null || Array.isArray(params)) return undefined;
+  const meta = (params as Record<string, unknown>)._meta;
+  if (typeof meta !== "object" || meta === null || Array.isArray(meta)) return undefined;
+  if (!Object.hasOwn(meta, protocolVersionMetaKey)) return undefined;
+  const claim = (meta as Record<string, unknown>)[protocolVersionMetaKey];
+  if (typeof claim !== "string" || claim === "") {
     throw new McpRefusal(
-      "mcp_header_mismatch",
-      `Mcp-Method ${relayed.mcpMethod} does not match the body's ${operation.method}`,
-      operation.id,
+      "mcp_invalid",
+      `_meta["${protocolVersionMetaKey}"] must be a revision string`,
+      message.kind === "request" ? message.id : null,
     );
   }
+  return claim;
+}
+
+/**
+ * Headers that disagree with the body are an attempt to route one thing and
+ * run another; under 2026-07-28 a missing mandatory header is one too, since
+ * a headers-only intermediary would have judged the request without it.
+ * Returns the revision the request declares.
+ */
+function checkHeaders(
+  headers: StandardHeaders,
+  message: JsonRpcMessage,
+  operation: McpOperation,
+): string | undefined {
+  const id = operation.id;
+  refuseMalformedName(headers, id);
+  const mismatch = (text: string) => new McpRefusal("mcp_header_mismatch", text, id);
+  const claimed = bodyRevisionOf(message);
+  if (headers.version !== undefined && claimed !== undefined && headers.version !== claimed) {
+    throw mismatch(
+      `MCP-Protocol-Version ${headers.version} does not match the body's _meta revision ${claimed}`,
+    );
+  }
+  if (headers.method !== undefined && headers.method !== operation.method) {
+    throw mismatch(`Mcp-Method ${headers.method} does not match the body's ${operation.method}`);
+  }
   if (
-    relayed.mcpName !== undefined &&
+    headers.name !== undefined &&
     hasNamedTarget(operation.method) &&
-    relayed.mcpName !== operation.name
+    headers.name !== operation.name
   ) {
-    throw new McpRefusal("mcp_header_mismatch", "Mcp-Name does not match the body", operation.id);
+    throw mismatch("Mcp-Name does not match the body");
+  }
+  const version = headers.version ?? claimed;
+  if (
+    message.kind === "request" &&
+    (declaresBindingHeaders(claimed) || declaresBindingHeaders(headers.version))
+  ) {
+    // No MCP-Protocol-Version beside a body that names its revision is not refused: the PDP
+    // reads the body itself, and a proxy may pass the auth service fewer headers than it passes
+    // the server (Envoy's allowed_headers), which checks the header's presence on its own.
+    if (claimed === undefined) {
+      throw mismatch(
+        `MCP-Protocol-Version ${headers.version} is declared, but the body's _meta names no revision`,
+      );
+    }
+    if (headers.method === undefined) throw mismatch(`MCP ${claimed} requires Mcp-Method`);
+    if (hasNamedTarget(operation.method) && headers.name === undefined) {
+      throw mismatch(`MCP ${claimed} requires Mcp-Name on ${operation.method}`);
+    }
+  }
+  return version;
+}
+
+// ---------------------------------------------------------------- the standard headers
+// As MCP 2026-07-28 defines them (MCP-Protocol-Version, Mcp-Method, Mcp-Name): which revisions
+// bind them, where a body names its revision, and how a header value is decoded.
+
+/** The revision that made `Mcp-Method` (every request) and `Mcp-Name` mandatory and binding. */
+const headersBindingRevision = "2026-07-28";
+
+/** The `_meta` key under which a 2026-07-28 message names its protocol revision. */
+const protocolVersionMetaKey = "io.modelcontextprotocol/protocolVersion";
+
+/**
+ * Whether a declared revision is 2026-07-28 or later, compared as the SDKs
+ * compare revisions (date strings, in order). A server applies the
+ * 2026-07-28 header rules to such a request, so the PDP must too: for a body
+ * it can see, a stricter reading never lets more through.
+ */
+function declaresBindingHeaders(version: string | undefined): boolean {
+  return version !== undefined && version >= headersBindingRevision;
+}
+
+const sentinelPrefix = "=?base64?";
+const sentinelSuffix = "?=";
+const base64Alphabet = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/**
+ * A header value as the transport spec has it: plain text, or, for text that
+ * is not plain ASCII, `=?base64?<UTF-8 bytes in Base64>?=`. Returns undefined
+ * for a value that cannot be read one way only: a sentinel whose payload is
+ * not canonical Base64 (padding, alphabet, no stray bits) or not valid UTF-8,
+ * and a value shaped like an encoded word in another spelling (`=?BASE64?…`,
+ * which RFC 2047 readers decode and this transport does not).
+ */
+function decodeHeaderValue(value: string): string | undefined {
+  const sentinel = value.startsWith(sentinelPrefix) && value.endsWith(sentinelSuffix);
+  if (!sentinel) {
+    // One reader would take it as text, another decode it: the PDP does not guess which.
+    if (/^=\?[^?]*\?/.test(value)) return undefined;
+    return value;
+  }
+  const payload = value.slice(sentinelPrefix.length, value.length - sentinelSuffix.length);
+  if (payload.length % 4 !== 0 || !base64Alphabet.test(payload)) return undefined;
+  const bytes = Buffer.from(payload, "base64");
+  // Canonical only: the same bytes re-encode to the same payload (no stray bits, no extra padding).
+  if (bytes.toString("base64") !== payload) return undefined;
+  try {
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    return undefined;
   }
 }

@@ -301,6 +301,38 @@ describe("outages and invalid requests", () => {
     });
   });
 
+  test("a header mismatch: 400, MCP's HeaderMismatch -32020 (every revision), the other refusals -32600", () => {
+    const response = refusalAnswer(new McpRefusal("mcp_header_mismatch", "differs", 6), true);
+    assert.equal(response.status, 400);
+    assert.deepEqual(response.body, {
+      jsonrpc: "2.0",
+      id: 6,
+      error: { code: -32020, message: "differs", data: { reasons: ["mcp_header_mismatch"] } },
+    });
+    const codes = Object.fromEntries(
+      (
+        [
+          "mcp_invalid",
+          "mcp_batch_rejected",
+          "mcp_batch_too_large",
+          "mcp_header_mismatch",
+          "mcp_http_method_unsupported",
+        ] as const
+      ).map((code) => [
+        code,
+        (refusalAnswer(new McpRefusal(code, "x", 1), true).body as { error: { code: number } })
+          .error.code,
+      ]),
+    );
+    assert.deepEqual(codes, {
+      mcp_invalid: -32600,
+      mcp_batch_rejected: -32600,
+      mcp_batch_too_large: -32600,
+      mcp_header_mismatch: -32020,
+      mcp_http_method_unsupported: -32600,
+    });
+  });
+
   test("a refusal without an id, answered in JSON-RPC (the PEP): addressed to null", () => {
     const response = refusalAnswer(new McpRefusal("mcp_http_method_unsupported", "no"), true);
     assert.equal((response.body as { id: unknown }).id, null);

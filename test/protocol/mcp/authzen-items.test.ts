@@ -89,8 +89,31 @@ describe("authzenItemOf", () => {
     });
   });
 
+  test("tasks/get, tasks/result, tasks/update, tasks/cancel: the binding's task, by its id", () => {
+    for (const method of ["tasks/get", "tasks/result", "tasks/update", "tasks/cancel"]) {
+      assert.deepEqual(authzenItemOf(operation(method, "task-7"), options), {
+        action: { name: method },
+        resource: { type: "task", id: "task-7", properties: { server: "files", task: "task-7" } },
+      });
+    }
+    assert.deepEqual(authzenItemOf(operation("tasks/cancel"), options).resource, {
+      type: "task",
+      id: "",
+      properties: { server: "files", task: null },
+    });
+  });
+
   test("every other method (and the pseudo-methods) is about the server itself", () => {
-    for (const method of ["tools/list", "initialize", "mcp/stream", "mcp/response", "ping"]) {
+    for (const method of [
+      "tools/list",
+      "initialize",
+      "server/discover",
+      "subscriptions/listen",
+      "tasks/list",
+      "mcp/stream",
+      "mcp/response",
+      "ping",
+    ]) {
       assert.deepEqual(authzenItemOf(operation(method, "ignored"), options), {
         action: { name: method },
         resource: { type: "mcp_server", id: "files", properties: { server: "files" } },

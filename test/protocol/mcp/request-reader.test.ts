@@ -17,6 +17,7 @@ import {
   McpRefusal,
   readMcpRequest,
   type BatchPolicy,
+  type HeadersWithoutBody,
   type McpReading,
   type McpRefusalCode,
   type RelayedMcpRequest,
@@ -40,6 +41,8 @@ interface Original {
   method?: string;
   mcpMethod?: string;
   mcpName?: string;
+  /** The MCP-Protocol-Version header. */
+  protocolVersion?: string;
   /** A JSON value (serialized), raw text, raw bytes, or undefined for no body. */
   body?: unknown;
 }
@@ -56,6 +59,7 @@ function original(input: Original, bodyLimits: JsonBodyLimits = limits): Relayed
     method: input.method ?? "POST",
     mcpMethod: input.mcpMethod,
     mcpName: input.mcpName,
+    protocolVersion: input.protocolVersion,
     body: bytes === undefined ? undefined : { bytes, limits: bodyLimits },
   };
 }
@@ -66,7 +70,7 @@ function read(
     batch?: BatchPolicy;
     limits?: JsonBodyLimits;
     maxBatchElements?: number;
-    headersWithoutBody?: "ignore" | "trust";
+    headersWithoutBody?: HeadersWithoutBody;
   } = {},
 ): McpReading {
   return readMcpRequest(original(input, options.limits), {
@@ -83,6 +87,7 @@ function assertRefused(
   options: {
     batch?: BatchPolicy;
     limits?: JsonBodyLimits;
+    headersWithoutBody?: HeadersWithoutBody;
     id?: string | number | null | undefined;
   } = {},
 ): void {
@@ -673,6 +678,7 @@ describe("readMcpRequest: a document the MCP server's framework already parsed (
         method,
         mcpMethod: headers.mcpMethod,
         mcpName: headers.mcpName,
+        protocolVersion: headers.protocolVersion,
         body: document === undefined ? undefined : { document },
       },
       { batch: "authorize_each" },
@@ -710,5 +716,502 @@ describe("readMcpRequest: a document the MCP server's framework already parsed (
   test("without maxBatchElements a batch is bounded only by the body the server accepted", () => {
     const many = Array.from({ length: 300 }, (_, index) => request(index, "ping"));
     assert.equal(readDocument("POST", many).operations.length, 300);
+  });
+});
+
+// ---------------------------------------------------------------- MCP 2026-07-28
+
+const modern = "2026-07-28";
+const envelope = (version: string, extra: Json = {}): Json => ({
+  ...extra,
+  _meta: {
+    "io.modelcontextprotocol/protocolVersion": version,
+    "io.modelcontextprotocol/clientCapabilities": {},
+  },
+});
+const modernCall = (id: number, name: string): Json =>
+  request(id, "tools/call", envelope(modern, { name, arguments: {} }));
+const base64Form = (text: string) => `=?base64?${Buffer.from(text, "utf8").toString("base64")}?=`;
+
+describe("readMcpRequest: a request that declares MCP 2026-07-28, body visible", () => {
+  test("complete headers that agree with the body: read, and the revision reported", () => {
+    const reading = read({
+      protocolVersion: modern,
+      mcpMethod: "tools/call",
+      mcpName: "read_file",
+      body: modernCall(1, "read_file"),
+    });
+    assert.equal(reading.protocolVersion, modern);
+    assert.equal(only(reading).name, "read_file");
+    for (const [method, params, name] of [
+      ["server/discover", {}, undefined],
+      ["subscriptions/listen", {}, undefined],
+      ["resources/read", { uri: "mem://a" }, "mem://a"],
+      ["prompts/get", { name: "greet" }, "greet"],
+      ["tasks/get", { taskId: "t-1" }, "t-1"],
+      ["tasks/update", { taskId: "t-1" }, "t-1"],
+      ["tasks/cancel", { taskId: "t-1" }, "t-1"],
+    ] as const) {
+      const operation = only(
+        read({
+          protocolVersion: modern,
+          mcpMethod: method,
+          ...(name === undefined ? {} : { mcpName: name }),
+          body: request(2, method, envelope(modern, params)),
+        }),
+      );
+      assert.deepEqual([operation.method, operation.name], [method, name], method);
+    }
+  });
+
+  test("a non-ASCII name in the =?base64?…?= form is decoded and compared", () => {
+    const reading = read({
+      protocolVersion: modern,
+      mcpMethod: "tools/call",
+      mcpName: base64Form("überprüfen"),
+      body: modernCall(3, "überprüfen"),
+    });
+    assert.equal(only(reading).name, "überprüfen");
+  });
+
+  // Each row: what is wrong, the headers and body, the refusal and the JSON-RPC id it answers.
+  const refusals: {
+    note: string;
+    input: Original;
+    code: McpRefusalCode;
+    id: string | number | null | undefined;
+  }[] = [
+    {
+      note: "header 2026-07-28, _meta another revision",
+      input: {
+        protocolVersion: modern,
+        mcpMethod: "tools/call",
+        mcpName: "read_file",
+        body: request(10, "tools/call", envelope("2025-11-25", { name: "read_file" })),
+      },
+      code: "mcp_header_mismatch",
+      id: 10,
+    },
+    {
+      note: "_meta 2026-07-28, header another revision",
+      input: {
+        protocolVersion: "2025-11-25",
+        mcpMethod: "tools/call",
+        mcpName: "read_file",
+        body: modernCall(11, "read_file"),
+      },
+      code: "mcp_header_mismatch",
+      id: 11,
+    },
+    {
+      note: "header 2026-07-28, body without _meta revision (a legacy body under a modern header)",
+      input: {
+        protocolVersion: modern,
+        mcpMethod: "tools/call",
+        mcpName: "read_file",
+        body: toolCall(13, "read_file"),
+      },
+      code: "mcp_header_mismatch",
+      id: 13,
+    },
+    {
+      note: "no Mcp-Method",
+      input: { protocolVersion: modern, mcpName: "read_file", body: modernCall(14, "read_file") },
+      code: "mcp_header_mismatch",
+      id: 14,
+    },
+    {
+      note: "no Mcp-Method on a method without a target",
+      input: { protocolVersion: modern, body: request(15, "tools/list", envelope(modern)) },
+      code: "mcp_header_mismatch",
+      id: 15,
+    },
+    {
+      note: "no Mcp-Name on tools/call",
+      input: {
+        protocolVersion: modern,
+        mcpMethod: "tools/call",
+        body: modernCall(16, "read_file"),
+      },
+      code: "mcp_header_mismatch",
+      id: 16,
+    },
+    {
+      note: "no Mcp-Name on resources/read",
+      input: {
+        protocolVersion: modern,
+        mcpMethod: "resources/read",
+        body: request(17, "resources/read", envelope(modern, { uri: "mem://a" })),
+      },
+      code: "mcp_header_mismatch",
+      id: 17,
+    },
+    {
+      note: "no Mcp-Name on prompts/get",
+      input: {
+        protocolVersion: modern,
+        mcpMethod: "prompts/get",
+        body: request(18, "prompts/get", envelope(modern, { name: "greet" })),
+      },
+      code: "mcp_header_mismatch",
+      id: 18,
+    },
+    {
+      note: "no Mcp-Name on tasks/cancel",
+      input: {
+        protocolVersion: modern,
+        mcpMethod: "tasks/cancel",
+        body: request(19, "tasks/cancel", envelope(modern, { taskId: "t-1" })),
+      },
+      code: "mcp_header_mismatch",
+      id: 19,
+    },
+    {
+      note: "an empty Mcp-Name against a named body",
+      input: {
+        protocolVersion: modern,
+        mcpMethod: "tools/call",
+        mcpName: "",
+        body: modernCall(20, "read_file"),
+      },
+      code: "mcp_header_mismatch",
+      id: 20,
+    },
+    {
+      note: "a base64 name that decodes to another tool",
+      input: {
+        protocolVersion: modern,
+        mcpMethod: "tools/call",
+        mcpName: base64Form("read_file"),
+        body: modernCall(21, "delete_repo"),
+      },
+      code: "mcp_header_mismatch",
+      id: 21,
+    },
+    {
+      note: "a base64 payload that is not canonical (stray bits)",
+      input: {
+        protocolVersion: modern,
+        mcpMethod: "tools/call",
+        mcpName: "=?base64?QR==?=",
+        body: modernCall(22, "A"),
+      },
+      code: "mcp_header_mismatch",
+      id: 22,
+    },
+    {
+      note: "a base64 payload without padding",
+      input: {
+        protocolVersion: modern,
+        mcpMethod: "tools/call",
+        mcpName: "=?base64?QQ?=",
+        body: modernCall(23, "A"),
+      },
+      code: "mcp_header_mismatch",
+      id: 23,
+    },
+    {
+      note: "a base64 payload outside the alphabet (base64url)",
+      input: {
+        protocolVersion: modern,
+        mcpMethod: "tools/call",
+        mcpName: "=?base64?-_8=?=",
+        body: modernCall(24, "x"),
+      },
+      code: "mcp_header_mismatch",
+      id: 24,
+    },
+    {
+      note: "a base64 payload that is not UTF-8",
+      input: {
+        protocolVersion: modern,
+        mcpMethod: "tools/call",
+        mcpName: `=?base64?${Buffer.from([0xff, 0xfe]).toString("base64")}?=`,
+        body: modernCall(25, "x"),
+      },
+      code: "mcp_header_mismatch",
+      id: 25,
+    },
+    {
+      note: "an encoded word in another spelling (=?BASE64?, RFC 2047 =?utf-8?B?)",
+      input: {
+        protocolVersion: modern,
+        mcpMethod: "tools/call",
+        mcpName: "=?utf-8?B?ZGVsZXRlX3JlcG8=?=",
+        body: modernCall(26, "=?utf-8?B?ZGVsZXRlX3JlcG8=?="),
+      },
+      code: "mcp_header_mismatch",
+      id: 26,
+    },
+    {
+      note: "a 2026-07-28 batch (the revision has none; servers route batches by body alone)",
+      input: {
+        protocolVersion: modern,
+        body: [modernCall(27, "read_file"), request(28, "tools/list", envelope(modern))],
+      },
+      code: "mcp_invalid",
+      id: null,
+    },
+    {
+      note: "a batch whose element claims 2026-07-28 in _meta, no header",
+      input: { body: [toolCall(29, "read_file"), modernCall(30, "read_file")] },
+      code: "mcp_invalid",
+      id: null,
+    },
+    {
+      note: "a _meta revision that is not a string",
+      input: {
+        protocolVersion: modern,
+        mcpMethod: "tools/call",
+        mcpName: "read_file",
+        body: request(31, "tools/call", {
+          name: "read_file",
+          _meta: { "io.modelcontextprotocol/protocolVersion": 20260728 },
+        }),
+      },
+      code: "mcp_invalid",
+      id: 31,
+    },
+    {
+      note: "a _Meta key shadowing _meta for case-insensitive servers",
+      input: {
+        protocolVersion: modern,
+        mcpMethod: "tools/call",
+        mcpName: "read_file",
+        body: request(32, "tools/call", { ...envelope(modern, { name: "read_file" }), _Meta: {} }),
+      },
+      code: "mcp_invalid",
+      id: null,
+    },
+    {
+      note: "a TaskID key shadowing taskId for case-insensitive servers",
+      input: {
+        protocolVersion: modern,
+        mcpMethod: "tasks/cancel",
+        mcpName: "t-1",
+        body: request(33, "tasks/cancel", envelope(modern, { taskId: "t-1", TaskID: "t-2" })),
+      },
+      code: "mcp_invalid",
+      id: null,
+    },
+    {
+      note: "a pseudo-method in Mcp-Method",
+      input: {
+        protocolVersion: modern,
+        mcpMethod: "mcp/response",
+        body: request(34, "tools/list", envelope(modern)),
+      },
+      code: "mcp_invalid",
+      id: undefined,
+    },
+    {
+      note: "a tasks/get naming no task",
+      input: {
+        protocolVersion: modern,
+        mcpMethod: "tasks/get",
+        mcpName: "t-1",
+        body: request(35, "tasks/get", envelope(modern)),
+      },
+      code: "mcp_invalid",
+      id: 35,
+    },
+  ];
+  for (const row of refusals) {
+    test(`refused: ${row.note}`, () => {
+      assertRefused(row.input, row.code, { id: row.id, batch: "authorize_each" });
+    });
+  }
+
+  test("_meta 2026-07-28 without an MCP-Protocol-Version header: read from the body, the rest still checked", () => {
+    // A proxy may pass the PDP fewer headers than the server (Envoy's allowed_headers); the
+    // server checks the header's presence itself.
+    const reading = read({
+      mcpMethod: "tools/call",
+      mcpName: "read_file",
+      body: modernCall(12, "read_file"),
+    });
+    assert.equal(reading.protocolVersion, modern);
+    assert.equal(only(reading).name, "read_file");
+    assertRefused(
+      { mcpName: "read_file", body: modernCall(12, "read_file") },
+      "mcp_header_mismatch",
+      {
+        id: 12,
+      },
+    );
+    assertRefused(
+      { mcpMethod: "tools/call", mcpName: "read_file", body: modernCall(12, "delete_x") },
+      "mcp_header_mismatch",
+      {
+        id: 12,
+      },
+    );
+  });
+
+  test("a later revision is held to the same headers (servers compare revisions as dates)", () => {
+    assertRefused(
+      {
+        protocolVersion: "2027-01-01",
+        body: request(40, "tools/call", envelope("2027-01-01", { name: "read_file" })),
+      },
+      "mcp_header_mismatch",
+      { id: 40 },
+    );
+  });
+
+  test("notifications need no Mcp-Method, but must not contradict the body", () => {
+    const notification = {
+      jsonrpc: "2.0",
+      method: "notifications/cancelled",
+      params: envelope(modern, { requestId: 1 }),
+    };
+    assert.equal(
+      only(read({ protocolVersion: modern, body: notification })).method,
+      "notifications/cancelled",
+    );
+    assertRefused({ protocolVersion: "2025-11-25", body: notification }, "mcp_header_mismatch", {
+      id: undefined,
+    });
+  });
+
+  test("older revisions are read as before: no header is mandatory", () => {
+    const reading = read({ protocolVersion: "2025-11-25", body: toolCall(41, "read_file") });
+    assert.equal(reading.protocolVersion, "2025-11-25");
+    assert.equal(only(reading).name, "read_file");
+    assert.equal(read({ body: toolCall(42, "read_file") }).protocolVersion, undefined);
+  });
+});
+
+describe("readMcpRequest: a request that declares MCP 2026-07-28, no body (headers-only proxy)", () => {
+  const headersOnly = (input: Original, trust: HeadersWithoutBody) =>
+    read(input, { headersWithoutBody: trust });
+
+  test("to a server that speaks 2026-07-28: decided from Mcp-Method and the decoded Mcp-Name", () => {
+    const reading = headersOnly(
+      { protocolVersion: modern, mcpMethod: "tools/call", mcpName: base64Form("überprüfen") },
+      "trust_2026_07_28",
+    );
+    assert.deepEqual(reading, {
+      operations: [
+        { method: "tools/call", name: "überprüfen", arguments: undefined, id: undefined },
+      ],
+      jsonRpc: false,
+      batch: false,
+      protocolVersion: modern,
+    });
+    assert.equal(
+      only(headersOnly({ protocolVersion: modern, mcpMethod: "tools/list" }, "trust_2026_07_28"))
+        .method,
+      "tools/list",
+    );
+    assert.equal(
+      only(
+        headersOnly(
+          { protocolVersion: modern, mcpMethod: "tasks/get", mcpName: "t-1" },
+          "trust_2026_07_28",
+        ),
+      ).name,
+      "t-1",
+    );
+  });
+
+  test("not believed: an older or later revision, none, or a server not marked", () => {
+    for (const [protocolVersion, trust] of [
+      ["2025-11-25", "trust_2026_07_28"],
+      ["2027-01-01", "trust_2026_07_28"],
+      [undefined, "trust_2026_07_28"],
+      [modern, "ignore"],
+    ] as const) {
+      const reading = headersOnly(
+        {
+          ...(protocolVersion === undefined ? {} : { protocolVersion }),
+          mcpMethod: "tools/call",
+          mcpName: "read_file",
+        },
+        trust,
+      );
+      assert.deepEqual(
+        reading.operations,
+        [pseudo("mcp/opaque")],
+        `${protocolVersion ?? "none"} ${trust}`,
+      );
+    }
+  });
+
+  const refusedRows: { note: string; input: Original; code: McpRefusalCode }[] = [
+    {
+      note: "no Mcp-Method",
+      input: { protocolVersion: modern, mcpName: "read_file" },
+      code: "mcp_header_mismatch",
+    },
+    {
+      note: "no Mcp-Name on tools/call",
+      input: { protocolVersion: modern, mcpMethod: "tools/call" },
+      code: "mcp_header_mismatch",
+    },
+    {
+      note: "an empty Mcp-Name on tools/call",
+      input: { protocolVersion: modern, mcpMethod: "tools/call", mcpName: "" },
+      code: "mcp_header_mismatch",
+    },
+    {
+      note: "no Mcp-Name on resources/read",
+      input: { protocolVersion: modern, mcpMethod: "resources/read" },
+      code: "mcp_header_mismatch",
+    },
+    {
+      note: "no Mcp-Name on tasks/update",
+      input: { protocolVersion: modern, mcpMethod: "tasks/update" },
+      code: "mcp_header_mismatch",
+    },
+    {
+      note: "an empty base64 name",
+      input: { protocolVersion: modern, mcpMethod: "prompts/get", mcpName: "=?base64??=" },
+      code: "mcp_header_mismatch",
+    },
+    {
+      note: "a malformed base64 name",
+      input: { protocolVersion: modern, mcpMethod: "tools/call", mcpName: "=?base64?%%%%?=" },
+      code: "mcp_header_mismatch",
+    },
+    {
+      note: "an unterminated base64 name",
+      input: { protocolVersion: modern, mcpMethod: "tools/call", mcpName: "=?base64?cmVhZF9maWxl" },
+      code: "mcp_header_mismatch",
+    },
+    {
+      note: "two Mcp-Name headers folded into one",
+      input: {
+        protocolVersion: modern,
+        mcpMethod: "tools/call",
+        mcpName: "read_file, delete_repo",
+      },
+      code: "mcp_invalid",
+    },
+    {
+      note: "two Mcp-Method headers folded into one",
+      input: { protocolVersion: modern, mcpMethod: "tools/list, tools/call", mcpName: "read_file" },
+      code: "mcp_invalid",
+    },
+    {
+      note: "a pseudo-method",
+      input: { protocolVersion: modern, mcpMethod: "mcp/stream" },
+      code: "mcp_invalid",
+    },
+  ];
+  for (const row of refusedRows) {
+    test(`refused: ${row.note}`, () => {
+      assertRefused(row.input, row.code, { headersWithoutBody: "trust_2026_07_28", id: undefined });
+    });
+  }
+
+  test("the mandatory headers hold under enforces_mcp_headers' trust too", () => {
+    assertRefused({ protocolVersion: modern, mcpMethod: "tools/call" }, "mcp_header_mismatch", {
+      headersWithoutBody: "trust",
+    });
+    assertRefused({ protocolVersion: modern }, "mcp_header_mismatch", {
+      headersWithoutBody: "trust",
+    });
+    assert.deepEqual(read({}, { headersWithoutBody: "trust" }).operations, [pseudo("mcp/opaque")]);
   });
 });
