@@ -126,3 +126,44 @@ test_method_messages if {
 	admin_messages({"remove": ["action"]}) == {"the request names no MCP method"}
 	admin_messages({"data": {"methods": {"ping": "deny"}}, "set": method_call("ping")}) == {`MCP method "ping" is denied by configuration`}
 }
+
+# The default table decides both protocol eras the PDP reads: every client
+# request method of MCP 2026-07-28 (core and the tasks extension) and every
+# client method of 2025-11-25 that 2026-07-28 removed has an exact entry, so
+# none of them falls to unknown_method by accident. tools/call is left out: it
+# is always resolved per tool.
+client_methods_2026_07_28 := {
+	"server/discover", "subscriptions/listen", "tools/list", "prompts/get",
+	"prompts/list", "resources/list", "resources/templates/list", "resources/read",
+	"completion/complete", "tasks/get", "tasks/update", "tasks/cancel",
+	"notifications/cancelled", "notifications/progress",
+}
+
+client_methods_removed_by_2026_07_28 := {
+	"initialize", "ping", "logging/setLevel", "resources/subscribe",
+	"resources/unsubscribe", "tasks/list", "tasks/result",
+	"notifications/initialized", "notifications/roots/list_changed",
+	"notifications/tasks/status",
+}
+
+test_default_methods_cover_both_eras if {
+	missing := {m |
+		some m in (client_methods_2026_07_28 | client_methods_removed_by_2026_07_28)
+		data.mcp.authz.method_rule == data.unknown_method with input.action.name as m
+	}
+	every m in missing {
+		print("no default rule:", m)
+	}
+	count(missing) == 0
+}
+
+# Reading a task's state is read; changing a running task (input, cancel) is
+# write: the PDP cannot know the class of the tool that started the task, so
+# changing it needs at least what changing anything needs.
+test_default_task_methods if {
+	rules := {m: rule |
+		some m in {"tasks/get", "tasks/list", "tasks/result", "tasks/update", "tasks/cancel"}
+		rule := data.mcp.authz.method_rule with input.action.name as m
+	}
+	rules == {"tasks/get": "read", "tasks/list": "read", "tasks/result": "read", "tasks/update": "write", "tasks/cancel": "write"}
+}
