@@ -1,13 +1,21 @@
 /**
- * A real MCP server for the PEP tests: the official SDK's McpServer and
- * StreamableHTTPServerTransport (stateless, a fresh pair per request, as the
- * SDK's stateless example does) on express, on 127.0.0.1. It counts every
- * tool execution, so a test can prove that a refused call never ran.
+ * A real MCP server for the PEP tests, on express on 127.0.0.1, built with
+ * either era of the official SDK: 1.x (`@modelcontextprotocol/sdk`: McpServer
+ * and StreamableHTTPServerTransport, stateless, a fresh pair per request, as
+ * the SDK's stateless example does) or v2 (`@modelcontextprotocol/server`:
+ * createMcpHandler, which negotiates MCP 2026-07-28 through server/discover
+ * and serves 2025 clients statelessly). It counts every tool execution, so a
+ * test can prove that a refused call never ran.
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import {
+  createMcpHandler,
+  McpServer as McpServerV2,
+  type McpHttpHandler,
+} from "@modelcontextprotocol/server";
 import express, { type Express, type RequestHandler } from "express";
 import type { McpAuthorizationMiddleware } from "../../src/pep/index.js";
 
@@ -33,11 +41,16 @@ export function annotationsOf(name: string): Record<string, unknown> | undefined
   return Object.hasOwn(serverTools, name) ? { ...serverTools[name as ToolName] } : undefined;
 }
 
+/** Which SDK the route's server is built with. */
+export type SdkEra = "1.x" | "v2";
+
 export interface McpRoute {
   path: string;
   pep: McpAuthorizationMiddleware;
-  /** `enableJsonResponse`: application/json answers instead of an SSE stream. */
+  /** application/json answers (1.x `enableJsonResponse`, v2 `responseMode: "json"`) instead of SSE. */
   json: boolean;
+  /** Default 1.x. */
+  era?: SdkEra;
 }
 
 export interface RunningMcpServer {
@@ -81,6 +94,73 @@ function mcpHandler(executions: Map<string, number>, json: boolean): RequestHand
   };
 }
 
+/**
+ * The same tools on the v2 SDK. The server declares its (unfiltered) tool list
+ * the same for every caller and cacheable for a minute (`cacheScope: "public"`),
+ * as an honest server without a PEP would: the PEP's filtering must take that back.
+ */
+function buildMcpServerV2(executions: Map<string, number>): McpServerV2 {
+  const server = new McpServerV2(
+    { name: "files", version: "1.0.0" },
+    { cacheHints: { "tools/list": { ttlMs: 60_000, cacheScope: "public" } } },
+  );
+  for (const name of toolNames) {
+    server.registerTool(
+      name,
+      { description: `the ${name} tool`, annotations: { ...serverTools[name] } },
+      () => {
+        executions.set(name, (executions.get(name) ?? 0) + 1);
+        return { content: [{ type: "text", text: `${name} ran` }] };
+      },
+    );
+  }
+  return server;
+}
+
+/**
+ * A v2 handler on express. The v2 SDK serves web-standard Requests; on node,
+ * the request the PEP judged (its headers and the body express.json() parsed)
+ * is handed over as one, and the Response is written back through `res`
+ * (writeHead, write, end: what the PEP's tools/list filter intercepts), as
+ * `toNodeHandler` of `@modelcontextprotocol/node` does.
+ */
+export function fetchHandlerOn(handler: McpHttpHandler): RequestHandler {
+  return (req, res, next) => {
+    serveFetch(handler, req, res).catch(next);
+  };
+}
+
+async function serveFetch(
+  handler: McpHttpHandler,
+  req: express.Request,
+  res: express.Response,
+): Promise<void> {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(", ") : value);
+  }
+  const aborted = new AbortController();
+  res.on("close", () => {
+    aborted.abort();
+  });
+  const body: unknown = req.body;
+  const request = new Request(
+    new URL(req.originalUrl, `http://${req.headers.host ?? "localhost"}`),
+    {
+      method: req.method,
+      headers,
+      signal: aborted.signal,
+      ...(req.method === "POST" ? { body: JSON.stringify(body) } : {}),
+    },
+  );
+  const response = await handler.fetch(request, { parsedBody: body });
+  res.writeHead(response.status, Object.fromEntries(response.headers));
+  if (response.body !== null) {
+    for await (const chunk of response.body) res.write(chunk);
+  }
+  res.end();
+}
+
 const methodNotAllowed: RequestHandler = (_req, res) => {
   res
     .status(405)
@@ -95,6 +175,7 @@ const methodNotAllowed: RequestHandler = (_req, res) => {
 /** Starts the HTTP server (routes come later, through mount). */
 export async function startMcpServer(): Promise<RunningMcpServer> {
   const executions = new Map<string, number>();
+  const handlers: McpHttpHandler[] = [];
   let app: Express | undefined;
   const server: Server = createServer((req, res) => {
     if (app === undefined) {
@@ -116,6 +197,15 @@ export async function startMcpServer(): Promise<RunningMcpServer> {
       const mounted = express();
       mounted.use(express.json());
       for (const route of routes) {
+        if (route.era === "v2") {
+          const handler = createMcpHandler(() => buildMcpServerV2(executions), {
+            responseMode: route.json ? "json" : "sse",
+          });
+          handlers.push(handler);
+          // One route for every HTTP method: the PEP refuses what it does not authorize.
+          mounted.all(route.path, route.pep, fetchHandlerOn(handler));
+          continue;
+        }
         mounted.post(route.path, route.pep, mcpHandler(executions, route.json));
         mounted.get(route.path, route.pep, methodNotAllowed);
         mounted.delete(route.path, route.pep, methodNotAllowed);
@@ -139,13 +229,15 @@ export async function startMcpServer(): Promise<RunningMcpServer> {
       });
       app = mounted;
     },
-    close: () =>
-      new Promise<void>((resolve, reject) => {
+    close: async () => {
+      await Promise.all(handlers.map((handler) => handler.close()));
+      await new Promise<void>((resolve, reject) => {
         server.closeAllConnections();
         server.close((error) => {
           if (error) reject(error);
           else resolve();
         });
-      }),
+      });
+    },
   };
 }
