@@ -18,6 +18,7 @@ import {
 } from "@modelcontextprotocol/server";
 import express, { type Express, type RequestHandler } from "express";
 import type { McpAuthorizationMiddleware } from "../../src/pep/index.js";
+import { serveWithFetchHandler } from "../e2e/support/web-handler.js";
 
 /** The tools the server exposes, with the annotations it declares for them. */
 export const serverTools = {
@@ -117,50 +118,6 @@ function buildMcpServerV2(executions: Map<string, number>): McpServerV2 {
   return server;
 }
 
-/**
- * A v2 handler on express. The v2 SDK serves web-standard Requests; on node,
- * the request the PEP judged (its headers and the body express.json() parsed)
- * is handed over as one, and the Response is written back through `res`
- * (writeHead, write, end: what the PEP's tools/list filter intercepts), as
- * `toNodeHandler` of `@modelcontextprotocol/node` does.
- */
-export function fetchHandlerOn(handler: McpHttpHandler): RequestHandler {
-  return (req, res, next) => {
-    serveFetch(handler, req, res).catch(next);
-  };
-}
-
-async function serveFetch(
-  handler: McpHttpHandler,
-  req: express.Request,
-  res: express.Response,
-): Promise<void> {
-  const headers = new Headers();
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(", ") : value);
-  }
-  const aborted = new AbortController();
-  res.on("close", () => {
-    aborted.abort();
-  });
-  const body: unknown = req.body;
-  const request = new Request(
-    new URL(req.originalUrl, `http://${req.headers.host ?? "localhost"}`),
-    {
-      method: req.method,
-      headers,
-      signal: aborted.signal,
-      ...(req.method === "POST" ? { body: JSON.stringify(body) } : {}),
-    },
-  );
-  const response = await handler.fetch(request, { parsedBody: body });
-  res.writeHead(response.status, Object.fromEntries(response.headers));
-  if (response.body !== null) {
-    for await (const chunk of response.body) res.write(chunk);
-  }
-  res.end();
-}
-
 const methodNotAllowed: RequestHandler = (_req, res) => {
   res
     .status(405)
@@ -203,7 +160,9 @@ export async function startMcpServer(): Promise<RunningMcpServer> {
           });
           handlers.push(handler);
           // One route for every HTTP method: the PEP refuses what it does not authorize.
-          mounted.all(route.path, route.pep, fetchHandlerOn(handler));
+          mounted.all(route.path, route.pep, (req, res, next) => {
+            serveWithFetchHandler(handler.fetch, req, res).catch(next);
+          });
           continue;
         }
         mounted.post(route.path, route.pep, mcpHandler(executions, route.json));
