@@ -306,6 +306,24 @@ export function defineProxyScenarios(
       assert.equal(env().mcp.last(tools.read)?.risk, "read");
     });
 
+    test("files (safe defaults): the v2 client's own Mcp-Method is not believed either; its server/discover is opaque, judged at the highest risk", async () => {
+      const reader = sdkSession(url("files"), {
+        token: await token("reader", "files"),
+        device: "compliant",
+        era: "v2",
+      });
+      try {
+        const error = await unreached(() => sdkHttpError(() => reader.connect()));
+        assert.equal(error.code, 403);
+        const discover = reader.last("server/discover");
+        assert.equal(discover?.requestHeaders.get("mcp-method"), "server/discover");
+        assert.equal(discover.requestHeaders.get("mcp-protocol-version"), "2026-07-28");
+        assert.equal(discover.headers.get("www-authenticate"), challengesFor("files").needsAdmin);
+      } finally {
+        await reader.close();
+      }
+    });
+
     test("files (safe defaults): an admin's opaque calls pass at the highest class (the SDK client unchanged)", async () => {
       const admin = sdkSession(url("files"), {
         token: await token("admin", "files"),
