@@ -24,6 +24,7 @@ import {
 import { join, relative } from "node:path";
 import { after, before, test } from "node:test";
 import { promisify } from "node:util";
+import { readmeBlocks } from "../e2e/support/readme.js";
 import { JwksServer } from "../support/jwks-server.js";
 import { repoRoot, scratchDir } from "../support/opa.js";
 import { startPdp, type RunningPdp } from "../support/pdp.js";
@@ -249,4 +250,21 @@ test("an official-SDK v2 MCP server (MCP 2026-07-28) guarded by the same install
   assert.equal(result.cacheScope, "private");
   assert.deepEqual(result.calls.write_file, { status: 403, requiredScope: "mcp:write" });
   assertReadAllowedWriteRefused(result, toolCallDecisions(from).slice(2));
+});
+
+test("the README's v2 example mounts the v2 server as the package test runs it", () => {
+  const fixture = readFileSync(
+    join(repoRoot, "test", "package", "fixtures", "pep-consumer-v2.mjs"),
+    "utf8",
+  );
+  const start = "// README:start (the README's v2 example shows this part verbatim)\n";
+  const shown = fixture.slice(
+    fixture.indexOf(start) + start.length,
+    fixture.indexOf("// README:end"),
+  );
+  assert.ok(shown.includes('app.all("/mcp", authorize'), "the fixture lost its README part");
+  assert.ok(
+    readmeBlocks().some((block) => block.lang === "ts" && block.text.includes(shown)),
+    `README.md lost the v2 mounting that pep-consumer-v2.mjs runs; put back:\n${shown}`,
+  );
 });

@@ -681,6 +681,20 @@ describe("tools/list is filtered to exactly what the caller may call", () => {
     });
   }
 
+  test("SDK 1.x client on the v2 server (its stateless 2025 serving): filtered list, the read runs, the write is refused", async () => {
+    const before = executionsOf("read_file");
+    const options = { token: await reader(), headers: unmanagedOffice, path: "/v2/mcp" };
+    await withSession(options, async (session) => {
+      assert.equal(session.protocolVersion, "2025-11-25");
+      const listed = await session.client.listTools();
+      assert.deepEqual(listed.tools.map((tool) => tool.name).sort(), ["read_file", "search_code"]);
+      await session.client.callTool({ name: "read_file", arguments: {} });
+      const { body } = await callRefused(session, "write_file", 403);
+      assert.ok(body.error.data.reasons.includes("scope_missing"), body.error.data.reasons.join());
+    });
+    assert.equal(executionsOf("read_file"), before + 1);
+  });
+
   test("SDK v2: a response cache shared by two callers keeps each one's filtered list (cacheScope private)", async () => {
     // One store behind two clients, partitioned per caller as the v2 client does for private
     // entries. The server declared its list public for 60 s: had the PEP kept that, the admin
