@@ -35,6 +35,8 @@ import {
   InsufficientScopeError,
   SdkHttpError,
   StreamableHTTPClientTransport as StreamableHTTPClientTransportV2,
+  UnauthorizedError as UnauthorizedErrorV2,
+  type OAuthClientProvider as OAuthClientProviderV2,
   type ResponseCacheStore,
 } from "@modelcontextprotocol/client";
 import { createMcpAuthorization } from "../../src/pep/index.js";
@@ -141,13 +143,13 @@ before(async () => {
     },
     // The same library, options and PDP in front of v2 servers: one code path for both eras.
     {
-      path: "/v2/mcp",
+      path: "/mcp/v2",
       json: false,
       era: "v2",
       pep: createMcpAuthorization({ ...common, pdpUrl: pdp.url }),
     },
     {
-      path: "/v2/mcp-json",
+      path: "/mcp/v2-json",
       json: true,
       era: "v2",
       pep: createMcpAuthorization({ ...common, pdpUrl: pdp.url }),
@@ -290,8 +292,15 @@ async function connectV1(options: ConnectOptions): Promise<Session> {
 async function connectV2(options: ConnectOptions): Promise<Session> {
   const responses: Response[] = [];
   const transport = new StreamableHTTPClientTransportV2(
-    new URL(options.path ?? "/v2/mcp", mcp.origin),
-    { requestInit: { headers: headersOf(options) }, fetch: recordingFetch(responses) },
+    new URL(options.path ?? "/mcp/v2", mcp.origin),
+    {
+      requestInit: { headers: headersOf(options) },
+      fetch: recordingFetch(responses),
+      // The two eras' OAuthClientProvider interfaces have the members the test's provider has.
+      ...(options.authProvider === undefined
+        ? {}
+        : { authProvider: options.authProvider as OAuthClientProviderV2 }),
+    },
   );
   const client = new ClientV2(
     { name: "pep-e2e", version: "2.0.0" },
@@ -319,7 +328,7 @@ async function connectV2(options: ConnectOptions): Promise<Session> {
 /** The SDK eras every shared scenario runs with: their client, their server, what they negotiate. */
 const eras = [
   { name: "SDK 1.x", era: "1.x", version: "2025-11-25", sse: "/mcp", json: "/mcp-json" },
-  { name: "SDK v2", era: "v2", version: "2026-07-28", sse: "/v2/mcp", json: "/v2/mcp-json" },
+  { name: "SDK v2", era: "v2", version: "2026-07-28", sse: "/mcp/v2", json: "/mcp/v2-json" },
 ] as const satisfies readonly {
   name: string;
   era: SdkEra;
@@ -483,39 +492,42 @@ describe("tools/call", () => {
     assert.equal(executionsOf("delete_repo"), before + 1);
   }
 
-  test("with an OAuth provider, the SDK client starts a step-up authorization for the named scope", async () => {
-    const writerToken = await writer();
-    const redirects: URL[] = [];
-    const provider: OAuthClientProvider = {
-      get redirectUrl() {
-        return "http://127.0.0.1/callback";
-      },
-      get clientMetadata() {
-        return { redirect_uris: ["http://127.0.0.1/callback"], client_name: "pep-e2e" };
-      },
-      clientInformation: () => ({ client_id: "pep-e2e" }),
-      tokens: () => ({ access_token: writerToken, token_type: "Bearer" }),
-      saveTokens: () => undefined,
-      redirectToAuthorization: (url) => {
-        redirects.push(url);
-      },
-      saveCodeVerifier: () => undefined,
-      codeVerifier: () => "unused",
-    };
-    const before = executionsOf("delete_repo");
-    await withSession({ authProvider: provider, headers: compliantOffice }, async (session) => {
-      await assert.rejects(
-        session.client.callTool({ name: "delete_repo", arguments: {} }),
-        UnauthorizedError,
-      );
+  for (const { name: sdk, era, sse } of eras) {
+    test(`${sdk}: with an OAuth provider, the SDK client starts a step-up authorization for the named scope`, async () => {
+      const writerToken = await writer();
+      const redirects: URL[] = [];
+      const provider: OAuthClientProvider = {
+        get redirectUrl() {
+          return "http://127.0.0.1/callback";
+        },
+        get clientMetadata() {
+          return { redirect_uris: ["http://127.0.0.1/callback"], client_name: "pep-e2e" };
+        },
+        clientInformation: () => ({ client_id: "pep-e2e" }),
+        tokens: () => ({ access_token: writerToken, token_type: "Bearer" }),
+        saveTokens: () => undefined,
+        redirectToAuthorization: (url) => {
+          redirects.push(url);
+        },
+        saveCodeVerifier: () => undefined,
+        codeVerifier: () => "unused",
+      };
+      const before = executionsOf("delete_repo");
+      const options = { authProvider: provider, headers: compliantOffice, era, path: sse };
+      await withSession(options, async (session) => {
+        await assert.rejects(
+          session.client.callTool({ name: "delete_repo", arguments: {} }),
+          era === "v2" ? UnauthorizedErrorV2 : UnauthorizedError,
+        );
+      });
+      const [redirect] = redirects;
+      assert.ok(redirect !== undefined, "the SDK should have started an authorization");
+      assert.equal(redirect.origin + redirect.pathname, `${mcp.origin}/authorize`);
+      assert.equal(redirect.searchParams.get("scope"), "mcp:admin");
+      assert.equal(redirect.searchParams.get("resource"), resource);
+      assert.equal(executionsOf("delete_repo"), before);
     });
-    const [redirect] = redirects;
-    assert.ok(redirect !== undefined, "the SDK should have started an authorization");
-    assert.equal(redirect.origin + redirect.pathname, `${mcp.origin}/authorize`);
-    assert.equal(redirect.searchParams.get("scope"), "mcp:admin");
-    assert.equal(redirect.searchParams.get("resource"), resource);
-    assert.equal(executionsOf("delete_repo"), before);
-  });
+  }
 
   test("a write tool from an unmanaged device: 403 device_untrusted, no step-up offered", async () => {
     const before = executionsOf("write_file");
@@ -683,7 +695,7 @@ describe("tools/list is filtered to exactly what the caller may call", () => {
 
   test("SDK 1.x client on the v2 server (its stateless 2025 serving): filtered list, the read runs, the write is refused", async () => {
     const before = executionsOf("read_file");
-    const options = { token: await reader(), headers: unmanagedOffice, path: "/v2/mcp" };
+    const options = { token: await reader(), headers: unmanagedOffice, path: "/mcp/v2" };
     await withSession(options, async (session) => {
       assert.equal(session.protocolVersion, "2025-11-25");
       const listed = await session.client.listTools();
