@@ -227,6 +227,8 @@ interface Session {
   responses: Response[];
   /** What the client and server agreed on. */
   protocolVersion: string | undefined;
+  /** The v2 client itself (its 2026-07-28-only API), on a v2 session. */
+  v2?: ClientV2;
   close: () => Promise<void>;
 }
 
@@ -321,6 +323,7 @@ async function connectV2(options: ConnectOptions): Promise<Session> {
     client,
     responses,
     protocolVersion: transport.protocolVersion,
+    v2: client,
     close: () => client.close(),
   };
 }
@@ -692,6 +695,41 @@ describe("tools/list is filtered to exactly what the caller may call", () => {
       await everyListedToolRuns({ era, path: sse });
     });
   }
+
+  test("SDK v2: subscriptions/listen is authorized as a read and its stream passes the PEP untouched: a reader hears tools/list_changed", async () => {
+    const from = pdp.decisions.length;
+    const options = { token: await reader(), headers: unmanagedOffice, era: "v2" as const };
+    await withSession(options, async (session) => {
+      const client = session.v2;
+      assert.ok(client !== undefined);
+      let changed: () => void = () => undefined;
+      const heard = new Promise<void>((resolve) => {
+        changed = resolve;
+      });
+      client.setNotificationHandler("notifications/tools/list_changed", () => {
+        changed();
+      });
+      const subscription = await client.listen({ toolsListChanged: true });
+      mcp.notifyToolsChanged();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        heard,
+        new Promise((_, reject) => {
+          timer = setTimeout(() => {
+            reject(new Error("no notifications/tools/list_changed within 3 s"));
+          }, 3000);
+        }),
+      ]).finally(() => {
+        clearTimeout(timer);
+      });
+      await subscription.close();
+    });
+    const listen = pdp.decisions
+      .slice(from)
+      .filter((record) => record.action === "subscriptions/listen")
+      .map((record) => record.outcome);
+    assert.deepEqual(listen, ["allow"]);
+  });
 
   test("SDK 1.x client on the v2 server (its stateless 2025 serving): filtered list, the read runs, the write is refused", async () => {
     const before = executionsOf("read_file");

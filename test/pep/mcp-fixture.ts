@@ -61,6 +61,8 @@ export interface RunningMcpServer {
   executions: Map<string, number>;
   /** Every tool execution in one number. */
   totalExecutions: () => number;
+  /** Tells every open v2 `subscriptions/listen` stream that the tool list changed. */
+  notifyToolsChanged: () => void;
   /** Mounts the routes (the PEPs usually need the server's URL first). */
   mount: (routes: McpRoute[]) => void;
   close: () => Promise<void>;
@@ -150,6 +152,9 @@ export async function startMcpServer(): Promise<RunningMcpServer> {
     origin,
     executions,
     totalExecutions: () => [...executions.values()].reduce((sum, n) => sum + n, 0),
+    notifyToolsChanged: () => {
+      for (const handler of handlers) handler.notify.toolsChanged();
+    },
     mount(routes) {
       const mounted = express();
       mounted.use(express.json());
