@@ -29,8 +29,11 @@ export type McpAuthorizationMiddleware<Req extends IncomingMessage = IncomingMes
 
 /**
  * The policy enforcement point for an MCP server built on the official SDK
- * with Streamable HTTP. Mount it on the MCP route after `express.json()` and
- * before the SDK transport's `handleRequest(req, res, req.body)`.
+ * with Streamable HTTP, either era. Mount it on the MCP route after
+ * `express.json()` and before the 1.x transport's `handleRequest(req, res,
+ * req.body)` or the v2 handler's `fetch` (given this request and `req.body`,
+ * its Response written back through `res`): the request and the response
+ * reach it the same way in both.
  *
  * For every JSON-RPC message of a POST (each element of a batch), and for GET
  * (`mcp/stream`) and DELETE (`mcp/session_end`), it asks the PDP in one

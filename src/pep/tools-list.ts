@@ -26,7 +26,7 @@ export function idKey(id: JsonRpcId): string {
 /**
  * The rewriter for the responses to the `tools/list` requests with ids
  * `pending`: the result keeps only the tools `decide` allows (entries without
- * a name are dropped). When `decide` rejects, the response becomes a JSON-RPC
+ * a name are dropped) and says `cacheScope: "private"`. When `decide` rejects, the response becomes a JSON-RPC
  * error (-32003, `pdp_unavailable`): the client learns that the list could
  * not be authorized rather than receiving an unfiltered or silently empty list.
  */
@@ -60,7 +60,10 @@ export function toolsListRewriter(
       }
     }
     const tools = named.filter((_, index) => allowed[index] === true).map((n) => n.entry);
-    return { ...message, result: { ...result, tools } };
+    // The list now depends on who asked: whatever scope the server declared (MCP 2026-07-28's
+    // `cacheScope`, "public" when absent), no cache may serve it to another authorization context.
+    // Older clients ignore the field (results are open objects in every revision); `ttlMs` stays.
+    return { ...message, result: { ...result, tools, cacheScope: "private" } };
   };
 }
 

@@ -1,10 +1,14 @@
 /**
  * The PEP end to end, every component real and on 127.0.0.1: a JWKS server,
  * the PDP (in process, example operator data, clock frozen at 10:00 UTC,
- * caller authentication by API key), an MCP server built with the official
- * SDK (McpServer + StreamableHTTPServerTransport, stateless, SSE and JSON
- * response modes) protected by createMcpAuthorization, and the official SDK
- * Client + StreamableHTTPClientTransport as the caller.
+ * caller authentication by API key), MCP servers built with the official SDK
+ * protected by createMcpAuthorization, and the official SDK client as the
+ * caller, in both SDK eras: 1.x (McpServer + StreamableHTTPServerTransport,
+ * stateless; Client + StreamableHTTPClientTransport, MCP 2025-11-25) and v2
+ * (`@modelcontextprotocol/server`'s createMcpHandler and
+ * `@modelcontextprotocol/client`, negotiating MCP 2026-07-28 through
+ * server/discover), each with SSE and JSON responses. The scenarios both eras
+ * share run from one table; the rest are 1.x wire details.
  */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
@@ -25,12 +29,28 @@ import {
   StreamableHTTPClientTransport,
   StreamableHTTPError,
 } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import {
+  Client as ClientV2,
+  InMemoryResponseCacheStore,
+  InsufficientScopeError,
+  SdkHttpError,
+  StreamableHTTPClientTransport as StreamableHTTPClientTransportV2,
+  UnauthorizedError as UnauthorizedErrorV2,
+  type OAuthClientProvider as OAuthClientProviderV2,
+  type ResponseCacheStore,
+} from "@modelcontextprotocol/client";
 import { createMcpAuthorization } from "../../src/pep/index.js";
 import { JwksServer } from "../support/jwks-server.js";
 import { scratchDir } from "../support/opa.js";
 import { startPdp, type RunningPdp } from "../support/pdp.js";
 import { generateTestKey, mint, type TestKey } from "../support/tokens.js";
-import { annotationsOf, startMcpServer, toolNames, type RunningMcpServer } from "./mcp-fixture.js";
+import {
+  annotationsOf,
+  startMcpServer,
+  toolNames,
+  type RunningMcpServer,
+  type SdkEra,
+} from "./mcp-fixture.js";
 
 const operatorData = fileURLToPath(new URL("../../examples/operator-data.yaml", import.meta.url));
 /** Inside the example data's destructive hours (07–19 UTC). */
@@ -121,6 +141,19 @@ before(async () => {
       json: true,
       pep: createMcpAuthorization({ ...common, pdpUrl: pdp.url }),
     },
+    // The same library, options and PDP in front of v2 servers: one code path for both eras.
+    {
+      path: "/mcp/v2",
+      json: false,
+      era: "v2",
+      pep: createMcpAuthorization({ ...common, pdpUrl: pdp.url }),
+    },
+    {
+      path: "/mcp/v2-json",
+      json: true,
+      era: "v2",
+      pep: createMcpAuthorization({ ...common, pdpUrl: pdp.url }),
+    },
     {
       // A PEP misconfigured with a server name the PDP does not know.
       path: "/mcp-unregistered",
@@ -179,10 +212,23 @@ const compliantOffice = { "x-device-trust": "compliant", "x-client-ip": "10.1.2.
 const managedOffice = { "x-device-trust": "managed", "x-client-ip": "10.1.2.3" };
 const unmanagedOffice = { "x-device-trust": "unmanaged", "x-client-ip": "10.1.2.3" };
 
+/** What the scenarios use of either era's SDK client (both have this shape). */
+interface McpClient {
+  callTool: (params: {
+    name: string;
+    arguments: Record<string, unknown>;
+  }) => Promise<Record<string, unknown>>;
+  listTools: () => Promise<{ tools: { name: string }[] }>;
+}
+
 interface Session {
-  client: Client;
-  /** Every HTTP response the SDK transport received, in order. */
+  client: McpClient;
+  /** Every HTTP response the SDK transport received, in order (clones: their bodies stay readable). */
   responses: Response[];
+  /** What the client and server agreed on. */
+  protocolVersion: string | undefined;
+  /** The v2 client itself (its 2026-07-28-only API), on a v2 session. */
+  v2?: ClientV2;
   close: () => Promise<void>;
 }
 
@@ -191,23 +237,41 @@ interface ConnectOptions {
   headers?: Record<string, string>;
   path?: string;
   authProvider?: OAuthClientProvider;
+  /** Which SDK client connects (default 1.x); the path must lead to a server of the same era. */
+  era?: SdkEra;
+  /** v2 only: a response cache shared with other clients, and this client's partition of it. */
+  cache?: { store: ResponseCacheStore; partition: string };
 }
 
-/** What the SDK client transport received, recorded by the fetch it is given. */
+/**
+ * What the SDK client transport received, recorded by the fetch it is given:
+ * each answer to a POST as a clone, so that its body stays readable, except a
+ * 202 (no body: the 1.x client cancels it, and a cancel waits for every clone).
+ */
 function recordingFetch(responses: Response[]) {
   return async (url: string | URL, init?: RequestInit): Promise<Response> => {
     const response = await fetch(url, init);
-    responses.push(response);
+    responses.push(
+      init?.method === "POST" && response.status !== 202 ? response.clone() : response,
+    );
     return response;
   };
 }
 
-async function connect(options: ConnectOptions): Promise<Session> {
-  const responses: Response[] = [];
+function connect(options: ConnectOptions): Promise<Session> {
+  return options.era === "v2" ? connectV2(options) : connectV1(options);
+}
+
+function headersOf(options: ConnectOptions): Record<string, string> {
   const headers: Record<string, string> = { ...options.headers };
   if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
+  return headers;
+}
+
+async function connectV1(options: ConnectOptions): Promise<Session> {
+  const responses: Response[] = [];
   const transport = new StreamableHTTPClientTransport(new URL(options.path ?? "/mcp", mcp.origin), {
-    requestInit: { headers },
+    requestInit: { headers: headersOf(options) },
     fetch: recordingFetch(responses),
     ...(options.authProvider === undefined ? {} : { authProvider: options.authProvider }),
   });
@@ -218,8 +282,63 @@ async function connect(options: ConnectOptions): Promise<Session> {
     await client.close();
     throw Object.assign(error as Error, { responses });
   }
-  return { client, responses, close: () => client.close() };
+  return {
+    client,
+    responses,
+    protocolVersion: transport.protocolVersion,
+    close: () => client.close(),
+  };
 }
+
+/** The v2 client, negotiating the newest revision both sides speak (server/discover first). */
+async function connectV2(options: ConnectOptions): Promise<Session> {
+  const responses: Response[] = [];
+  const transport = new StreamableHTTPClientTransportV2(
+    new URL(options.path ?? "/mcp/v2", mcp.origin),
+    {
+      requestInit: { headers: headersOf(options) },
+      fetch: recordingFetch(responses),
+      // The two eras' OAuthClientProvider interfaces have the members the test's provider has.
+      ...(options.authProvider === undefined
+        ? {}
+        : { authProvider: options.authProvider as OAuthClientProviderV2 }),
+    },
+  );
+  const client = new ClientV2(
+    { name: "pep-e2e", version: "2.0.0" },
+    {
+      versionNegotiation: { mode: "auto" },
+      ...(options.cache === undefined
+        ? {}
+        : { responseCacheStore: options.cache.store, cachePartition: options.cache.partition }),
+    },
+  );
+  try {
+    await client.connect(transport);
+  } catch (error) {
+    await client.close();
+    throw Object.assign(error as Error, { responses });
+  }
+  return {
+    client,
+    responses,
+    protocolVersion: transport.protocolVersion,
+    v2: client,
+    close: () => client.close(),
+  };
+}
+
+/** The SDK eras every shared scenario runs with: their client, their server, what they negotiate. */
+const eras = [
+  { name: "SDK 1.x", era: "1.x", version: "2025-11-25", sse: "/mcp", json: "/mcp-json" },
+  { name: "SDK v2", era: "v2", version: "2026-07-28", sse: "/mcp/v2", json: "/mcp/v2-json" },
+] as const satisfies readonly {
+  name: string;
+  era: SdkEra;
+  version: string;
+  sse: string;
+  json: string;
+}[];
 
 async function withSession<T>(
   options: ConnectOptions,
@@ -266,6 +385,12 @@ function lastPost(session: { responses: Response[] }): Response {
   return response;
 }
 
+/**
+ * A tools/call the PEP refuses: what the client surfaced (1.x: the
+ * StreamableHTTPError above; v2: its SdkHttpError with the status, or for a
+ * 403 insufficient_scope the InsufficientScopeError its step-up starts from)
+ * and the response as it came over the wire.
+ */
 async function callRefused(
   session: Session,
   name: string,
@@ -278,33 +403,54 @@ async function callRefused(
     thrown = error;
   }
   assert.ok(thrown !== undefined, `${name} should have been refused`);
-  return { body: refusal(thrown, status), response: lastPost(session) };
+  const response = lastPost(session);
+  assert.equal(response.status, status);
+  const body = (await response.json()) as JsonRpcErrorBody;
+  if (thrown instanceof SdkHttpError) {
+    assert.equal(thrown.status, status);
+  } else if (thrown instanceof InsufficientScopeError) {
+    assert.equal(status, 403);
+    assert.deepEqual(thrown.requiredScope?.split(" "), body.error.data.step_up?.scopes);
+  } else {
+    assert.deepEqual(refusal(thrown, status), body);
+  }
+  return { body, response };
 }
 
 function executionsOf(name: string): number {
   return mcp.executions.get(name) ?? 0;
 }
 
-async function listedTools(session: Session): Promise<string[]> {
-  const { tools } = await session.client.listTools();
-  return tools.map((tool) => tool.name).sort();
-}
-
 // ------------------------------------------------------------------ scenarios
 
 describe("tools/call", () => {
-  test("a reader calls a read tool: allowed, the tool runs", async () => {
-    const before = executionsOf("read_file");
-    await withSession({ token: await reader(), headers: unmanagedOffice }, async (session) => {
-      const result = await session.client.callTool({ name: "read_file", arguments: {} });
-      assert.deepEqual(result.content, [{ type: "text", text: "read_file ran" }]);
+  for (const { name: sdk, era, version, sse } of eras) {
+    test(`${sdk}: a reader calls a read tool: allowed, the tool runs (MCP ${version})`, async () => {
+      const before = executionsOf("read_file");
+      await withSession(
+        { token: await reader(), headers: unmanagedOffice, era, path: sse },
+        async (session) => {
+          assert.equal(session.protocolVersion, version);
+          const result = await session.client.callTool({ name: "read_file", arguments: {} });
+          assert.deepEqual(result.content, [{ type: "text", text: "read_file ran" }]);
+        },
+      );
+      assert.equal(executionsOf("read_file"), before + 1);
     });
-    assert.equal(executionsOf("read_file"), before + 1);
-  });
 
-  test("a destructive tool without mcp:admin: 403 naming the step-up scope; the tool does not run", async () => {
+    test(`${sdk}: a destructive tool without mcp:admin: 403 naming the step-up scope; the tool does not run`, async () => {
+      await destructiveWithoutAdmin({ era, path: sse });
+    });
+
+    test(`${sdk}: a destructive tool when auth_time is older than 900 s: 403 asking for a fresh sign-in`, async () => {
+      await staleSignIn({ era, path: sse });
+    });
+  }
+
+  async function destructiveWithoutAdmin(where: ConnectOptions): Promise<void> {
     const before = executionsOf("delete_repo");
-    await withSession({ token: await writer(), headers: compliantOffice }, async (session) => {
+    const options = { ...where, token: await writer(), headers: compliantOffice };
+    await withSession(options, async (session) => {
       const { body, response } = await callRefused(session, "delete_repo", 403);
       assert.equal(response.status, 403);
       assert.equal(
@@ -326,41 +472,65 @@ describe("tools/call", () => {
       assert.match(body.error.message, /permission/);
     });
     assert.equal(executionsOf("delete_repo"), before);
-  });
+  }
 
-  test("with an OAuth provider, the SDK client starts a step-up authorization for the named scope", async () => {
-    const writerToken = await writer();
-    const redirects: URL[] = [];
-    const provider: OAuthClientProvider = {
-      get redirectUrl() {
-        return "http://127.0.0.1/callback";
-      },
-      get clientMetadata() {
-        return { redirect_uris: ["http://127.0.0.1/callback"], client_name: "pep-e2e" };
-      },
-      clientInformation: () => ({ client_id: "pep-e2e" }),
-      tokens: () => ({ access_token: writerToken, token_type: "Bearer" }),
-      saveTokens: () => undefined,
-      redirectToAuthorization: (url) => {
-        redirects.push(url);
-      },
-      saveCodeVerifier: () => undefined,
-      codeVerifier: () => "unused",
-    };
+  async function staleSignIn(where: ConnectOptions): Promise<void> {
     const before = executionsOf("delete_repo");
-    await withSession({ authProvider: provider, headers: compliantOffice }, async (session) => {
-      await assert.rejects(
-        session.client.callTool({ name: "delete_repo", arguments: {} }),
-        UnauthorizedError,
+    const stale = { ...where, token: await staleAdmin(), headers: compliantOffice };
+    await withSession(stale, async (session) => {
+      const { body, response } = await callRefused(session, "delete_repo", 403);
+      assert.deepEqual(body.error.data.reasons, ["auth_too_old"]);
+      assert.equal(
+        response.headers.get("www-authenticate"),
+        `Bearer error="insufficient_user_authentication", max_age=900, resource_metadata="${resourceMetadataUrl}"`,
       );
     });
-    const [redirect] = redirects;
-    assert.ok(redirect !== undefined, "the SDK should have started an authorization");
-    assert.equal(redirect.origin + redirect.pathname, `${mcp.origin}/authorize`);
-    assert.equal(redirect.searchParams.get("scope"), "mcp:admin");
-    assert.equal(redirect.searchParams.get("resource"), resource);
     assert.equal(executionsOf("delete_repo"), before);
-  });
+    // Signed in 300 s ago, with MFA, from a compliant device: allowed.
+    const fresh = { ...where, token: await admin(), headers: compliantOffice };
+    await withSession(fresh, async (session) => {
+      const result = await session.client.callTool({ name: "delete_repo", arguments: {} });
+      assert.deepEqual(result.content, [{ type: "text", text: "delete_repo ran" }]);
+    });
+    assert.equal(executionsOf("delete_repo"), before + 1);
+  }
+
+  for (const { name: sdk, era, sse } of eras) {
+    test(`${sdk}: with an OAuth provider, the SDK client starts a step-up authorization for the named scope`, async () => {
+      const writerToken = await writer();
+      const redirects: URL[] = [];
+      const provider: OAuthClientProvider = {
+        get redirectUrl() {
+          return "http://127.0.0.1/callback";
+        },
+        get clientMetadata() {
+          return { redirect_uris: ["http://127.0.0.1/callback"], client_name: "pep-e2e" };
+        },
+        clientInformation: () => ({ client_id: "pep-e2e" }),
+        tokens: () => ({ access_token: writerToken, token_type: "Bearer" }),
+        saveTokens: () => undefined,
+        redirectToAuthorization: (url) => {
+          redirects.push(url);
+        },
+        saveCodeVerifier: () => undefined,
+        codeVerifier: () => "unused",
+      };
+      const before = executionsOf("delete_repo");
+      const options = { authProvider: provider, headers: compliantOffice, era, path: sse };
+      await withSession(options, async (session) => {
+        await assert.rejects(
+          session.client.callTool({ name: "delete_repo", arguments: {} }),
+          era === "v2" ? UnauthorizedErrorV2 : UnauthorizedError,
+        );
+      });
+      const [redirect] = redirects;
+      assert.ok(redirect !== undefined, "the SDK should have started an authorization");
+      assert.equal(redirect.origin + redirect.pathname, `${mcp.origin}/authorize`);
+      assert.equal(redirect.searchParams.get("scope"), "mcp:admin");
+      assert.equal(redirect.searchParams.get("resource"), resource);
+      assert.equal(executionsOf("delete_repo"), before);
+    });
+  }
 
   test("a write tool from an unmanaged device: 403 device_untrusted, no step-up offered", async () => {
     const before = executionsOf("write_file");
@@ -377,25 +547,6 @@ describe("tools/call", () => {
       assert.deepEqual(result.content, [{ type: "text", text: "write_file ran" }]);
     });
     assert.equal(executionsOf("write_file"), before + 1);
-  });
-
-  test("a destructive tool when auth_time is older than 900 s: 403 asking for a fresh sign-in", async () => {
-    const before = executionsOf("delete_repo");
-    await withSession({ token: await staleAdmin(), headers: compliantOffice }, async (session) => {
-      const { body, response } = await callRefused(session, "delete_repo", 403);
-      assert.deepEqual(body.error.data.reasons, ["auth_too_old"]);
-      assert.equal(
-        response.headers.get("www-authenticate"),
-        `Bearer error="insufficient_user_authentication", max_age=900, resource_metadata="${resourceMetadataUrl}"`,
-      );
-    });
-    assert.equal(executionsOf("delete_repo"), before);
-    // Signed in 300 s ago, with MFA, from a compliant device: allowed.
-    await withSession({ token: await admin(), headers: compliantOffice }, async (session) => {
-      const result = await session.client.callTool({ name: "delete_repo", arguments: {} });
-      assert.deepEqual(result.content, [{ type: "text", text: "delete_repo ran" }]);
-    });
-    assert.equal(executionsOf("delete_repo"), before + 1);
   });
 
   test("an unknown tool is refused (unknown_tool: destructive) before the SDK sees it", async () => {
@@ -519,24 +670,118 @@ describe("tools/list is filtered to exactly what the caller may call", () => {
       sees: [...toolNames].sort(),
     },
   ];
-  for (const path of ["/mcp", "/mcp-json"]) {
-    for (const { who, caller, where, sees } of cases) {
-      test(`${who} (${path === "/mcp" ? "SSE" : "JSON"} responses)`, async () => {
-        await withSession({ token: await caller(), headers: where, path }, async (session) => {
-          assert.deepEqual(await listedTools(session), sees);
-          const post = lastPost(session);
-          assert.equal(
-            post.headers.get("content-type")?.split(";")[0],
-            path === "/mcp" ? "text/event-stream" : "application/json",
-          );
+  for (const { name: sdk, era, sse, json } of eras) {
+    for (const path of [sse, json]) {
+      const mode = path === sse ? "SSE" : "JSON";
+      for (const { who, caller, where, sees } of cases) {
+        test(`${sdk}: ${who} (${mode} responses)`, async () => {
+          const options = { token: await caller(), headers: where, path, era };
+          await withSession(options, async (session) => {
+            const listed = await session.client.listTools();
+            assert.deepEqual(listed.tools.map((tool) => tool.name).sort(), sees);
+            const post = lastPost(session);
+            assert.equal(
+              post.headers.get("content-type")?.split(";")[0],
+              mode === "SSE" ? "text/event-stream" : "application/json",
+            );
+            // Decided for this caller: cacheable for nobody else (the v2 server said "public").
+            assert.match(await post.text(), /"cacheScope":"private"/);
+          });
         });
-      });
+      }
     }
+
+    test(`${sdk}: every listed tool can be called and every hidden one is refused (reader and writer)`, async () => {
+      await everyListedToolRuns({ era, path: sse });
+    });
   }
 
-  test("every listed tool can be called and every hidden one is refused (reader and writer)", async () => {
-    for (const { caller, where, sees } of cases.slice(0, 2)) {
-      await withSession({ token: await caller(), headers: where }, async (session) => {
+  test("SDK v2: subscriptions/listen is authorized as a read and its stream passes the PEP untouched: a reader hears tools/list_changed", async () => {
+    const from = pdp.decisions.length;
+    const options = { token: await reader(), headers: unmanagedOffice, era: "v2" as const };
+    await withSession(options, async (session) => {
+      const client = session.v2;
+      assert.ok(client !== undefined);
+      let changed: () => void = () => undefined;
+      const heard = new Promise<void>((resolve) => {
+        changed = resolve;
+      });
+      client.setNotificationHandler("notifications/tools/list_changed", () => {
+        changed();
+      });
+      const subscription = await client.listen({ toolsListChanged: true });
+      mcp.notifyToolsChanged();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        heard,
+        new Promise((_, reject) => {
+          timer = setTimeout(() => {
+            reject(new Error("no notifications/tools/list_changed within 3 s"));
+          }, 3000);
+        }),
+      ]).finally(() => {
+        clearTimeout(timer);
+      });
+      await subscription.close();
+    });
+    const listen = pdp.decisions
+      .slice(from)
+      .filter((record) => record.action === "subscriptions/listen")
+      .map((record) => record.outcome);
+    assert.deepEqual(listen, ["allow"]);
+  });
+
+  test("SDK 1.x client on the v2 server (its stateless 2025 serving): filtered list, the read runs, the write is refused", async () => {
+    const before = executionsOf("read_file");
+    const options = { token: await reader(), headers: unmanagedOffice, path: "/mcp/v2" };
+    await withSession(options, async (session) => {
+      assert.equal(session.protocolVersion, "2025-11-25");
+      const listed = await session.client.listTools();
+      assert.deepEqual(listed.tools.map((tool) => tool.name).sort(), ["read_file", "search_code"]);
+      await session.client.callTool({ name: "read_file", arguments: {} });
+      const { body } = await callRefused(session, "write_file", 403);
+      assert.ok(body.error.data.reasons.includes("scope_missing"), body.error.data.reasons.join());
+    });
+    assert.equal(executionsOf("read_file"), before + 1);
+  });
+
+  test("SDK v2: a response cache shared by two callers keeps each one's filtered list (cacheScope private)", async () => {
+    // One store behind two clients, partitioned per caller as the v2 client does for private
+    // entries. The server declared its list public for 60 s: had the PEP kept that, the admin
+    // would be served the reader's list from the shared slot without asking.
+    const store = new InMemoryResponseCacheStore();
+    const as = async (partition: string, caller: () => Promise<string>, where: object) =>
+      withSession(
+        {
+          token: await caller(),
+          headers: where as Record<string, string>,
+          era: "v2",
+          cache: { store, partition },
+        },
+        async (session) => {
+          const first = await session.client.listTools();
+          const exchanges = session.responses.length;
+          const second = await session.client.listTools();
+          return {
+            first: first.tools.map((t) => t.name).sort(),
+            second: second.tools.map((t) => t.name).sort(),
+            fromCache: session.responses.length === exchanges,
+          };
+        },
+      );
+    const readerLists = await as("alice-reader", reader, unmanagedOffice);
+    assert.deepEqual(readerLists.first, ["read_file", "search_code"]);
+    const adminLists = await as("alice-admin", admin, compliantOffice);
+    assert.deepEqual(adminLists.first, [...toolNames].sort());
+    // Within one caller's partition the server's ttlMs still works: each second list came from
+    // the cache, so the cache was in play when the admin's first list was not served from it.
+    assert.deepEqual(readerLists, { ...readerLists, second: readerLists.first, fromCache: true });
+    assert.deepEqual(adminLists, { ...adminLists, second: adminLists.first, fromCache: true });
+  });
+
+  async function everyListedToolRuns(where: ConnectOptions): Promise<void> {
+    for (const { caller, where: office, sees } of cases.slice(0, 2)) {
+      await withSession({ ...where, token: await caller(), headers: office }, async (session) => {
         for (const name of toolNames) {
           if (sees.includes(name)) {
             const before = executionsOf(name);
@@ -548,7 +793,7 @@ describe("tools/list is filtered to exactly what the caller may call", () => {
         }
       });
     }
-  });
+  }
 });
 
 describe("batches and outages", () => {

@@ -1,15 +1,24 @@
 /**
- * A real MCP server for the PEP tests: the official SDK's McpServer and
- * StreamableHTTPServerTransport (stateless, a fresh pair per request, as the
- * SDK's stateless example does) on express, on 127.0.0.1. It counts every
- * tool execution, so a test can prove that a refused call never ran.
+ * A real MCP server for the PEP tests, on express on 127.0.0.1, built with
+ * either era of the official SDK: 1.x (`@modelcontextprotocol/sdk`: McpServer
+ * and StreamableHTTPServerTransport, stateless, a fresh pair per request, as
+ * the SDK's stateless example does) or v2 (`@modelcontextprotocol/server`:
+ * createMcpHandler, which negotiates MCP 2026-07-28 through server/discover
+ * and serves 2025 clients statelessly). It counts every tool execution, so a
+ * test can prove that a refused call never ran.
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import {
+  createMcpHandler,
+  McpServer as McpServerV2,
+  type McpHttpHandler,
+} from "@modelcontextprotocol/server";
 import express, { type Express, type RequestHandler } from "express";
 import type { McpAuthorizationMiddleware } from "../../src/pep/index.js";
+import { serveWithFetchHandler } from "../e2e/support/web-handler.js";
 
 /** The tools the server exposes, with the annotations it declares for them. */
 export const serverTools = {
@@ -33,11 +42,16 @@ export function annotationsOf(name: string): Record<string, unknown> | undefined
   return Object.hasOwn(serverTools, name) ? { ...serverTools[name as ToolName] } : undefined;
 }
 
+/** Which SDK the route's server is built with. */
+export type SdkEra = "1.x" | "v2";
+
 export interface McpRoute {
   path: string;
   pep: McpAuthorizationMiddleware;
-  /** `enableJsonResponse`: application/json answers instead of an SSE stream. */
+  /** application/json answers (1.x `enableJsonResponse`, v2 `responseMode: "json"`) instead of SSE. */
   json: boolean;
+  /** Default 1.x. */
+  era?: SdkEra;
 }
 
 export interface RunningMcpServer {
@@ -47,6 +61,8 @@ export interface RunningMcpServer {
   executions: Map<string, number>;
   /** Every tool execution in one number. */
   totalExecutions: () => number;
+  /** Tells every open v2 `subscriptions/listen` stream that the tool list changed. */
+  notifyToolsChanged: () => void;
   /** Mounts the routes (the PEPs usually need the server's URL first). */
   mount: (routes: McpRoute[]) => void;
   close: () => Promise<void>;
@@ -81,6 +97,29 @@ function mcpHandler(executions: Map<string, number>, json: boolean): RequestHand
   };
 }
 
+/**
+ * The same tools on the v2 SDK. The server declares its (unfiltered) tool list
+ * the same for every caller and cacheable for a minute (`cacheScope: "public"`),
+ * as an honest server without a PEP would: the PEP's filtering must take that back.
+ */
+function buildMcpServerV2(executions: Map<string, number>): McpServerV2 {
+  const server = new McpServerV2(
+    { name: "files", version: "1.0.0" },
+    { cacheHints: { "tools/list": { ttlMs: 60_000, cacheScope: "public" } } },
+  );
+  for (const name of toolNames) {
+    server.registerTool(
+      name,
+      { description: `the ${name} tool`, annotations: { ...serverTools[name] } },
+      () => {
+        executions.set(name, (executions.get(name) ?? 0) + 1);
+        return { content: [{ type: "text", text: `${name} ran` }] };
+      },
+    );
+  }
+  return server;
+}
+
 const methodNotAllowed: RequestHandler = (_req, res) => {
   res
     .status(405)
@@ -95,6 +134,7 @@ const methodNotAllowed: RequestHandler = (_req, res) => {
 /** Starts the HTTP server (routes come later, through mount). */
 export async function startMcpServer(): Promise<RunningMcpServer> {
   const executions = new Map<string, number>();
+  const handlers: McpHttpHandler[] = [];
   let app: Express | undefined;
   const server: Server = createServer((req, res) => {
     if (app === undefined) {
@@ -112,10 +152,24 @@ export async function startMcpServer(): Promise<RunningMcpServer> {
     origin,
     executions,
     totalExecutions: () => [...executions.values()].reduce((sum, n) => sum + n, 0),
+    notifyToolsChanged: () => {
+      for (const handler of handlers) handler.notify.toolsChanged();
+    },
     mount(routes) {
       const mounted = express();
       mounted.use(express.json());
       for (const route of routes) {
+        if (route.era === "v2") {
+          const handler = createMcpHandler(() => buildMcpServerV2(executions), {
+            responseMode: route.json ? "json" : "sse",
+          });
+          handlers.push(handler);
+          // One route for every HTTP method: the PEP refuses what it does not authorize.
+          mounted.all(route.path, route.pep, (req, res, next) => {
+            serveWithFetchHandler(handler.fetch, req, res).catch(next);
+          });
+          continue;
+        }
         mounted.post(route.path, route.pep, mcpHandler(executions, route.json));
         mounted.get(route.path, route.pep, methodNotAllowed);
         mounted.delete(route.path, route.pep, methodNotAllowed);
@@ -139,13 +193,15 @@ export async function startMcpServer(): Promise<RunningMcpServer> {
       });
       app = mounted;
     },
-    close: () =>
-      new Promise<void>((resolve, reject) => {
+    close: async () => {
+      await Promise.all(handlers.map((handler) => handler.close()));
+      await new Promise<void>((resolve, reject) => {
         server.closeAllConnections();
         server.close((error) => {
           if (error) reject(error);
           else resolve();
         });
-      }),
+      });
+    },
   };
 }

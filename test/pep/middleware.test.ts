@@ -335,7 +335,7 @@ describe("what the PEP asks", () => {
     assert.deepEqual(reply.body, {
       jsonrpc: "2.0",
       id: 1,
-      result: { tools: [listedTools[0]] },
+      result: { tools: [listedTools[0]], cacheScope: "private" },
     });
     assert.equal(calls.length, 2);
     const filter = calls[1]?.body;

@@ -26,6 +26,11 @@ function listResponse(id: number | string, listed: unknown[] = tools): Record<st
   return { jsonrpc: "2.0", id, result: { tools: listed, nextCursor: "c2" } };
 }
 
+/** The same response after filtering: only `kept`, and never cacheable for another user. */
+function filteredResponse(id: number | string, kept: unknown[]): Record<string, unknown> {
+  return { jsonrpc: "2.0", id, result: { tools: kept, nextCursor: "c2", cacheScope: "private" } };
+}
+
 /** Allows the tools named `allowed`; records what it was asked. */
 function decider(allowed: string[], asked: ListedTool[][] = []) {
   return (listed: ListedTool[]) => {
@@ -40,11 +45,7 @@ describe("toolsListRewriter", () => {
   test("keeps only the allowed tools of a pending tools/list response, and the rest of the result", async () => {
     const asked: ListedTool[][] = [];
     const rewrite = toolsListRewriter(new Set(["1"]), decider(["read_file", "delete_repo"], asked));
-    assert.deepEqual(await rewrite(listResponse(1)), {
-      jsonrpc: "2.0",
-      id: 1,
-      result: { tools: [tools[0], tools[2]], nextCursor: "c2" },
-    });
+    assert.deepEqual(await rewrite(listResponse(1)), filteredResponse(1, [tools[0], tools[2]]));
     // One decision call with every tool, each with its annotations from the listing.
     assert.deepEqual(asked, [
       [
@@ -53,6 +54,24 @@ describe("toolsListRewriter", () => {
         { name: "delete_repo", annotations: { destructiveHint: true } },
       ],
     ]);
+  });
+
+  test('a list the server declared cacheable for everyone ("public") becomes private; its ttlMs stays', async () => {
+    const declared = {
+      jsonrpc: "2.0",
+      id: 1,
+      result: { tools, ttlMs: 60000, cacheScope: "public", resultType: "complete" },
+    };
+    assert.deepEqual(await readOnly(declared), {
+      jsonrpc: "2.0",
+      id: 1,
+      result: { tools: [tools[0]], ttlMs: 60000, cacheScope: "private", resultType: "complete" },
+    });
+    // Even when the caller may see every tool: the list was still decided for this caller.
+    const everything = toolsListRewriter(new Set(["1"]), decider(tools.map((t) => t.name)));
+    const all = (await everything(declared)) as { result: Record<string, unknown> };
+    assert.equal(all.result.cacheScope, "private");
+    assert.equal((all.result.tools as unknown[]).length, tools.length);
   });
 
   test("other messages come back as the same object", async () => {
@@ -106,13 +125,13 @@ describe("toolsListRewriter", () => {
 describe("rewriteJsonBody", () => {
   test("a single response", async () => {
     const body = await rewriteJsonBody(JSON.stringify(listResponse(1)), readOnly);
-    assert.deepEqual(JSON.parse(body), { ...listResponse(1, [tools[0]]) });
+    assert.deepEqual(JSON.parse(body), filteredResponse(1, [tools[0]]));
   });
 
   test("a batch: only the tools/list answer changes", async () => {
     const other = { jsonrpc: "2.0", id: 7, result: { content: [] } };
     const body = await rewriteJsonBody(JSON.stringify([other, listResponse(1)]), readOnly);
-    assert.deepEqual(JSON.parse(body), [other, listResponse(1, [tools[0]])]);
+    assert.deepEqual(JSON.parse(body), [other, filteredResponse(1, [tools[0]])]);
   });
 
   test("nothing to change, or not JSON: the very same text", async () => {
@@ -142,7 +161,7 @@ async function rewriteSse(pieces: string[], rewrite: MessageRewriter = readOnly)
 describe("SseRewriter", () => {
   const progress = { jsonrpc: "2.0", method: "notifications/progress", params: { progress: 1 } };
   const stream = `: keep-alive\n\nid: p1\nretry: 500\ndata: \n\n${sdkEvent(progress)}${sdkEvent(listResponse(1), "e7")}`;
-  const expected = `: keep-alive\n\nid: p1\nretry: 500\ndata: \n\n${sdkEvent(progress)}${sdkEvent(listResponse(1, [tools[0]]), "e7")}`;
+  const expected = `: keep-alive\n\nid: p1\nretry: 500\ndata: \n\n${sdkEvent(progress)}${sdkEvent(filteredResponse(1, [tools[0]]), "e7")}`;
 
   test("rewrites the tools/list event in place, keeping id and event, and passes the rest", async () => {
     assert.equal(await rewriteSse([stream]), expected);
@@ -177,12 +196,12 @@ describe("SseRewriter", () => {
       .split("\n")
       .map((line) => `data:${line}`)
       .join("\n")}\n\n`;
-    assert.equal(await rewriteSse([event]), sdkEvent(listResponse(1, [tools[0]])));
+    assert.equal(await rewriteSse([event]), sdkEvent(filteredResponse(1, [tools[0]])));
   });
 
   test("an event left without its blank line at the end of the stream is still filtered", async () => {
     const event = sdkEvent(listResponse(1)).trimEnd();
-    assert.equal(await rewriteSse([event]), sdkEvent(listResponse(1, [tools[0]])));
+    assert.equal(await rewriteSse([event]), sdkEvent(filteredResponse(1, [tools[0]])));
   });
 
   test("data that is not JSON passes unchanged", async () => {
@@ -243,7 +262,7 @@ describe("interceptResponse on a real response", () => {
     assert.equal(response.status, 200);
     assert.equal(response.headers.get("x-extra"), "kept");
     assert.equal(response.headers.get("content-length"), String(Buffer.byteLength(text)));
-    assert.deepEqual(JSON.parse(text), listResponse(1, [tools[0]]));
+    assert.deepEqual(JSON.parse(text), filteredResponse(1, [tools[0]]));
   });
 
   test("JSON as express's res.json writes it: setHeader, then end(body)", async () => {
@@ -254,7 +273,7 @@ describe("interceptResponse on a real response", () => {
       res.end(body, "utf8");
     };
     const response = await fetch(url);
-    assert.deepEqual(await response.json(), [listResponse(1, [tools[0]]), listResponse(2)]);
+    assert.deepEqual(await response.json(), [filteredResponse(1, [tools[0]]), listResponse(2)]);
   });
 
   test("SSE streams: headers and early events arrive before the stream ends", async () => {
@@ -292,7 +311,7 @@ describe("interceptResponse on a real response", () => {
       if (done) break;
       text += decoder.decode(value, { stream: true });
     }
-    assert.equal(text, sdkEvent(progress) + sdkEvent(listResponse(1, [tools[0]])));
+    assert.equal(text, sdkEvent(progress) + sdkEvent(filteredResponse(1, [tools[0]])));
   });
 
   test("other statuses and content types pass through untouched", async () => {

@@ -5,6 +5,23 @@ import {
   StreamableHTTPError,
 } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { FetchLike } from "@modelcontextprotocol/sdk/shared/transport.js";
+import {
+  Client as ClientV2,
+  InsufficientScopeError,
+  SdkHttpError,
+  StreamableHTTPClientTransport as StreamableHTTPClientTransportV2,
+} from "@modelcontextprotocol/client";
+
+/**
+ * Which official SDK client talks: 1.x (`@modelcontextprotocol/sdk`, MCP
+ * 2025-11-25, initialize) or v2 (`@modelcontextprotocol/client`, negotiating
+ * MCP 2026-07-28 through server/discover; it sends Mcp-Method and Mcp-Name
+ * itself, as that revision requires).
+ */
+export type SdkEra = "1.x" | "v2";
+
+/** The MCP revision each era's client ends up speaking with the e2e server (which speaks both). */
+export const eraRevision: Record<SdkEra, string> = { "1.x": "2025-11-25", v2: "2026-07-28" };
 
 /** One HTTP exchange of the SDK client, as it went over the wire. */
 export interface Exchange {
@@ -81,17 +98,30 @@ export interface ClientOptions {
   token?: string | undefined;
   /** The x-device-trust header (the tests' stand-in for what a device-posture check would set). */
   device?: string | undefined;
-  /** Mirror the method and tool name into Mcp-Method / Mcp-Name (SEP-2243). */
+  /** Mirror the method and tool name into Mcp-Method / Mcp-Name (SEP-2243); 1.x only (v2 sends them). */
   sep2243?: boolean;
   extraHeaders?: Record<string, string>;
+  /** Default 1.x. */
+  era?: SdkEra;
+}
+
+/** What the scenarios use of either era's client (both have this shape). */
+export interface McpClient {
+  callTool: (params: {
+    name: string;
+    arguments: Record<string, unknown>;
+  }) => Promise<Record<string, unknown>>;
+  listTools: () => Promise<{ tools: { name: string }[] }>;
 }
 
 /** The official SDK client, through `url`, with its exchanges recorded. */
 export interface SdkSession {
-  client: Client;
+  client: McpClient;
   exchanges: Exchange[];
-  /** initialize + notifications/initialized, through the proxy. */
+  /** 1.x: initialize + notifications/initialized; v2: server/discover; through the proxy. */
   connect: () => Promise<void>;
+  /** The revision the client negotiated (after connect). */
+  protocolVersion: () => string | undefined;
   /** The last exchange whose body carried `method`. */
   last: (method: string) => Exchange | undefined;
   close: () => Promise<void>;
@@ -106,6 +136,7 @@ export function headersFor(options: ClientOptions): Record<string, string> {
 
 /** Creates the SDK client and its Streamable HTTP transport; nothing is sent yet. */
 export function sdkSession(url: string, options: ClientOptions = {}): SdkSession {
+  if (options.era === "v2") return sdkSessionV2(url, options);
   const exchanges: Exchange[] = [];
   // The recorder sits closest to the wire: it sees the headers the SEP-2243 wrapper added.
   const recording = recordingFetch(exchanges, fetch);
@@ -118,6 +149,31 @@ export function sdkSession(url: string, options: ClientOptions = {}): SdkSession
     client,
     exchanges,
     connect: () => client.connect(transport),
+    protocolVersion: () => transport.protocolVersion,
+    last: (method) => exchanges.filter((e) => e.methods.includes(method)).at(-1),
+    close: async () => {
+      await client.close().catch(() => undefined);
+      await transport.close().catch(() => undefined);
+    },
+  };
+}
+
+/** The v2 client, with version negotiation on: the newest revision both sides speak. */
+function sdkSessionV2(url: string, options: ClientOptions): SdkSession {
+  const exchanges: Exchange[] = [];
+  const transport = new StreamableHTTPClientTransportV2(new URL(url), {
+    requestInit: { headers: headersFor(options) },
+    fetch: recordingFetch(exchanges, fetch),
+  });
+  const client = new ClientV2(
+    { name: "mcp-pdp-e2e", version: "2.0.0" },
+    { versionNegotiation: { mode: "auto" } },
+  );
+  return {
+    client,
+    exchanges,
+    connect: () => client.connect(transport),
+    protocolVersion: () => transport.protocolVersion,
     last: (method) => exchanges.filter((e) => e.methods.includes(method)).at(-1),
     close: async () => {
       await client.close().catch(() => undefined);
@@ -136,13 +192,31 @@ export async function connectSession(
   return session;
 }
 
-/** Runs `action` and returns the SDK's StreamableHTTPError it must fail with. */
-export async function sdkHttpError(action: () => Promise<unknown>): Promise<StreamableHTTPError> {
+/** How an SDK client reports a refused POST. */
+export interface SdkRefusal {
+  /** The HTTP status. */
+  code: number | undefined;
+  /** 1.x: ends with the response body; v2: the SDK's own words. */
+  message: string;
+  /** v2, 403 insufficient_scope: the scope its step-up would ask for. */
+  requiredScope?: string | undefined;
+}
+
+/**
+ * Runs `action` and returns the refusal it must fail with: 1.x's
+ * StreamableHTTPError, v2's SdkHttpError, or v2's InsufficientScopeError (a
+ * 403 insufficient_scope, where its step-up authorization starts).
+ */
+export async function sdkHttpError(action: () => Promise<unknown>): Promise<SdkRefusal> {
   try {
     await action();
   } catch (error) {
     if (error instanceof StreamableHTTPError) return error;
-    throw new Error(`expected a StreamableHTTPError, got: ${String(error)}`, { cause: error });
+    if (error instanceof SdkHttpError) return { code: error.status, message: error.message };
+    if (error instanceof InsufficientScopeError) {
+      return { code: 403, message: error.message, requiredScope: error.requiredScope };
+    }
+    throw new Error(`expected an SDK HTTP error, got: ${String(error)}`, { cause: error });
   }
   throw new Error("expected the SDK call to fail, it succeeded");
 }

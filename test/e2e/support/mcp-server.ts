@@ -2,9 +2,16 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import {
+  createMcpHandler,
+  isLegacyRequest,
+  McpServer as McpServerV2,
+  type McpHttpHandler,
+} from "@modelcontextprotocol/server";
 import express, { type NextFunction, type Request, type Response } from "express";
 import * as z from "zod";
 import type { Upstream } from "./sites.js";
+import { sendWebResponse, toWebRequest } from "./web-handler.js";
 
 /** One tool call the server executed, with the headers the proxy added. */
 export interface Execution {
@@ -45,9 +52,13 @@ export interface ReceivedRequest {
 }
 
 /**
- * A real MCP server: the official SDK's McpServer behind its
- * StreamableHTTPServerTransport (stateless, JSON responses) on Express.
- * It counts what it executes, so a test can prove a denied tool never ran.
+ * A real MCP server speaking both SDK eras on one endpoint, on Express:
+ * requests of the 2025 revisions go to SDK 1.x (McpServer behind its
+ * StreamableHTTPServerTransport, stateless, JSON responses), MCP 2026-07-28
+ * requests to SDK v2 (createMcpHandler, modern only, JSON responses), routed
+ * by the v2 SDK's own classifier (`isLegacyRequest`), as its documentation
+ * composes the two. The same tools on both. It counts what it executes, so a
+ * test can prove a denied tool never ran.
  *
  * It listens twice, with one record of requests and executions: `plain` is
  * the SDK as is (1.32.2 neither reads nor checks Mcp-Method / Mcp-Name);
@@ -60,14 +71,16 @@ export class FilesMcpServer {
     readonly executions: Execution[],
     /** Every request that reached the server, on either listener. */
     readonly requests: ReceivedRequest[],
+    private readonly handlers: McpHttpHandler[],
   ) {}
 
   static async start(): Promise<FilesMcpServer> {
     const executions: Execution[] = [];
     const requests: ReceivedRequest[] = [];
-    const plain = await listen(buildApp("plain", executions, requests));
-    const sep2243 = await listen(buildApp("sep2243", executions, requests));
-    return new FilesMcpServer({ plain, sep2243 }, executions, requests);
+    const handlers: McpHttpHandler[] = [];
+    const plain = await listen(buildApp("plain", executions, requests, handlers));
+    const sep2243 = await listen(buildApp("sep2243", executions, requests, handlers));
+    return new FilesMcpServer({ plain, sep2243 }, executions, requests, handlers);
   }
 
   /** host:port of each listener, for the proxies' upstreams. */
@@ -87,6 +100,7 @@ export class FilesMcpServer {
   }
 
   async close(): Promise<void> {
+    await Promise.all(this.handlers.map((handler) => handler.close()));
     await Promise.all(
       Object.values(this.servers).map(
         (server) =>
@@ -115,6 +129,7 @@ function buildApp(
   upstream: Upstream,
   executions: Execution[],
   requests: ReceivedRequest[],
+  handlers: McpHttpHandler[],
 ): express.Express {
   const app = express();
   const record = (execution: Omit<Execution, "upstream">) =>
@@ -140,7 +155,17 @@ function buildApp(
     });
     next();
   });
+  const modern = createMcpHandler(({ requestInfo }) => buildServerV2(record, requestInfo), {
+    legacy: "reject",
+    responseMode: "json",
+  });
+  handlers.push(modern);
   const serve = async (request: Request, response: Response) => {
+    const web = toWebRequest(request, request.body);
+    if (!(await isLegacyRequest(web, request.body))) {
+      await sendWebResponse(response, await modern.fetch(web, { parsedBody: request.body }));
+      return;
+    }
     const server = buildServer(record);
     // No sessionIdGenerator: stateless, every POST stands alone.
     const transport = new StreamableHTTPServerTransport({ enableJsonResponse: true });
@@ -210,6 +235,45 @@ function buildServer(record: (execution: Omit<Execution, "upstream">) => void): 
   register(tools.destructive, { readOnlyHint: false, destructiveHint: true }, { repo: z.string() });
   register(tools.uncatalogued, { readOnlyHint: true }, { repo: z.string() });
   register(tools.lying, { readOnlyHint: true, destructiveHint: false }, {});
+  return server;
+}
+
+/** The same tools on SDK v2 (a server per request: `request` is the one it serves). */
+function buildServerV2(
+  record: (execution: Omit<Execution, "upstream">) => void,
+  request: globalThis.Request | undefined,
+): McpServerV2 {
+  const headers = request?.headers ?? new Headers();
+  const server = new McpServerV2({ name: "files", version: "1.0.0" });
+  const register = (
+    name: string,
+    annotations: { readOnlyHint?: boolean; destructiveHint?: boolean },
+    inputSchema: z.ZodObject,
+  ) => {
+    server.registerTool(name, { description: `${name} (e2e)`, inputSchema, annotations }, () => {
+      record({
+        tool: name,
+        subject: headers.get("x-pdp-subject") ?? undefined,
+        risk: headers.get("x-pdp-risk") ?? undefined,
+        decisionId: headers.get("x-pdp-decision-id") ?? undefined,
+        path: request === undefined ? "" : new URL(request.url).pathname,
+      });
+      return { content: [{ type: "text", text: `${name} done` }] };
+    });
+  };
+  register(tools.read, { readOnlyHint: true }, z.object({ path: z.string() }));
+  register(
+    tools.write,
+    { readOnlyHint: false, destructiveHint: false },
+    z.object({ path: z.string(), content: z.string() }),
+  );
+  register(
+    tools.destructive,
+    { readOnlyHint: false, destructiveHint: true },
+    z.object({ repo: z.string() }),
+  );
+  register(tools.uncatalogued, { readOnlyHint: true }, z.object({ repo: z.string() }));
+  register(tools.lying, { readOnlyHint: true, destructiveHint: false }, z.object({}));
   return server;
 }
 

@@ -2,10 +2,12 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
   connectSession,
+  eraRevision,
   postRpc,
   sdkHttpError,
   sdkSession,
   toolCall,
+  type SdkEra,
   type SdkSession,
 } from "./client.js";
 import type { E2eEnvironment } from "./environment.js";
@@ -78,18 +80,26 @@ export function defineProxyScenarios(
   const token = (who: PersonaName, site: SiteName = named) =>
     env().identity.token(who, resourceOf(site));
   const challenges = challengesFor(named);
-  /** The SDK client on `site`: SEP-2243 headers where the PDP believes them (headers-only paths). */
+  /**
+   * The SDK client on `site`: SEP-2243 headers where the PDP believes them
+   * (headers-only paths), added by a wrapper for 1.x and by the v2 client itself.
+   */
   const session = async (
     who: PersonaName | undefined,
     device = "compliant",
     extraHeaders: Record<string, string> = {},
-  ): Promise<SdkSession> =>
-    connectSession(url(), {
+    era: SdkEra = "1.x",
+  ): Promise<SdkSession> => {
+    const connected = await connectSession(url(), {
       token: who === undefined ? undefined : await token(who),
       device,
-      sep2243: !proxy.seesBody,
+      sep2243: era === "1.x" && !proxy.seesBody,
       extraHeaders,
+      era,
     });
+    assert.equal(connected.protocolVersion(), eraRevision[era]);
+    return connected;
+  };
 
   /**
    * Runs `action`; the MCP server must receive no POST meanwhile (the SDK
@@ -129,32 +139,104 @@ export function defineProxyScenarios(
     return { error, exchange };
   };
 
-  const readerTitle = proxy.seesBody
-    ? "a reader reads a file through the official SDK client"
-    : "a reader reads a file through the official SDK client sending SEP-2243 Mcp-Method/Mcp-Name, on a server marked enforces_mcp_headers that checks them";
-  test(readerTitle, async () => {
-    const reader = await session("reader");
-    try {
-      const listed = await reader.client.listTools();
-      assert.deepEqual(listed.tools.map((t) => t.name).sort(), Object.values(tools).sort());
-      const result = await reader.client.callTool({
-        name: tools.read,
-        arguments: { path: "README.md" },
-      });
-      assert.deepEqual(result.content, [{ type: "text", text: "read_file done" }]);
-      const execution = env().mcp.last(tools.read);
-      assert.equal(execution?.subject, "reader-1");
-      assert.equal(execution.risk, "read");
-      assert.equal(execution.upstream, sites[named].upstream);
-      assert.match(execution.decisionId ?? "", uuid);
-      if (!proxy.seesBody) {
-        // What made it work: the method and tool name in headers (SEP-2243).
-        assert.equal(reader.last("tools/call")?.requestHeaders.get("mcp-name"), tools.read);
+  /**
+   * The scenarios both SDK eras share, once per era: the same proxy, PDP and
+   * server (which speaks both), the client and the revision it negotiates
+   * (2025-11-25 / 2026-07-28) differ.
+   */
+  for (const era of ["1.x", "v2"] as const) {
+    defineEraScenarios(era);
+  }
+
+  function defineEraScenarios(era: SdkEra): void {
+    const sdk = `SDK ${era} (MCP ${eraRevision[era]})`;
+    const readerTitle = proxy.seesBody
+      ? `${sdk}: a reader reads a file through the official SDK client`
+      : `${sdk}: a reader reads a file through the official SDK client sending SEP-2243 Mcp-Method/Mcp-Name, on a server marked enforces_mcp_headers that checks them`;
+    test(readerTitle, async () => {
+      const reader = await session("reader", "compliant", {}, era);
+      try {
+        const listed = await reader.client.listTools();
+        assert.deepEqual(listed.tools.map((t) => t.name).sort(), Object.values(tools).sort());
+        const result = await reader.client.callTool({
+          name: tools.read,
+          arguments: { path: "README.md" },
+        });
+        assert.deepEqual(result.content, [{ type: "text", text: "read_file done" }]);
+        const execution = env().mcp.last(tools.read);
+        assert.equal(execution?.subject, "reader-1");
+        assert.equal(execution.risk, "read");
+        assert.equal(execution.upstream, sites[named].upstream);
+        assert.match(execution.decisionId ?? "", uuid);
+        if (!proxy.seesBody) {
+          // What made it work: the method and tool name in headers (SEP-2243).
+          assert.equal(reader.last("tools/call")?.requestHeaders.get("mcp-name"), tools.read);
+        }
+        if (era === "v2") {
+          // The v2 client negotiated first (server/discover) and sends the headers unasked.
+          assert.equal(reader.exchanges[0]?.methods[0], "server/discover");
+          const call = reader.last("tools/call")?.requestHeaders;
+          assert.equal(call?.get("mcp-protocol-version"), "2026-07-28");
+          assert.equal(call.get("mcp-method"), "tools/call");
+          assert.equal(call.get("mcp-name"), tools.read);
+        }
+      } finally {
+        await reader.close();
       }
-    } finally {
-      await reader.close();
-    }
-  });
+    });
+
+    test(`${sdk}: a destructive tool without mcp:admin: 403 insufficient_scope, scope mcp:admin`, async () => {
+      const writer = await session("writer", "compliant", {}, era);
+      try {
+        const { error, exchange } = await deniedCall(writer, tools.destructive, 403, { repo: "r" });
+        assert.equal(exchange.headers.get("www-authenticate"), challenges.needsAdmin);
+        assert.equal(exchange.wwwAuthenticate.error, "insufficient_scope");
+        assert.equal(exchange.wwwAuthenticate.scope, "mcp:admin");
+        if (era === "v2") {
+          // The v2 client reads the challenge itself: the scope its step-up would ask for.
+          assert.equal(error.requiredScope, "mcp:admin");
+        }
+        if (proxy.relaysBody) {
+          assert.deepEqual(reasonsOf(exchange.body), ["scope_missing"]);
+          if (era === "1.x") assert.match(error.message, /scope_missing/);
+        }
+        if (proxy.seesBody) {
+          // A JSON-RPC request is answered with a JSON-RPC error for its id.
+          const body = JSON.parse(exchange.body) as { jsonrpc?: string; error?: { code?: number } };
+          assert.equal(body.jsonrpc, "2.0");
+          assert.equal(body.error?.code, -32003);
+        }
+      } finally {
+        await writer.close();
+      }
+    });
+
+    test(`${sdk}: an admin with a fresh MFA sign-in on a compliant device deletes`, async () => {
+      const admin = await session("admin", "compliant", {}, era);
+      try {
+        const before = env().mcp.count(tools.destructive);
+        await admin.client.callTool({ name: tools.destructive, arguments: { repo: "r" } });
+        assert.equal(env().mcp.count(tools.destructive), before + 1);
+        const execution = env().mcp.last(tools.destructive);
+        assert.equal(execution?.subject, "admin-1");
+        assert.equal(execution.risk, "destructive");
+      } finally {
+        await admin.close();
+      }
+    });
+
+    test(`${sdk}: a destructive tool after a sign-in older than 900 s: step-up with max_age`, async () => {
+      const stale = await session("staleAdmin", "compliant", {}, era);
+      try {
+        const { exchange } = await deniedCall(stale, tools.destructive, 403, { repo: "r" });
+        assert.equal(exchange.headers.get("www-authenticate"), challenges.freshSignIn);
+        assert.equal(exchange.wwwAuthenticate.error, "insufficient_user_authentication");
+        if (proxy.relaysBody) assert.deepEqual(reasonsOf(exchange.body), ["auth_too_old"]);
+      } finally {
+        await stale.close();
+      }
+    });
+  }
 
   test("the upstream's x-pdp-* headers come from the PDP, never from the client", async () => {
     const reader = await session("reader", "compliant", {
@@ -224,6 +306,24 @@ export function defineProxyScenarios(
       assert.equal(env().mcp.last(tools.read)?.risk, "read");
     });
 
+    test("files (safe defaults): the v2 client's own Mcp-Method is not believed either; its server/discover is opaque, judged at the highest risk", async () => {
+      const reader = sdkSession(url("files"), {
+        token: await token("reader", "files"),
+        device: "compliant",
+        era: "v2",
+      });
+      try {
+        const error = await unreached(() => sdkHttpError(() => reader.connect()));
+        assert.equal(error.code, 403);
+        const discover = reader.last("server/discover");
+        assert.equal(discover?.requestHeaders.get("mcp-method"), "server/discover");
+        assert.equal(discover.requestHeaders.get("mcp-protocol-version"), "2026-07-28");
+        assert.equal(discover.headers.get("www-authenticate"), challengesFor("files").needsAdmin);
+      } finally {
+        await reader.close();
+      }
+    });
+
     test("files (safe defaults): an admin's opaque calls pass at the highest class (the SDK client unchanged)", async () => {
       const admin = sdkSession(url("files"), {
         token: await token("admin", "files"),
@@ -240,42 +340,6 @@ export function defineProxyScenarios(
       }
     });
   }
-
-  test("a destructive tool without mcp:admin: 403 insufficient_scope, scope mcp:admin", async () => {
-    const writer = await session("writer");
-    try {
-      const { error, exchange } = await deniedCall(writer, tools.destructive, 403, { repo: "r" });
-      assert.equal(exchange.headers.get("www-authenticate"), challenges.needsAdmin);
-      assert.equal(exchange.wwwAuthenticate.error, "insufficient_scope");
-      assert.equal(exchange.wwwAuthenticate.scope, "mcp:admin");
-      if (proxy.relaysBody) {
-        assert.deepEqual(reasonsOf(exchange.body), ["scope_missing"]);
-        assert.match(error.message, /scope_missing/);
-      }
-      if (proxy.seesBody) {
-        // A JSON-RPC request is answered with a JSON-RPC error for its id.
-        const body = JSON.parse(exchange.body) as { jsonrpc?: string; error?: { code?: number } };
-        assert.equal(body.jsonrpc, "2.0");
-        assert.equal(body.error?.code, -32003);
-      }
-    } finally {
-      await writer.close();
-    }
-  });
-
-  test("an admin with a fresh MFA sign-in on a compliant device deletes", async () => {
-    const admin = await session("admin");
-    try {
-      const before = env().mcp.count(tools.destructive);
-      await admin.client.callTool({ name: tools.destructive, arguments: { repo: "r" } });
-      assert.equal(env().mcp.count(tools.destructive), before + 1);
-      const execution = env().mcp.last(tools.destructive);
-      assert.equal(execution?.subject, "admin-1");
-      assert.equal(execution.risk, "destructive");
-    } finally {
-      await admin.close();
-    }
-  });
 
   test("a write from an unmanaged device is denied (no step-up: signing in again would not help)", async () => {
     const unmanaged = await session("writer", "unmanaged");
@@ -295,18 +359,6 @@ export function defineProxyScenarios(
       assert.equal(env().mcp.last(tools.write)?.risk, "write");
     } finally {
       await managed.close();
-    }
-  });
-
-  test("a destructive tool after a sign-in older than 900 s: step-up with max_age", async () => {
-    const stale = await session("staleAdmin");
-    try {
-      const { exchange } = await deniedCall(stale, tools.destructive, 403, { repo: "r" });
-      assert.equal(exchange.headers.get("www-authenticate"), challenges.freshSignIn);
-      assert.equal(exchange.wwwAuthenticate.error, "insufficient_user_authentication");
-      if (proxy.relaysBody) assert.deepEqual(reasonsOf(exchange.body), ["auth_too_old"]);
-    } finally {
-      await stale.close();
     }
   });
 
