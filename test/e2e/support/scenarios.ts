@@ -324,6 +324,46 @@ export function defineProxyScenarios(
       }
     });
 
+    test("files-2026 (speaks_mcp_2026_07_28): the v2 client gets per-tool decisions from its mandatory headers alone; the 1.x client there stays opaque", async () => {
+      const as = async (who: PersonaName, era: SdkEra) => {
+        const mcpSession = sdkSession(url("modern"), {
+          token: await token(who, "modern"),
+          device: "compliant",
+          era,
+        });
+        return mcpSession;
+      };
+      const reader = await as("reader", "v2");
+      try {
+        await reader.connect();
+        const result = await reader.client.callTool({
+          name: tools.read,
+          arguments: { path: "a" },
+        });
+        assert.deepEqual(result.content, [{ type: "text", text: "read_file done" }]);
+        const execution = env().mcp.last(tools.read);
+        assert.equal(execution?.subject, "reader-1");
+        assert.equal(execution.risk, "read", "judged as the read its headers name");
+        // The tool name came from Mcp-Name only: the destructive one is refused, never run.
+        const { exchange } = await deniedCall(reader, tools.destructive, 403, { repo: "r" });
+        assert.equal(exchange.headers.get("www-authenticate"), challengesFor("modern").needsAdmin);
+      } finally {
+        await reader.close();
+      }
+      // The 1.x client declares 2025-11-25: its headers bind no server, every POST is opaque.
+      const legacy = await as("reader", "1.x");
+      try {
+        const error = await unreached(() => sdkHttpError(() => legacy.connect()));
+        assert.equal(error.code, 403);
+        assert.equal(
+          legacy.last("initialize")?.headers.get("www-authenticate"),
+          challengesFor("modern").needsAdmin,
+        );
+      } finally {
+        await legacy.close();
+      }
+    });
+
     test("files (safe defaults): an admin's opaque calls pass at the highest class (the SDK client unchanged)", async () => {
       const admin = sdkSession(url("files"), {
         token: await token("admin", "files"),

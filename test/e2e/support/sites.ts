@@ -17,7 +17,14 @@ export interface Site {
    */
   upstream: Upstream;
   /** The entry in the PDP's `servers:`; undefined: the server is not registered. */
-  registration: { resource: string; enforces_mcp_headers?: true } | undefined;
+  registration: Registration | undefined;
+}
+
+/** A server's entry in the PDP's `servers:`, as far as these sites use it. */
+export interface Registration {
+  resource: string;
+  enforces_mcp_headers?: true;
+  speaks_mcp_2026_07_28?: true;
 }
 
 const resource = (name: string) => `https://mcp.example.com/${name}`;
@@ -45,6 +52,16 @@ export const sites = {
     upstream: "plain",
     registration: { resource: resource("files-misconfigured"), enforces_mcp_headers: true },
   },
+  /**
+   * The same server (2026-07-28 requests reach its SDK v2 handler, which refuses
+   * headers that disagree with the body) marked as speaking 2026-07-28: a request
+   * declaring exactly that revision is decided from its mandatory headers alone.
+   */
+  modern: {
+    server: "files-2026",
+    upstream: "plain",
+    registration: { resource: resource("files-2026"), speaks_mcp_2026_07_28: true },
+  },
   /** A proxy route to a name the PDP does not know: refused with server_unknown. */
   unregistered: { server: "files-unregistered", upstream: "plain", registration: undefined },
 } satisfies Record<string, Site>;
@@ -67,11 +84,8 @@ export function resourceMetadataOf(name: SiteName): string {
 }
 
 /** The PDP's `servers:` registry for these sites. */
-export function serverRegistry(): Record<
-  string,
-  { resource: string; enforces_mcp_headers?: true }
-> {
-  const registry: Record<string, { resource: string; enforces_mcp_headers?: true }> = {};
+export function serverRegistry(): Record<string, Registration> {
+  const registry: Record<string, Registration> = {};
   for (const name of siteNames) {
     const site: Site = sites[name];
     if (site.registration !== undefined) registry[site.server] = site.registration;
