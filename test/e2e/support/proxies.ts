@@ -325,6 +325,7 @@ export function envoyConfig(options: {
           - exact: authorization
           - exact: mcp-method
           - exact: mcp-name
+          - exact: mcp-protocol-version
           - exact: mcp-session-id
           - exact: x-forwarded-for
           - exact: x-device-trust
