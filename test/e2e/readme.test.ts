@@ -71,12 +71,13 @@ const blocks = readmeBlocks();
 const curlBlocks = blocks.filter((b) => b.lang === "sh" && /^curl /m.test(b.text));
 const quickStartSections = ["Quick start", "Asking for a decision"];
 const identitySection = "Identity: tokens and callers";
+const proxySection = "Putting it behind a proxy";
 
 test("every curl example of the README is run by this file", () => {
   assert.ok(curlBlocks.length >= 5, "the README lost its curl examples");
   for (const block of curlBlocks) {
     assert.ok(
-      [...quickStartSections, identitySection].includes(block.section),
+      [...quickStartSections, identitySection, proxySection].includes(block.section),
       `a curl example in "${block.section}" is run by no test:\n${block.text}`,
     );
   }
@@ -288,76 +289,94 @@ esac
   });
 });
 
-describe("the README's Identity section, as written", () => {
-  const scratch = scratchDir();
-  const configBlock = blocks.find(
-    (b) =>
-      b.section === identitySection &&
-      b.lang === "yaml" &&
-      b.text.includes("issuers:") &&
-      b.text.includes("callers:"),
-  );
-  const tokenBlock = curlBlocks.find((b) => b.section === identitySection);
-  const apiKey = randomBytes(32).toString("base64");
-  let jwks: JwksServer | undefined;
-  let pdp: Managed | undefined;
-  let port = 0;
-  let accessToken = "";
+/**
+ * A section whose configuration snippet (a YAML block with `issuers:` and
+ * `callers:`, and `marker` in it) is started as written, with two stand-ins: the
+ * JWKS URL (a local endpoint) and the caller's placeholder digest. Each of the
+ * section's curl examples then runs with that caller's key and a token for
+ * `files` (mcp:read, signed in a minute ago) and must answer as shown.
+ */
+function describeConfiguredSection(section: string, marker: string): void {
+  describe(`the README's ${section} section, as written`, () => {
+    const scratch = scratchDir();
+    const configBlock = blocks.find(
+      (b) =>
+        b.section === section &&
+        b.lang === "yaml" &&
+        b.text.includes("issuers:") &&
+        b.text.includes("callers:") &&
+        b.text.includes(marker),
+    );
+    const sectionCurls = curlBlocks.filter((b) => b.section === section);
+    const apiKey = randomBytes(32).toString("base64");
+    let jwks: JwksServer | undefined;
+    let pdp: Managed | undefined;
+    let port = 0;
+    let accessToken = "";
 
-  before(async () => {
-    assert.ok(configBlock, "the Identity section lost its configuration");
-    const config = parseYaml(configBlock.text) as {
-      issuers: { issuer: string; jwks_uri: string }[];
-      servers: Record<string, { resource: string }>;
-      callers: { api_key_sha256: string[] }[];
-    };
-    const issuer = config.issuers[0];
-    const files = config.servers.files;
-    const caller = config.callers[0];
-    assert.ok(issuer && files && caller && caller.api_key_sha256.length === 1);
-    const key = await generateTestKey("ES256");
-    jwks = await JwksServer.start([key.publicJwk]);
-    // Substituted: the JWKS URL (a local endpoint) and the placeholder digest.
-    issuer.jwks_uri = jwks.url;
-    caller.api_key_sha256 = [apiKeyDigest(apiKey)];
-    const configFile = join(scratch.dir, "pdp-config.yaml");
-    writeFileSync(configFile, toYaml(config));
-    const now = Math.floor(Date.now() / 1000);
-    accessToken = await mint(key, {
-      iss: issuer.issuer,
-      sub: "alice",
-      aud: files.resource,
-      scope: "mcp:read",
-      iat: now,
-      exp: now + 300,
-      auth_time: now - 60,
+    before(async () => {
+      assert.ok(configBlock, `the ${section} section lost its configuration`);
+      const config = parseYaml(configBlock.text) as {
+        issuers: { issuer: string; jwks_uri: string }[];
+        servers: Record<string, { resource: string }>;
+        callers: { api_key_sha256: string[] }[];
+      };
+      const issuer = config.issuers[0];
+      const files = config.servers.files;
+      const caller = config.callers[0];
+      assert.ok(issuer && files && caller && caller.api_key_sha256.length === 1);
+      const key = await generateTestKey("ES256");
+      jwks = await JwksServer.start([key.publicJwk]);
+      issuer.jwks_uri = jwks.url;
+      caller.api_key_sha256 = [apiKeyDigest(apiKey)];
+      const configFile = join(scratch.dir, "pdp-config.yaml");
+      writeFileSync(configFile, toYaml(config));
+      const now = Math.floor(Date.now() / 1000);
+      accessToken = await mint(key, {
+        iss: issuer.issuer,
+        sub: "alice",
+        aud: files.resource,
+        scope: "mcp:read",
+        iat: now,
+        exp: now + 300,
+        auth_time: now - 60,
+      });
+      port = await freePort();
+      pdp = spawnManaged("pdp", process.execPath, pdpArgs(), {
+        cwd: repoRoot,
+        env: {
+          PATH: process.env.PATH ?? "",
+          HOME: process.env.HOME ?? "",
+          PORT: String(port),
+          PDP_WORKERS: "1",
+          PDP_DRAIN_DELAY_MS: "0",
+          PDP_CONFIG: configFile,
+          PDP_DATA: join(repoRoot, "examples", "operator-data.yaml"),
+        },
+      });
+      await waitForHttp(`http://127.0.0.1:${port}/ready`, pdp);
     });
-    port = await freePort();
-    pdp = spawnManaged("pdp", process.execPath, pdpArgs(), {
-      cwd: repoRoot,
-      env: {
-        PATH: process.env.PATH ?? "",
-        HOME: process.env.HOME ?? "",
-        PORT: String(port),
-        PDP_DRAIN_DELAY_MS: "0",
-        PDP_CONFIG: configFile,
-        PDP_DATA: join(repoRoot, "examples", "operator-data.yaml"),
-      },
+
+    after(async () => {
+      await pdp?.stop();
+      await jwks?.close();
+      scratch.remove();
     });
-    await waitForHttp(`http://127.0.0.1:${port}/ready`, pdp);
-  });
 
-  after(async () => {
-    await pdp?.stop();
-    await jwks?.close();
-    scratch.remove();
+    test("the section has its curl examples", () => {
+      assert.ok(sectionCurls.length > 0, `the ${section} section lost its curl examples`);
+    });
+    for (const block of sectionCurls) {
+      const first = block.text.split("\n")[0] ?? "";
+      test(`${first.trim()} (${block.text.length} characters)`, async () => {
+        await checkBlock(block, port, { PDP_API_KEY: apiKey, ACCESS_TOKEN: accessToken });
+      });
+    }
   });
+}
 
-  test("the token example: verified against files, allowed", async () => {
-    assert.ok(tokenBlock, "the Identity section lost its token example");
-    await checkBlock(tokenBlock, port, { PDP_API_KEY: apiKey, ACCESS_TOKEN: accessToken });
-  });
-});
+describeConfiguredSection(identitySection, "servers:");
+describeConfiguredSection(proxySection, "speaks_mcp_2026_07_28: true");
 
 test("the Envoy snippet (not run: no Envoy here) parses, presents a client certificate, and its server is behind envoy", () => {
   assertReadmeShows("envoy");
