@@ -23,6 +23,7 @@ import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/cli
 import { createMcpHandler, McpServer } from "@modelcontextprotocol/server";
 import * as z from "zod";
 import { JwksServer } from "../support/jwks-server.js";
+import { writeNginxConf } from "../support/nginx-conf.js";
 import { startPdp, type RunningPdp } from "../support/pdp.js";
 import { generateTestKey, mint, type TestKey } from "../support/tokens.js";
 import {
@@ -129,36 +130,17 @@ async function startNginx(pdpAddress: string, mcp: string): Promise<Record<Serve
   writeFileSync(keyFile, `proxy_set_header X-Api-Key "${proxyKey}";\n`);
   chmodSync(keyFile, 0o644);
   const ports = { files: await freePort(), "files-unmarked": await freePort() };
-  const conf = `daemon off;
-worker_processes 1;
-pid ${nginxDir}/nginx.pid;
-error_log ${nginxDir}/error.log info;
-events {
-    worker_connections 64;
-}
-http {
-    access_log ${nginxDir}/access.log;
-    client_body_temp_path ${nginxDir}/client_body;
-    proxy_temp_path ${nginxDir}/proxy;
-    fastcgi_temp_path ${nginxDir}/fastcgi;
-    uwsgi_temp_path ${nginxDir}/uwsgi;
-    scgi_temp_path ${nginxDir}/scgi;
-${nginxUpstreams({ pdp: pdpAddress, mcp: { files: mcp, "files-unmarked": mcp } })}
+  const { binary, args } = writeNginxConf({
+    dir: nginxDir,
+    workerConnections: 64,
+    http: `${nginxUpstreams({ pdp: pdpAddress, mcp: { files: mcp, "files-unmarked": mcp } })}
 ${serverNames
   .map((server) =>
     nginxAuthRequestServer({ listen: `127.0.0.1:${ports[server]}`, server, keyFile }),
   )
-  .join("\n")}
-}
-`;
-  const confFile = join(nginxDir, "nginx.conf");
-  writeFileSync(confFile, conf);
-  const nginx = spawnManaged(
-    "nginx",
-    findExecutable("nginx", ["/usr/sbin/nginx", "/usr/local/sbin/nginx"]),
-    ["-p", nginxDir, "-e", join(nginxDir, "error.log"), "-c", confFile],
-    { cwd: nginxDir },
-  );
+  .join("\n")}`,
+  });
+  const nginx = spawnManaged("nginx", binary, args, { cwd: nginxDir });
   managed.push(nginx);
   return ready(nginx, ports);
 }

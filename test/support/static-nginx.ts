@@ -4,15 +4,10 @@
  * 304, its own Content-Length. `locations` are the server block's location
  * blocks (one per path the test needs).
  */
-import { execFileSync } from "node:child_process";
-import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import {
-  findExecutable,
-  spawnManaged,
-  waitForHttp,
-  type Managed,
-} from "../e2e/support/processes.js";
+import { spawnManaged, waitForHttp, type Managed } from "../e2e/support/processes.js";
+import { writeNginxConf } from "./nginx-conf.js";
 import { freePort } from "./ports.js";
 
 export interface StaticNginx {
@@ -29,33 +24,15 @@ export async function startStaticNginx(
   mkdirSync(join(dir, "www"), { recursive: true, mode: 0o755 });
   chmodSync(join(dir, "www"), 0o755);
   const port = await freePort();
-  const conf = `daemon off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log info;
-events {
-    worker_connections 64;
-}
-http {
-    access_log ${dir}/access.log;
-    client_body_temp_path ${dir}/client_body;
-    proxy_temp_path ${dir}/proxy;
-    fastcgi_temp_path ${dir}/fastcgi;
-    uwsgi_temp_path ${dir}/uwsgi;
-    scgi_temp_path ${dir}/scgi;
-    default_type application/octet-stream;
+  const { binary, args } = writeNginxConf({
+    dir,
+    workerConnections: 64,
+    http: `    default_type application/octet-stream;
     server {
         listen 127.0.0.1:${port};
 ${options.locations}
-    }
-}
-`;
-  const confFile = join(dir, "nginx.conf");
-  writeFileSync(confFile, conf);
-  const binary = findExecutable("nginx", ["/usr/sbin/nginx", "/usr/local/sbin/nginx"]);
-  const args = ["-p", dir, "-e", join(dir, "error.log"), "-c", confFile];
-  // Fail with nginx's own words when the configuration is refused.
-  execFileSync(binary, ["-t", "-q", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    }`,
+  });
   const process = spawnManaged("nginx", binary, args, {
     cwd: dir,
     logFile: join(dir, "error.log"),

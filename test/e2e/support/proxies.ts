@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { writeNginxConf } from "../../support/nginx-conf.js";
 import { repoRoot } from "../../support/opa.js";
 import type { E2eEnvironment } from "./environment.js";
 import { findExecutable, freePort, spawnManaged, type Managed } from "./processes.js";
@@ -455,7 +456,6 @@ function apiKeyOf(env: E2eEnvironment): string {
   return credential.key;
 }
 
-const nginxBinary = () => findExecutable("nginx", ["/usr/sbin/nginx", "/usr/local/sbin/nginx"]);
 export const njsModule = "/usr/lib/nginx/modules/ngx_http_js_module.so";
 
 /**
@@ -482,45 +482,19 @@ export async function startNginx(
     }),
     nginxNjsServer({ listen: `127.0.0.1:${njsPorts[name]}`, server: sites[name].server, keyFile }),
   ]);
-  const conf = `daemon off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log info;
-load_module ${njsModule};
-events {
-    worker_connections 256;
-}
-http {
-    access_log ${dir}/access.log;
-    client_body_temp_path ${dir}/client_body;
-    proxy_temp_path ${dir}/proxy;
-    fastcgi_temp_path ${dir}/fastcgi;
-    uwsgi_temp_path ${dir}/uwsgi;
-    scgi_temp_path ${dir}/scgi;
-
+  const { binary, args } = writeNginxConf({
+    dir,
+    workerConnections: 256,
+    modules: [njsModule],
+    http: `
 ${indent(nginxUpstreams({ pdp: env.upstreams.pdp, mcp: mcpAddresses(env) }))}
 ${indent(nginxNjsHttp({ script }))}
-${servers.map(indent).join("\n")}
-}
-`;
-  const confFile = join(dir, "nginx.conf");
-  writeFileSync(confFile, conf);
-  const binary = nginxBinary();
-  // Fail with nginx's own words when the configuration is refused.
-  try {
-    execFileSync(binary, ["-t", "-q", "-p", dir, "-e", join(dir, "error.log"), "-c", confFile], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-  } catch (error) {
-    const stderr = (error as { stderr?: Buffer }).stderr?.toString("utf8") ?? String(error);
-    throw new Error(`nginx refused ${confFile}:\n${stderr}`, { cause: error });
-  }
-  const managed = spawnManaged(
-    "nginx",
-    binary,
-    ["-p", dir, "-e", join(dir, "error.log"), "-c", confFile],
-    { cwd: dir, logFile: join(dir, "error.log") },
-  );
+${servers.map(indent).join("\n")}`,
+  });
+  const managed = spawnManaged("nginx", binary, args, {
+    cwd: dir,
+    logFile: join(dir, "error.log"),
+  });
   const plain = { process: managed, origins: originsOf(plainPorts), dir };
   const njs = { process: managed, origins: originsOf(njsPorts), dir };
   await waitUntilGuarded(plain.origins, managed);
