@@ -43,8 +43,10 @@ export type McpAuthorizationMiddleware<Req extends IncomingMessage = IncomingMes
  * 403 (+ `error="insufficient_scope", scope="…"` when a step-up would help)
  * otherwise; the body is a JSON-RPC error (code -32003) with the reasons and
  * the decision id. A PDP that is unreachable, slow, failing or answering
- * nonsense fails closed: 503, nothing runs. `tools/list` responses are
- * filtered to the tools the caller may call (one more PDP call per list).
+ * nonsense fails closed: 503, nothing runs. `tools/list` results are
+ * filtered to the tools the caller may call (one more PDP call per list),
+ * whichever stream carries them: the POST's, or a GET's (a resumed stream
+ * replaying stored events).
  *
  * Requests are read by the PDP's own forward-auth reader and answered by its
  * renderer (src/protocol/mcp/): any other HTTP method (HEAD, OPTIONS …), a
@@ -177,19 +179,21 @@ async function authorize<Req extends IncomingMessage>(
       return operation.method === "tools/list" && id !== undefined ? [idKey(id)] : [];
     }),
   );
-  if (pending.size > 0) {
-    const decide: ToolsDecider = async (tools) =>
-      (
-        await evaluate(
-          settings,
-          { ...defaults, action: { name: "tools/call" } },
-          tools.map((tool) => ({
-            resource: toolResource(settings.server, tool.name, tool.annotations),
-          })),
-        )
-      ).map((decision) => decision.allow);
-    interceptResponse(res, toolsListRewriter(pending, decide, settings.onError), settings.onError);
-  }
+  const decide: ToolsDecider = async (tools) =>
+    (
+      await evaluate(
+        settings,
+        { ...defaults, action: { name: "tools/call" } },
+        tools.map((tool) => ({
+          resource: toolResource(settings.server, tool.name, tool.annotations),
+        })),
+      )
+    ).map((decision) => decision.allow);
+  // Every allowed request's response is watched, not only a tools/list POST's: a stateful server
+  // (an SDK eventStore) replays stored events, tool lists included, on a GET that resumes a stream
+  // (Last-Event-ID), and a session may route a response to another POST's stream. The rewriter
+  // recognises a list by its shape, so what it answers does not matter.
+  interceptResponse(res, toolsListRewriter(pending, decide, settings.onError), settings.onError);
   next();
 }
 

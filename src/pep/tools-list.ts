@@ -24,11 +24,22 @@ export function idKey(id: JsonRpcId): string {
 }
 
 /**
- * The rewriter for the responses to the `tools/list` requests with ids
- * `pending`: the result keeps only the tools `decide` allows (entries without
- * a name are dropped) and says `cacheScope: "private"`. When `decide` rejects, the response becomes a JSON-RPC
- * error (-32003, `pdp_unavailable`): the client learns that the list could
- * not be authorized rather than receiving an unfiltered or silently empty list.
+ * The rewriter of every JSON-RPC response a PEP lets through: a response whose
+ * result carries a `tools` array, or answers one of the `tools/list` requests
+ * with ids `pending`, keeps only the tools `decide` allows (entries without a
+ * name are dropped) and says `cacheScope: "private"`; every other message
+ * comes back as the same object. When `decide` rejects, the response becomes
+ * a JSON-RPC error (-32003, `pdp_unavailable`): the client learns that the
+ * list could not be authorized rather than receiving an unfiltered or
+ * silently empty list.
+ *
+ * A list is recognised by its shape, not only by the id it claims to answer:
+ * a stateful server can deliver a response on another stream than the POST
+ * that asked (a resumed `GET` with `Last-Event-ID` replays stored events, and
+ * a session's request ids can be reused or collide across POSTs), and those
+ * ids are the client's to choose. So any result with a `tools` array is
+ * treated as a tool list, on every stream; a server that puts `tools` in
+ * another result gets that array filtered the same way.
  */
 export function toolsListRewriter(
   pending: ReadonlySet<string>,
@@ -36,11 +47,11 @@ export function toolsListRewriter(
   onError: (error: Error) => void = () => undefined,
 ): MessageRewriter {
   return async (message) => {
-    if (!isPlainObject(message)) return message;
-    const { id } = message;
-    if (typeof id !== "string" && typeof id !== "number") return message;
-    if (!pending.has(idKey(id)) || !isPlainObject(message.result)) return message;
-    const result = message.result;
+    if (!isPlainObject(message) || !isPlainObject(message.result)) return message;
+    const { id, result } = message;
+    const jsonRpcId = typeof id === "string" || typeof id === "number" ? id : null;
+    const answersPending = jsonRpcId !== null && pending.has(idKey(jsonRpcId));
+    if (!answersPending && !Array.isArray(result.tools)) return message;
     const listed = Array.isArray(result.tools) ? (result.tools as unknown[]) : [];
 
     const named: { entry: unknown; tool: ListedTool }[] = [];
@@ -56,7 +67,7 @@ export function toolsListRewriter(
         allowed = await decide(named.map((n) => n.tool));
       } catch (error) {
         onError(error instanceof Error ? error : new Error(String(error)));
-        return unavailableError(id);
+        return unavailableError(jsonRpcId);
       }
     }
     const tools = named.filter((_, index) => allowed[index] === true).map((n) => n.entry);
@@ -65,6 +76,19 @@ export function toolsListRewriter(
     // Older clients ignore the field (results are open objects in every revision); `ttlMs` stays.
     return { ...message, result: { ...result, tools, cacheScope: "private" } };
   };
+}
+
+/**
+ * Rewrites one parsed JSON-RPC document: a message, or each message of a
+ * batch (an array, in a JSON body or in one SSE event's data). Returns the
+ * same value when nothing changed.
+ */
+async function rewriteDocument(document: unknown, rewrite: MessageRewriter): Promise<unknown> {
+  if (!Array.isArray(document)) return rewrite(document);
+  const messages = document as unknown[];
+  const rewritten: unknown[] = [];
+  for (const message of messages) rewritten.push(await rewrite(message));
+  return rewritten.some((message, index) => message !== messages[index]) ? rewritten : document;
 }
 
 /**
@@ -79,23 +103,15 @@ export async function rewriteJsonBody(text: string, rewrite: MessageRewriter): P
   } catch {
     return text;
   }
-  if (Array.isArray(document)) {
-    const messages = document as unknown[];
-    const rewritten: unknown[] = [];
-    for (const message of messages) rewritten.push(await rewrite(message));
-    return rewritten.some((message, index) => message !== messages[index])
-      ? JSON.stringify(rewritten)
-      : text;
-  }
-  const rewritten = await rewrite(document);
+  const rewritten = await rewriteDocument(document, rewrite);
   return rewritten === document ? text : JSON.stringify(rewritten);
 }
 
 /**
  * Rewrites a `text/event-stream` body event by event, as it streams. Text is
  * fed in arbitrary pieces; each complete event (lines up to a blank line; any
- * of CRLF, LF, CR ends a line) whose `data` is a JSON-RPC message goes through
- * `rewrite`. Events are re-emitted with LF line ends; a changed message
+ * of CRLF, LF, CR ends a line) whose `data` is a JSON-RPC message (or a batch
+ * of them) goes through `rewrite`. Events are re-emitted with LF line ends; a changed message
  * replaces the event's data lines by one `data:` line in place, keeping the
  * `event:`, `id:` and `retry:` fields. What remains at the end of the stream
  * is treated as a last event.
@@ -163,7 +179,7 @@ export class SseRewriter {
     } catch {
       return `${lines.join("\n")}\n\n`;
     }
-    const rewritten = await this.rewrite(message);
+    const rewritten = await rewriteDocument(message, this.rewrite);
     if (rewritten === message) return `${lines.join("\n")}\n\n`;
     const output: string[] = [];
     let replaced = false;

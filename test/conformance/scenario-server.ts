@@ -649,7 +649,7 @@ function buildSession(): { mcp: McpServer; session: Session } {
  * Every message of every stream, kept for the life of the server so that a
  * client reconnecting with Last-Event-ID gets what it missed on that stream.
  */
-class MemoryEventStore implements EventStore {
+export class MemoryEventStore implements EventStore {
   private readonly events: { id: string; streamId: string; message: JSONRPCMessage }[] = [];
 
   storeEvent(streamId: string, message: JSONRPCMessage): Promise<string> {

@@ -4,20 +4,26 @@
  * and StreamableHTTPServerTransport, stateless, a fresh pair per request, as
  * the SDK's stateless example does) or v2 (`@modelcontextprotocol/server`:
  * createMcpHandler, which negotiates MCP 2026-07-28 through server/discover
- * and serves 2025 clients statelessly). It counts every tool execution, so a
- * test can prove that a refused call never ran.
+ * and serves 2025 clients statelessly). A route can instead be resumable:
+ * sessions and an event store, so that a client can resume a stream with
+ * `GET` + `Last-Event-ID` (both eras' 2025 stateful transports). It counts
+ * every tool execution, so a test can prove that a refused call never ran.
  */
+import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import {
   createMcpHandler,
   McpServer as McpServerV2,
+  WebStandardStreamableHTTPServerTransport,
   type McpHttpHandler,
 } from "@modelcontextprotocol/server";
 import express, { type Express, type RequestHandler } from "express";
 import type { McpAuthorizationMiddleware } from "../../src/pep/index.js";
+import { MemoryEventStore } from "../conformance/scenario-server.js";
 import { serveWithFetchHandler } from "../e2e/support/web-handler.js";
 
 /** The tools the server exposes, with the annotations it declares for them. */
@@ -52,6 +58,12 @@ export interface McpRoute {
   json: boolean;
   /** Default 1.x. */
   era?: SdkEra;
+  /**
+   * Stateful with an event store (SSE only): `initialize` opens a session, and
+   * every message of every stream is stored, so that a `GET` with
+   * `Last-Event-ID` replays what came after that event on its stream.
+   */
+  resumable?: boolean;
 }
 
 export interface RunningMcpServer {
@@ -120,6 +132,90 @@ function buildMcpServerV2(executions: Map<string, number>): McpServerV2 {
   return server;
 }
 
+/** One session's transport, of either era, as the resumable route drives it. */
+interface SessionTransport {
+  serve: RequestHandler;
+  close: () => Promise<void>;
+}
+
+/**
+ * Sessions with one event store for all of them (what a server deploys for
+ * resumable streams): an unknown session is a 404, a request without one that
+ * is not `initialize` a 400, as the SDKs' stateful examples answer.
+ */
+function resumableHandler(
+  executions: Map<string, number>,
+  era: SdkEra,
+): { serve: RequestHandler; close: () => Promise<void> } {
+  const sessions = new Map<string, SessionTransport>();
+  const eventStore = new MemoryEventStore();
+  const open = async (): Promise<SessionTransport> => {
+    const sessionIdGenerator = randomUUID;
+    const onsessioninitialized = (id: string) => {
+      sessions.set(id, session);
+    };
+    let session: SessionTransport;
+    if (era === "v2") {
+      const transport = new WebStandardStreamableHTTPServerTransport({
+        sessionIdGenerator,
+        eventStore,
+        onsessioninitialized,
+      });
+      await buildMcpServerV2(executions).connect(transport);
+      session = {
+        serve: (req, res, next) => {
+          serveWithFetchHandler(
+            (request, options) => transport.handleRequest(request, options),
+            req,
+            res,
+          ).catch(next);
+        },
+        close: () => transport.close(),
+      };
+    } else {
+      const transport = new StreamableHTTPServerTransport({
+        sessionIdGenerator,
+        eventStore,
+        onsessioninitialized,
+      });
+      await buildMcpServer(executions).connect(transport);
+      session = {
+        serve: (req, res) => transport.handleRequest(req, res, req.body),
+        close: () => transport.close(),
+      };
+    }
+    return session;
+  };
+  return {
+    serve: async (req, res, next) => {
+      const header = req.headers["mcp-session-id"];
+      const id = typeof header === "string" ? header : undefined;
+      let session = id === undefined ? undefined : sessions.get(id);
+      if (id !== undefined && session === undefined) {
+        res.status(404).json({
+          jsonrpc: "2.0",
+          id: null,
+          error: { code: -32001, message: "Session not found" },
+        });
+        return;
+      }
+      if (session === undefined) {
+        if (req.method !== "POST" || !isInitializeRequest(req.body)) {
+          res
+            .status(400)
+            .json({ jsonrpc: "2.0", id: null, error: { code: -32600, message: "No session." } });
+          return;
+        }
+        session = await open();
+      }
+      await session.serve(req, res, next);
+    },
+    close: async () => {
+      await Promise.all([...sessions.values()].map((session) => session.close()));
+    },
+  };
+}
+
 const methodNotAllowed: RequestHandler = (_req, res) => {
   res
     .status(405)
@@ -135,6 +231,7 @@ const methodNotAllowed: RequestHandler = (_req, res) => {
 export async function startMcpServer(): Promise<RunningMcpServer> {
   const executions = new Map<string, number>();
   const handlers: McpHttpHandler[] = [];
+  const resumables: { close: () => Promise<void> }[] = [];
   let app: Express | undefined;
   const server: Server = createServer((req, res) => {
     if (app === undefined) {
@@ -159,6 +256,12 @@ export async function startMcpServer(): Promise<RunningMcpServer> {
       const mounted = express();
       mounted.use(express.json());
       for (const route of routes) {
+        if (route.resumable === true) {
+          const resumable = resumableHandler(executions, route.era ?? "1.x");
+          resumables.push(resumable);
+          mounted.all(route.path, route.pep, resumable.serve);
+          continue;
+        }
         if (route.era === "v2") {
           const handler = createMcpHandler(() => buildMcpServerV2(executions), {
             responseMode: route.json ? "json" : "sse",
@@ -194,7 +297,7 @@ export async function startMcpServer(): Promise<RunningMcpServer> {
       app = mounted;
     },
     close: async () => {
-      await Promise.all(handlers.map((handler) => handler.close()));
+      await Promise.all([...handlers, ...resumables].map((handler) => handler.close()));
       await new Promise<void>((resolve, reject) => {
         server.closeAllConnections();
         server.close((error) => {

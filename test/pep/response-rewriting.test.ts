@@ -76,15 +76,46 @@ describe("toolsListRewriter", () => {
 
   test("other messages come back as the same object", async () => {
     for (const message of [
-      listResponse(2),
-      listResponse("1"), // the string "1" is not the number 1
+      { jsonrpc: "2.0", id: 2, result: { content: [{ type: "text", text: "ran" }] } },
+      { jsonrpc: "2.0", id: 2, result: { tools: { read_file: {} } } }, // not a list
       { jsonrpc: "2.0", id: 1, error: { code: -32601, message: "no" } },
       { jsonrpc: "2.0", method: "notifications/message", params: {} },
+      // A server's request (sampling with tools) is no tools/list result.
+      { jsonrpc: "2.0", id: 9, method: "sampling/createMessage", params: { tools } },
+      { jsonrpc: "2.0", id: 1, result: [listResponse(1).result] },
       "text",
       null,
     ]) {
       assert.equal(await readOnly(message), message);
     }
+  });
+
+  test("a result carrying tools is filtered whatever request it claims to answer", async () => {
+    // What a resumed stream replays, a response routed to another POST's stream, an id the
+    // client reused or made collide: the id is the client's to choose, the shape is the server's.
+    for (const id of [2, "1", "tools-list-of-someone-else", 0]) {
+      assert.deepEqual(await readOnly(listResponse(id)), filteredResponse(id, [tools[0]]), `${id}`);
+    }
+    const noId = { jsonrpc: "2.0", result: { tools } };
+    assert.deepEqual(await readOnly(noId), {
+      jsonrpc: "2.0",
+      result: { tools: [tools[0]], cacheScope: "private" },
+    });
+    // A server's own result that happens to carry a `tools` array is filtered the same way.
+    const custom = { jsonrpc: "2.0", id: 4, result: { tools: ["read_file", tools[1]], page: 1 } };
+    assert.deepEqual(await readOnly(custom), {
+      jsonrpc: "2.0",
+      id: 4,
+      result: { tools: [], page: 1, cacheScope: "private" },
+    });
+  });
+
+  test("a pending tools/list answered without a tools array becomes an empty private list", async () => {
+    assert.deepEqual(await readOnly({ jsonrpc: "2.0", id: 1, result: { nextCursor: "c2" } }), {
+      jsonrpc: "2.0",
+      id: 1,
+      result: { nextCursor: "c2", tools: [], cacheScope: "private" },
+    });
   });
 
   test("entries without a name are dropped; an empty list asks nothing", async () => {
@@ -119,6 +150,19 @@ describe("toolsListRewriter", () => {
       errors.map((e) => e.message),
       ["PDP down"],
     );
+    // A list that answers no pending request fails closed the same way; without an id, to null.
+    assert.deepEqual(await rewrite(listResponse("other")), {
+      jsonrpc: "2.0",
+      id: "other",
+      error: {
+        code: -32003,
+        message: "Authorization is temporarily unavailable; the request was not executed.",
+        data: { reasons: ["pdp_unavailable"] },
+      },
+    });
+    const noId = (await rewrite({ jsonrpc: "2.0", result: { tools } })) as Record<string, unknown>;
+    assert.equal(noId.id, null);
+    assert.deepEqual(Object.keys(noId), ["jsonrpc", "id", "error"]);
   });
 });
 
@@ -135,7 +179,7 @@ describe("rewriteJsonBody", () => {
   });
 
   test("nothing to change, or not JSON: the very same text", async () => {
-    const untouched = ` ${JSON.stringify([listResponse(3)])} `;
+    const untouched = ` ${JSON.stringify([{ jsonrpc: "2.0", id: 3, result: { content: [] } }])} `;
     assert.equal(await rewriteJsonBody(untouched, readOnly), untouched);
     assert.equal(await rewriteJsonBody("{not json", readOnly), "{not json");
   });
@@ -204,6 +248,16 @@ describe("SseRewriter", () => {
     assert.equal(await rewriteSse([event]), sdkEvent(filteredResponse(1, [tools[0]])));
   });
 
+  test("a batch in one event's data is filtered message by message", async () => {
+    const other = { jsonrpc: "2.0", id: 7, result: { content: [] } };
+    assert.equal(
+      await rewriteSse([sdkEvent([other, listResponse(5)], "b1")]),
+      sdkEvent([other, filteredResponse(5, [tools[0]])], "b1"),
+    );
+    const untouched = sdkEvent([other, progress]);
+    assert.equal(await rewriteSse([untouched]), untouched);
+  });
+
   test("data that is not JSON passes unchanged", async () => {
     assert.equal(await rewriteSse(["data: {oops\n\n"]), "data: {oops\n\n");
   });
@@ -266,14 +320,15 @@ describe("interceptResponse on a real response", () => {
   });
 
   test("JSON as express's res.json writes it: setHeader, then end(body)", async () => {
+    const callResult = { jsonrpc: "2.0", id: 2, result: { content: [] } };
     writer = (res) => {
-      const body = JSON.stringify([listResponse(1), listResponse(2)]);
+      const body = JSON.stringify([listResponse(1), callResult]);
       res.setHeader("Content-Type", "application/json; charset=utf-8");
       res.setHeader("Content-Length", Buffer.byteLength(body));
       res.end(body, "utf8");
     };
     const response = await fetch(url);
-    assert.deepEqual(await response.json(), [filteredResponse(1, [tools[0]]), listResponse(2)]);
+    assert.deepEqual(await response.json(), [filteredResponse(1, [tools[0]]), callResult]);
   });
 
   test("SSE streams: headers and early events arrive before the stream ends", async () => {
