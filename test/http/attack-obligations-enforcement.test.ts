@@ -4,7 +4,8 @@
  * PDP's README for profile PEPs) is that a PEP which cannot perform an
  * obligation must treat the answer as a deny. Forward-auth performs one
  * obligation only, `step_up` (as a challenge, on a deny); an allow carrying
- * any other is one it cannot honour.
+ * any other is one it cannot honour. The PEP library (@mcp-pdp/pep) reads
+ * the PDP's answer with the same rule, so it is asked the same question.
  *
  * Tests whose name starts with "FINDING:" fail on the code they were written
  * against: they state what should happen.
@@ -13,6 +14,7 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { evaluate } from "../../src/pep/pdp-client.js";
 import { buildWasmBundle, scratchDir } from "../support/opa.js";
 import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
 
@@ -94,5 +96,28 @@ describe("attack: an allow on condition of an obligation forward-auth cannot per
   test("FINDING: forward-auth must not let through an allow whose obligation (redact) it cannot perform", async () => {
     // Today forward-auth reads only step_up and answers 200: the records go out unredacted.
     assert.notEqual(await forwardAuthStatus("export_records"), 200);
+  });
+});
+
+describe("attack: the same allow read by the PEP library's PDP client", () => {
+  test("FINDING: the PEP library must not read an allow it cannot honour (redact) as an allow", async () => {
+    const [decision] = await evaluate(
+      {
+        evaluationsUrl: `${pdp.url}/access/v1/evaluations`,
+        apiKey: undefined,
+        timeoutMs: 5000,
+        maxEvaluationsPerCall: 64,
+        fetch: globalThis.fetch,
+      },
+      { subject: { type: "user", id: "alice" }, context: {} },
+      [
+        {
+          action: { name: "tools/call" },
+          resource: { type: "tool", id: "export_records", properties: { server: "files" } },
+        },
+      ],
+    );
+    // Today the client reads only step_up: allow true, and the middleware calls next().
+    assert.equal(decision?.allow, false);
   });
 });
