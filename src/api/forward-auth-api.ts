@@ -9,6 +9,7 @@ import { ApiError } from "../errors.js";
 import { InputJsonCache } from "../policy/input-json.js";
 import type { DecisionObserver } from "../observability/decision-observer.js";
 import { traceIdOf } from "../observability/trace-context.js";
+import { obligationUnsupportedCode, unperformableObligations } from "../protocol/challenge.js";
 import { denialAnswer, refusalAnswer } from "../protocol/mcp/answers.js";
 import { authzenItemOf } from "../protocol/mcp/authzen-items.js";
 import type { McpOperation } from "../protocol/mcp/operation.js";
@@ -115,7 +116,7 @@ export function createForwardAuthApi(
         maxArgumentBytes: settings.maxArgumentBytes,
       });
       const access: AccessRequest = { subject, ...item, context };
-      const decision = pinned.decide(access, nowMs, cache);
+      const decision = enforceable(pinned.decide(access, nowMs, cache));
       observer.decided({
         decision,
         request: access,
@@ -300,6 +301,28 @@ function setPath(target: Record<string, unknown>, path: string[], value: string)
  * the number of classes, so a batch cannot grow the header past what proxies
  * accept. The PDP does not rank classes itself; the policy does.
  */
+/**
+ * The decision forward-auth can enforce: an allow carrying an obligation it does not perform
+ * (anything but `step_up`) is a deny, recorded as such, so the MCP server never runs a call
+ * without what the policy made it conditional on.
+ */
+function enforceable(decision: Decision): Decision {
+  const unperformable = decision.allow ? unperformableObligations(decision.obligations) : [];
+  if (unperformable.length === 0) return decision;
+  return {
+    ...decision,
+    allow: false,
+    reasons: [
+      ...decision.reasons,
+      {
+        code: obligationUnsupportedCode,
+        admin: `the policy allowed on condition of ${unperformable.join(", ")}, which forward-auth cannot perform`,
+        user: "Access denied.",
+      },
+    ],
+  };
+}
+
 function riskClasses(decisions: Decision[]): string {
   const classes = new Set(
     decisions.map((d) => d.risk?.class).filter((c): c is string => c !== undefined),

@@ -1,4 +1,9 @@
-import { readStepUp, type StepUp } from "../protocol/challenge.js";
+import {
+  obligationUnsupportedCode,
+  readStepUp,
+  unperformableObligations,
+  type StepUp,
+} from "../protocol/challenge.js";
 import { PdpError, type PdpUnavailableCode } from "../errors.js";
 /** An AuthZEN entity (subject, action or resource) as sent to the PDP. */
 export type AuthzenEntity = Record<string, unknown>;
@@ -159,7 +164,13 @@ function decisionOf(allow: boolean, context: Record<string, unknown>): PdpDecisi
         return { code: "unknown", user: undefined };
       })
     : [];
-  const obligations = isObject(context.obligations) ? context.obligations : {};
+  const obligations = context.obligations ?? {};
+  if (!isObject(obligations)) {
+    throw new PdpUnavailableError(
+      "pdp_answer_invalid",
+      "the PDP answered obligations that are not an object",
+    );
+  }
   // The same reader the PDP applies to its policy: a step-up it cannot read is no answer.
   const stepUp = readStepUp(obligations.step_up);
   if ("problem" in stepUp) {
@@ -167,6 +178,11 @@ function decisionOf(allow: boolean, context: Record<string, unknown>): PdpDecisi
       "pdp_answer_invalid",
       `the PDP answered an invalid ${stepUp.problem}`,
     );
+  }
+  // An allow on condition of an obligation the library does not perform is not honoured.
+  if (allow && unperformableObligations(obligations).length > 0) {
+    reasons.push({ code: obligationUnsupportedCode, user: undefined });
+    return { allow: false, id, reasons, stepUp: stepUp.stepUp };
   }
   return { allow, id, reasons, stepUp: stepUp.stepUp };
 }

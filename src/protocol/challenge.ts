@@ -21,6 +21,22 @@ export function isTokenReason(code: string): boolean {
 }
 
 /**
+ * The reason of an allow an enforcement point cannot honour: the policy attached an
+ * obligation it does not perform. Forward-auth and the PEP library perform one obligation,
+ * `step_up` (as the challenge of a deny); an allow on condition of anything else (a custom
+ * policy's `redact`, `watermark` …) would run the call without what the policy asked for, so
+ * it is a deny (as the AuthZEN obligations profile has every PEP do).
+ */
+export const obligationUnsupportedCode = "obligation_unsupported";
+
+/** The obligations of a policy answer other than `step_up` (null entries ask for nothing). */
+export function unperformableObligations(obligations: Record<string, unknown>): string[] {
+  return Object.keys(obligations).filter(
+    (key) => key !== "step_up" && obligations[key] !== null && obligations[key] !== undefined,
+  );
+}
+
+/**
  * Reads a `step_up` obligation (`scopes`, `acr_values`, `max_age`): the one
  * reader, for the policy's answer in the PDP and for the PDP's answer in the
  * enforcement library. Absent or null offers no step-up; anything else that

@@ -7,8 +7,8 @@
  * headers, no body) and to the official v2 SDK server (in process, with the
  * body): the attack holds when the PDP allows what the server then runs.
  *
- * Tests whose name starts with "FINDING:" fail on the code they were written
- * against: they state what should happen.
+ * The BOM attack was a finding (a reader's delete_repo ran); its test states
+ * the fixed behaviour.
  */
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
@@ -190,7 +190,7 @@ describe("attack: a byte order mark in a base64 Mcp-Name", () => {
     assert.deepEqual(await serverRuns(callHeaders(name), "delete_repo"), ["delete_repo"]);
   });
 
-  test("FINDING: the PDP must not allow a reader the headers the v2 server runs as delete_repo (BOM+delete_repo in base64)", async () => {
+  test("the PDP does not allow a reader the headers the v2 server runs as delete_repo (BOM+delete_repo in base64)", async () => {
     const name = base64Of(Buffer.concat([bom, Buffer.from("delete_repo")]));
     // Today the PDP keeps the BOM (TextDecoder ignoreBOM: true): it judges "\uFEFFdelete_repo",
     // which files/delete_* does not match and files/* classifies as a read: 200.

@@ -7,8 +7,8 @@
  * any other is one it cannot honour. The PEP library (@mcp-pdp/pep) reads
  * the PDP's answer with the same rule, so it is asked the same question.
  *
- * Tests whose name starts with "FINDING:" fail on the code they were written
- * against: they state what should happen.
+ * Both attacks were findings (the allow passed as an allow); the tests state
+ * the fixed behaviour: a deny with the reason obligation_unsupported.
  */
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
@@ -64,13 +64,16 @@ after(async () => {
 });
 
 /** Envoy ext_authz with the body: the status forward-auth answers for a call of `tool`. */
-async function forwardAuthStatus(tool: string): Promise<number> {
-  const answer = await postJson(
+async function forwardAuth(tool: string) {
+  return postJson(
     `${pdp.url}/forward-auth/files/mcp`,
     { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: tool, arguments: {} } },
     { "x-forwarded-for": "10.1.2.3" },
   );
-  return answer.status;
+}
+
+async function forwardAuthStatus(tool: string): Promise<number> {
+  return (await forwardAuth(tool)).status;
 }
 
 describe("attack: an allow on condition of an obligation forward-auth cannot perform", () => {
@@ -93,14 +96,20 @@ describe("attack: an allow on condition of an obligation forward-auth cannot per
     ]);
   });
 
-  test("FINDING: forward-auth must not let through an allow whose obligation (redact) it cannot perform", async () => {
-    // Today forward-auth reads only step_up and answers 200: the records go out unredacted.
-    assert.notEqual(await forwardAuthStatus("export_records"), 200);
+  test("forward-auth refuses an allow whose obligation (redact) it cannot perform, and records the deny", async () => {
+    // It read only step_up and answered 200: the records went out unredacted.
+    const answer = await forwardAuth("export_records");
+    assert.equal(answer.status, 403);
+    const body = answer.body as { error: { code: number; data: { reasons: string[] } } };
+    assert.equal(body.error.code, -32003);
+    assert.deepEqual(body.error.data.reasons, ["obligation_unsupported"]);
+    const record = pdp.decisions.at(-1);
+    assert.equal(record?.outcome, "deny");
   });
 });
 
 describe("attack: the same allow read by the PEP library's PDP client", () => {
-  test("FINDING: the PEP library must not read an allow it cannot honour (redact) as an allow", async () => {
+  test("the PEP library reads an allow it cannot honour (redact) as a deny", async () => {
     const [decision] = await evaluate(
       {
         evaluationsUrl: `${pdp.url}/access/v1/evaluations`,
@@ -117,7 +126,12 @@ describe("attack: the same allow read by the PEP library's PDP client", () => {
         },
       ],
     );
-    // Today the client reads only step_up: allow true, and the middleware calls next().
-    assert.equal(decision?.allow, false);
+    // It read only step_up: allow true, and the middleware called next().
+    assert.ok(decision);
+    assert.equal(decision.allow, false);
+    assert.deepEqual(
+      decision.reasons.map((reason) => reason.code),
+      ["obligation_unsupported"],
+    );
   });
 });

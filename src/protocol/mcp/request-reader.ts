@@ -429,9 +429,13 @@ function decodeHeaderValue(value: string): string | undefined {
   const bytes = Buffer.from(payload, "base64");
   // Canonical only: the same bytes re-encode to the same payload (no stray bits, no extra padding).
   if (bytes.toString("base64") !== payload) return undefined;
+  let text: string;
   try {
-    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
   } catch {
     return undefined;
   }
+  // A leading byte order mark has no one reading: the v2 SDK's decoder strips it (so
+  // "\uFEFFdelete_repo" is delete_repo there), others keep it. Refused, never guessed.
+  return text.startsWith("\uFEFF") ? undefined : text;
 }
