@@ -296,12 +296,6 @@ function setPath(target: Record<string, unknown>, path: string[], value: string)
 }
 
 /**
- * The risk classes of the allowed operations, each once, in the order first
- * seen (`destructive`, or `read,destructive` for a mixed batch): bounded by
- * the number of classes, so a batch cannot grow the header past what proxies
- * accept. The PDP does not rank classes itself; the policy does.
- */
-/**
  * The decision forward-auth can enforce: an allow carrying an obligation it does not perform
  * (anything but `step_up`) is a deny, recorded as such, so the MCP server never runs a call
  * without what the policy made it conditional on.
@@ -323,6 +317,12 @@ function enforceable(decision: Decision): Decision {
   };
 }
 
+/**
+ * The risk classes of the allowed operations, each once, in the order first
+ * seen (`destructive`, or `read,destructive` for a mixed batch): bounded by
+ * the number of classes, so a batch cannot grow the header past what proxies
+ * accept. The PDP does not rank classes itself; the policy does.
+ */
 function riskClasses(decisions: Decision[]): string {
   const classes = new Set(
     decisions.map((d) => d.risk?.class).filter((c): c is string => c !== undefined),
