@@ -15,9 +15,7 @@
  *   verify) and the two placeholder digests (keys made for this run).
  */
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { once } from "node:events";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { join } from "node:path";
@@ -26,12 +24,12 @@ import { parse as parseYaml, stringify as toYaml } from "yaml";
 import { digestApiKey } from "../src/auth/caller-authenticator.js";
 import { ConfigError, loadConfig, type AuthSettings } from "../src/config/index.js";
 import { generateTestPki, type CertificateFiles } from "./support/certs.js";
+import { startMain, waitUntil, type MainProcess } from "./support/main-process.js";
 import { JwksServer } from "./support/jwks-server.js";
 import { repoRoot, scratchDir } from "./support/opa.js";
 import { startPdp, postJson, type RunningPdp } from "./support/pdp.js";
 import { freePort } from "./support/ports.js";
 import { generateTestKey, mint, type TestKey } from "./support/tokens.js";
-import { pdpArgs } from "./support/pdp-command.js";
 
 type Json = Record<string, unknown>;
 
@@ -219,9 +217,7 @@ describe("examples/pdp-config.yaml", () => {
     };
     let signingKey: TestKey | undefined;
     let jwks: JwksServer | undefined;
-    let child: ChildProcess | undefined;
-    let exited: Promise<unknown> | undefined;
-    let output = "";
+    let pdp: MainProcess | undefined;
     let port = 0;
 
     const send = (
@@ -245,43 +241,32 @@ describe("examples/pdp-config.yaml", () => {
       const configFile = join(scratch.dir, "pdp-config.yaml");
       writeFileSync(configFile, toYaml(config));
       port = await freePort();
-      const started = spawn(process.execPath, pdpArgs(), {
-        cwd: repoRoot,
-        env: {
-          PATH: process.env.PATH ?? "",
-          HOME: process.env.HOME ?? "",
-          PORT: String(port),
-          // Stopped at teardown: without the 5 s readiness grace.
-          PDP_DRAIN_DELAY_MS: "0",
-          PDP_CONFIG: configFile,
-          PDP_DATA: operatorDataFile,
-        },
-        stdio: ["ignore", "pipe", "pipe"],
+      const started = startMain({
+        PORT: String(port),
+        // Stopped at teardown: without the 5 s readiness grace.
+        PDP_DRAIN_DELAY_MS: "0",
+        PDP_CONFIG: configFile,
+        PDP_DATA: operatorDataFile,
       });
-      child = started;
-      started.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-      started.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-      exited = once(started, "exit");
-      const deadline = Date.now() + 20000;
-      while (Date.now() < deadline && started.exitCode === null) {
-        try {
+      pdp = started;
+      await waitUntil(
+        "the PDP ready with examples/pdp-config.yaml",
+        async () => {
           const reply = await send("/ready", {
             client: pki.clients.stranger,
             headers: { "x-api-key": keys.ops },
           });
-          if (reply.status === 200) return;
-        } catch {
-          // not listening yet
-        }
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      assert.fail(`the PDP did not become ready with examples/pdp-config.yaml:\n${output}`);
+          return reply.status === 200;
+        },
+        20000,
+        started,
+      );
     });
 
     after(async () => {
-      if (child !== undefined && child.exitCode === null && child.signalCode === null) {
-        child.kill("SIGTERM");
-        await exited;
+      if (pdp !== undefined && !pdp.exited()) {
+        pdp.child.kill("SIGTERM");
+        await pdp.exit;
       }
       await jwks?.close();
       scratch.remove();

@@ -6,16 +6,14 @@
  */
 import { freePort } from "../support/ports.js";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { once } from "node:events";
 import { writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { certificateNames, generateTestPki, type CertificateFiles } from "../support/certs.js";
 import { repoRoot, scratchDir } from "../support/opa.js";
-import { pdpArgs } from "../support/pdp-command.js";
+import { startMain, waitUntil, type MainProcess } from "../support/main-process.js";
 
 type Json = Record<string, unknown>;
 
@@ -64,9 +62,7 @@ writeFileSync(
 
 const operatorData = join(repoRoot, "examples", "operator-data.yaml");
 
-let child: ChildProcess | undefined;
-let exited: Promise<unknown> | undefined;
-let output = "";
+let pdp: MainProcess | undefined;
 let port = 0;
 
 interface RequestOptions {
@@ -134,40 +130,25 @@ async function noAnswer(path: string, options: RequestOptions): Promise<Error> {
 
 before(async () => {
   port = await freePort();
-  const started = spawn(process.execPath, pdpArgs(), {
-    cwd: repoRoot,
-    env: {
-      PATH: process.env.PATH ?? "",
-      HOME: process.env.HOME ?? "",
-      PORT: String(port),
-      PDP_CONFIG: configFile,
-      PDP_DATA: operatorData,
-      PDP_DRAIN_DELAY_MS: "0",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
+  const started = startMain({
+    PORT: String(port),
+    PDP_CONFIG: configFile,
+    PDP_DATA: operatorData,
+    PDP_DRAIN_DELAY_MS: "0",
   });
-  child = started;
-  started.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  started.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  exited = once(started, "exit");
-  const deadline = Date.now() + 20000;
-  while (Date.now() < deadline) {
-    if (started.exitCode !== null) break;
-    try {
-      const reply = await send("/ready", { client: pki.clients.gateway });
-      if (reply.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  assert.fail(`the PDP did not become ready over mTLS:\n${output}`);
+  pdp = started;
+  await waitUntil(
+    "the PDP ready over mTLS",
+    async () => (await send("/ready", { client: pki.clients.gateway })).status === 200,
+    20000,
+    started,
+  );
 });
 
 after(async () => {
-  if (child !== undefined && child.exitCode === null && child.signalCode === null) {
-    child.kill("SIGTERM");
-    await exited;
+  if (pdp !== undefined && !pdp.exited()) {
+    pdp.child.kill("SIGTERM");
+    await pdp.exit;
   }
   scratch.remove();
   pki.remove();

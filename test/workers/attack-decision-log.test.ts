@@ -13,8 +13,7 @@
  * middle of a line.
  */
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
-import { once } from "node:events";
+import { execFileSync } from "node:child_process";
 import { closeSync, constants, openSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -22,7 +21,7 @@ import { test } from "node:test";
 import { rawRequest } from "../observability/helpers.js";
 import { repoRoot, scratchDir } from "../support/opa.js";
 import { freePort } from "../support/ports.js";
-import { pdpArgs } from "../support/pdp-command.js";
+import { startMain, waitForLog } from "../support/main-process.js";
 
 function evaluation(marker: number): string {
   return JSON.stringify({
@@ -40,20 +39,13 @@ test("a pipe as PDP_DECISION_LOG (/dev/stdout piped, a FIFO) with 2 workers and 
   // The reader first: the PDP opens the FIFO without blocking, and refuses one nobody reads.
   const readEnd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
   const port = await freePort();
-  const child = spawn(process.execPath, pdpArgs(), {
-    cwd: repoRoot,
-    env: {
-      PATH: process.env.PATH ?? "",
-      HOME: process.env.HOME ?? "",
-      PORT: String(port),
-      PDP_WORKERS: "2",
-      PDP_DATA: join(repoRoot, "examples", "operator-data.yaml"),
-      PDP_DECISION_LOG: fifo,
-      PDP_DRAIN_DELAY_MS: "0",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
+  const pdp = startMain({
+    PORT: String(port),
+    PDP_WORKERS: "2",
+    PDP_DATA: join(repoRoot, "examples", "operator-data.yaml"),
+    PDP_DECISION_LOG: fifo,
+    PDP_DRAIN_DELAY_MS: "0",
   });
-  const exited = once(child, "exit");
   const chunks: Buffer[] = [];
   /** Reads at most `bytes` of what the FIFO holds now. */
   const drain = (bytes: number): void => {
@@ -66,14 +58,7 @@ test("a pipe as PDP_DECISION_LOG (/dev/stdout piped, a FIFO) with 2 workers and 
     }
   };
   try {
-    let output = "";
-    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    const deadline = Date.now() + 20000;
-    while (!output.includes('"message":"listening"')) {
-      assert.ok(Date.now() < deadline && child.exitCode === null, `no listening line: ${output}`);
-      await sleep(50);
-    }
+    await waitForLog(pdp, "listening");
     // A slow reader: 1000 bytes every 10 ms.
     const slow = { reading: true };
     const reader = (async () => {
@@ -127,8 +112,7 @@ test("a pipe as PDP_DECISION_LOG (/dev/stdout piped, a FIFO) with 2 workers and 
       `${broken.length} of ${lines().length} lines are not one whole record`,
     );
   } finally {
-    if (child.exitCode === null) child.kill("SIGKILL");
-    await exited;
+    await pdp.kill();
     closeSync(readEnd);
     scratch.remove();
   }
