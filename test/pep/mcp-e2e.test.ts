@@ -18,7 +18,6 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import type { IncomingMessage } from "node:http";
 import {
   UnauthorizedError,
   extractWWWAuthenticateParams,
@@ -46,6 +45,7 @@ import { startPdp, type RunningPdp } from "../support/pdp.js";
 import { generateTestKey, mint, type TestKey } from "../support/tokens.js";
 import {
   annotationsOf,
+  proxyContext,
   startMcpServer,
   toolNames,
   type RunningMcpServer,
@@ -68,16 +68,6 @@ let resourceMetadataUrl: string;
 const scratch = scratchDir();
 /** Everything the PEPs reported when failing closed. */
 const pepErrors: Error[] = [];
-
-/** Device trust and client address as a trusted front proxy would set them. */
-function proxyContext(req: IncomingMessage): Record<string, unknown> {
-  const context: Record<string, unknown> = {};
-  const trust = req.headers["x-device-trust"];
-  if (typeof trust === "string") context.device = { trust };
-  const ip = req.headers["x-client-ip"];
-  if (typeof ip === "string") context.ip = ip;
-  return context;
-}
 
 /** A second MCP server of the same issuer, registered in the PDP but not the one this PEP guards. */
 const gitResource = "https://git.example.test/mcp";

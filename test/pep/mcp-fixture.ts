@@ -10,7 +10,7 @@
  * every tool execution, so a test can prove that a refused call never ran.
  */
 import { randomUUID } from "node:crypto";
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
@@ -307,4 +307,14 @@ export async function startMcpServer(): Promise<RunningMcpServer> {
       });
     },
   };
+}
+
+/** Device trust and client address as a trusted front proxy would set them. */
+export function proxyContext(req: IncomingMessage): Record<string, unknown> {
+  const context: Record<string, unknown> = {};
+  const trust = req.headers["x-device-trust"];
+  if (typeof trust === "string") context.device = { trust };
+  const ip = req.headers["x-client-ip"];
+  if (typeof ip === "string") context.ip = ip;
+  return context;
 }

@@ -12,7 +12,6 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
-import type { IncomingMessage } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -29,6 +28,7 @@ import { startPdp, type RunningPdp } from "../support/pdp.js";
 import { generateTestKey, mint, type TestKey } from "../support/tokens.js";
 import {
   annotationsOf,
+  proxyContext,
   startMcpServer,
   toolNames,
   type RunningMcpServer,
@@ -53,16 +53,6 @@ const scratch = scratchDir();
 const pepErrors: Error[] = [];
 /** While true, the PEP of `/mcp-lists-down` cannot get a tools/list decided (the rest is decided). */
 let listDecisionsDown = false;
-
-/** Device trust and client address as a trusted front proxy would set them. */
-function proxyContext(req: IncomingMessage): Record<string, unknown> {
-  const context: Record<string, unknown> = {};
-  const trust = req.headers["x-device-trust"];
-  if (typeof trust === "string") context.device = { trust };
-  const ip = req.headers["x-client-ip"];
-  if (typeof ip === "string") context.ip = ip;
-  return context;
-}
 
 /** The real fetch, failing only the list decisions (default action tools/call) while they are down. */
 const listsDownFetch: typeof fetch = (input, init) => {
