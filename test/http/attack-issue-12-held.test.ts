@@ -7,10 +7,10 @@
  */
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
-import { request as httpRequest } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { JwksServer } from "../support/jwks-server.js";
+import { subrequestStatus } from "./nginx-subrequest.js";
 import { scratchDir } from "../support/opa.js";
 import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
 import { generateTestKey, mint } from "../support/tokens.js";
@@ -77,39 +77,9 @@ after(async () => {
   scratch.remove();
 });
 
-/** NGINX auth_request for files: the client's headers (a list: repeated lines), no body. */
+/** The PDP's status for NGINX's auth_request subrequest of the reader's call with `headers`. */
 function nginxStatus(headers: Record<string, string | string[]>): Promise<number> {
-  const { port } = new URL(pdp.url);
-  return new Promise((resolve, reject) => {
-    const outgoing = httpRequest(
-      {
-        host: "127.0.0.1",
-        port,
-        method: "GET",
-        path: "/forward-auth/files",
-        agent: false,
-        headers: {
-          authorization: `Bearer ${tokens.filesReader}`,
-          "content-type": "application/json",
-          host: "pdp.internal",
-          "x-original-uri": "/mcp",
-          "x-original-method": "POST",
-          "x-forwarded-for": "10.1.2.3",
-          "x-device-trust": "compliant",
-          ...headers,
-        },
-      },
-      (response) => {
-        response.resume();
-        response.on("error", reject);
-        response.on("end", () => {
-          resolve(response.statusCode ?? 0);
-        });
-      },
-    );
-    outgoing.on("error", reject);
-    outgoing.end();
-  });
+  return subrequestStatus(pdp.url, tokens.filesReader, headers);
 }
 
 const modern = "2026-07-28";

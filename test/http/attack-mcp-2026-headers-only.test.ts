@@ -12,12 +12,12 @@
  */
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
-import { request as httpRequest } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createMcpHandler, McpServer } from "@modelcontextprotocol/server";
 import * as z from "zod";
 import { JwksServer } from "../support/jwks-server.js";
+import { subrequestStatus } from "./nginx-subrequest.js";
 import { scratchDir } from "../support/opa.js";
 import { startPdp, type RunningPdp } from "../support/pdp.js";
 import { generateTestKey, mint } from "../support/tokens.js";
@@ -134,40 +134,9 @@ async function serverRuns(headers: Record<string, string>, tool: string): Promis
   return [...ran];
 }
 
-/** NGINX auth_request: the client's headers on a GET subrequest, no body. The PDP's status. */
+/** The PDP's status for NGINX's auth_request subrequest of the reader's call with `headers`. */
 function pdpStatus(headers: Record<string, string>): Promise<number> {
-  const { port } = new URL(pdp.url);
-  return new Promise((resolve, reject) => {
-    const outgoing = httpRequest(
-      {
-        host: "127.0.0.1",
-        port,
-        method: "GET",
-        path: "/forward-auth/files",
-        agent: false,
-        headers: {
-          ...headers,
-          authorization: `Bearer ${readerToken}`,
-          "content-type": "application/json",
-          accept: "application/json, text/event-stream",
-          host: "pdp.internal",
-          "x-original-uri": "/mcp",
-          "x-original-method": "POST",
-          "x-forwarded-for": "10.1.2.3",
-          "x-device-trust": "compliant",
-        },
-      },
-      (response) => {
-        response.resume();
-        response.on("error", reject);
-        response.on("end", () => {
-          resolve(response.statusCode ?? 0);
-        });
-      },
-    );
-    outgoing.on("error", reject);
-    outgoing.end();
-  });
+  return subrequestStatus(pdp.url, readerToken, headers);
 }
 
 const base64Of = (bytes: Buffer) => `=?base64?${bytes.toString("base64")}?=`;
