@@ -26,14 +26,13 @@ import { JwksServer } from "../support/jwks-server.js";
 import { writeNginxConf } from "../support/nginx-conf.js";
 import { startPdp, type RunningPdp } from "../support/pdp.js";
 import { generateTestKey, mint, type TestKey } from "../support/tokens.js";
+import { freePort, spawnManaged, waitForHttp, type Managed } from "./support/processes.js";
 import {
-  findExecutable,
-  freePort,
-  spawnManaged,
-  waitForHttp,
-  type Managed,
-} from "./support/processes.js";
-import { caddySite, nginxAuthRequestServer, nginxUpstreams } from "./support/proxies.js";
+  caddySite,
+  nginxAuthRequestServer,
+  nginxUpstreams,
+  spawnCaddy,
+} from "./support/proxies.js";
 
 const operatorData = fileURLToPath(new URL("../../examples/operator-data.yaml", import.meta.url));
 const issuer = "https://idp.example.com";
@@ -157,23 +156,7 @@ async function startCaddy(pdpAddress: string, mcp: string): Promise<Record<Serve
       server,
     }),
   );
-  const file = join(caddyDir, "Caddyfile");
-  writeFileSync(file, `{\n    admin off\n    auto_https off\n}\n\n${sites.join("\n")}`);
-  const caddy = spawnManaged(
-    "caddy",
-    findExecutable("caddy", ["/usr/bin/caddy", "/usr/local/bin/caddy"]),
-    ["run", "--config", file, "--adapter", "caddyfile"],
-    {
-      cwd: caddyDir,
-      env: {
-        PATH: process.env.PATH ?? "",
-        HOME: caddyDir,
-        XDG_CONFIG_HOME: join(caddyDir, "config"),
-        XDG_DATA_HOME: join(caddyDir, "data"),
-        PDP_API_KEY: proxyKey,
-      },
-    },
-  );
+  const caddy = spawnCaddy(caddyDir, sites, proxyKey);
   managed.push(caddy);
   return ready(caddy, ports);
 }

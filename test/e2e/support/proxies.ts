@@ -542,15 +542,21 @@ export async function startCaddy(dir: string, env: E2eEnvironment): Promise<Runn
       server: sites[name].server,
     }),
   );
-  const caddyfile = `{
-    admin off
-    auto_https off
+  const managed = spawnCaddy(dir, siteBlocks, apiKeyOf(env));
+  const origins = originsOf(ports);
+  await waitUntilGuarded(origins, managed);
+  return { process: managed, origins, dir };
 }
 
-${siteBlocks.join("\n")}`;
+/**
+ * Caddy in the foreground in `dir` (its home, config and data there), serving
+ * `siteBlocks` with the admin API and automatic HTTPS off; `apiKey` is the
+ * `{$PDP_API_KEY}` the site blocks send to the PDP.
+ */
+export function spawnCaddy(dir: string, siteBlocks: readonly string[], apiKey: string): Managed {
   const file = join(dir, "Caddyfile");
-  writeFileSync(file, caddyfile);
-  const managed = spawnManaged(
+  writeFileSync(file, `{\n    admin off\n    auto_https off\n}\n\n${siteBlocks.join("\n")}`);
+  return spawnManaged(
     "caddy",
     findExecutable("caddy", ["/usr/bin/caddy", "/usr/local/bin/caddy"]),
     ["run", "--config", file, "--adapter", "caddyfile"],
@@ -561,13 +567,10 @@ ${siteBlocks.join("\n")}`;
         HOME: dir,
         XDG_CONFIG_HOME: join(dir, "config"),
         XDG_DATA_HOME: join(dir, "data"),
-        PDP_API_KEY: apiKeyOf(env),
+        PDP_API_KEY: apiKey,
       },
     },
   );
-  const origins = originsOf(ports);
-  await waitUntilGuarded(origins, managed);
-  return { process: managed, origins, dir };
 }
 
 /** The pinned Traefik (scripts/ensure-traefik.sh installs it when missing). */
