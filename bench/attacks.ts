@@ -32,8 +32,8 @@ import {
   stopServer,
   waitReady,
   type Server,
-} from "./processes.js";
-import { fixed, heading, SampleBuffer, table, whole } from "./report.js";
+} from "./processes.ts";
+import { fixed, heading, SampleBuffer, table, whole } from "./report.ts";
 
 const mib = 1024 * 1024;
 const here = dirname(fileURLToPath(import.meta.url));
@@ -76,7 +76,7 @@ async function startPdp(name: string, env: Record<string, string>): Promise<Serv
   const server = startServer({
     name,
     command: process.execPath,
-    args: ["--import", "tsx", join(root, "src", "main.ts")],
+    args: [join(root, "src", "main.ts")],
     cwd: root,
     env: {
       PATH: process.env.PATH ?? "",

@@ -4,9 +4,9 @@
  * the load and the servers before exiting, and nothing it started outlives
  * the process.
  */
-import { stopLoads } from "./load.js";
-import { killAllNow, stopAll } from "./processes.js";
-import { killPacedNow, stopPacedLoads, StoppedError } from "./vegeta.js";
+import { stopLoads } from "./load.ts";
+import { killAllNow, stopAll } from "./processes.ts";
+import { killPacedNow, stopPacedLoads, StoppedError } from "./vegeta.ts";
 
 export async function runBenchmark(
   main: () => Promise<void>,

@@ -27,13 +27,13 @@ import {
   defaultConfigEntrypoint,
   defaultEntrypoint,
   embeddedBundlePath,
-} from "../src/config/index.js";
-import { PolicyDecisionEngine } from "../src/decision/decision-engine.js";
-import { ShadowEvaluator } from "../src/decision/shadow-evaluator.js";
-import { readDataFile, type DataDocument } from "../src/policy/data-overlay.js";
-import { PolicyHolder } from "../src/policy/policy-holder.js";
-import { loadActivePolicy } from "../src/policy/policy-loader.js";
-import { runLoad, withOtherLoad, type LoadResult, type Loaded } from "./load.js";
+} from "../src/config/index.ts";
+import { PolicyDecisionEngine } from "../src/decision/decision-engine.ts";
+import { ShadowEvaluator } from "../src/decision/shadow-evaluator.ts";
+import { readDataFile, type DataDocument } from "../src/policy/data-overlay.ts";
+import { PolicyHolder } from "../src/policy/policy-holder.ts";
+import { loadActivePolicy } from "../src/policy/policy-loader.ts";
+import { runLoad, withOtherLoad, type LoadResult, type Loaded } from "./load.ts";
 import {
   freePort,
   planPinning,
@@ -41,7 +41,7 @@ import {
   stopServer,
   waitReady,
   type Server,
-} from "./processes.js";
+} from "./processes.ts";
 import {
   fixed,
   heading,
@@ -52,10 +52,10 @@ import {
   timePerCall,
   whole,
   type Percentiles,
-} from "./report.js";
-import { runPaced, type PacedResult } from "./vegeta.js";
-import { runBenchmark } from "./lifecycle.js";
-import { workloads } from "./workload.js";
+} from "./report.ts";
+import { runPaced, type PacedResult } from "./vegeta.ts";
+import { runBenchmark } from "./lifecycle.ts";
+import { workloads } from "./workload.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const operatorData = join(root, "examples", "operator-data.yaml");
@@ -134,7 +134,7 @@ async function main(): Promise<void> {
   );
   print(
     [
-      "Every PDP: node --import tsx src/main.ts, LOG_LEVEL=warn, PDP_DECISION_LOG=off, and a PDP_CONFIG with",
+      "Every PDP: node src/main.ts, LOG_LEVEL=warn, PDP_DECISION_LOG=off, and a PDP_CONFIG with",
       "  callers: [{name: bench, api_key_sha256: [<digest>], permissions: [authzen], assert_subject: true}],",
       "  ops: {api_key_sha256: [<digest>]} (so /health, /ready, /metrics, /v1/status and the reload need a key),",
       "  policy.data: $TMP/operator-data.json (examples/operator-data.yaml as JSON; the second file adds one tool),",
@@ -167,7 +167,7 @@ async function main(): Promise<void> {
     const pdp = startServer({
       name,
       command: process.execPath,
-      args: ["--import", "tsx", "src/main.ts"],
+      args: ["src/main.ts"],
       cwd: root,
       env: {
         ...process.env,
@@ -548,10 +548,13 @@ class ReloadStorm {
   readonly answers = new SampleBuffer(1024);
   private running = false;
 
-  constructor(
-    private readonly pdp: Server,
-    private readonly install: (index: number) => void,
-  ) {}
+  private readonly pdp: Server;
+  private readonly install: (index: number) => void;
+
+  constructor(pdp: Server, install: (index: number) => void) {
+    this.pdp = pdp;
+    this.install = install;
+  }
 
   async during<T>(load: Promise<T>): Promise<T> {
     this.running = true;

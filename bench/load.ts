@@ -1,7 +1,7 @@
 /** One autocannon run against a loopback server, with per-response latencies and CPU accounting. */
 import autocannon, { type Instance, type Request, type Result } from "autocannon";
-import { coreBusySeconds, cpuSeconds, type Server } from "./processes.js";
-import { SampleBuffer, type Percentiles } from "./report.js";
+import { coreBusySeconds, cpuSeconds, type Server } from "./processes.ts";
+import { SampleBuffer, type Percentiles } from "./report.ts";
 
 export interface LoadSpec {
   server: Server;

@@ -14,18 +14,18 @@ import { execFileSync } from "node:child_process";
 import { createReadStream, createWriteStream, readFileSync, readlinkSync, statSync } from "node:fs";
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
-import { loadConfig } from "../src/config/index.js";
-import type { PolicyDecisionEngine } from "../src/decision/decision-engine.js";
+import { loadConfig } from "../src/config/index.ts";
+import type { PolicyDecisionEngine } from "../src/decision/decision-engine.ts";
 import {
   JsonLinesDecisionLog,
   noDecisionLog,
   type DecisionLog,
-} from "../src/observability/decision-log.js";
-import { StreamLineWriter } from "../src/observability/log-destination.js";
-import type { DecisionObserver } from "../src/observability/decision-observer.js";
-import { createObservability } from "../src/observability/observability.js";
-import type { ActivePolicy } from "../src/policy/policy-loader.js";
-import { runLoad, type LoadResult } from "./load.js";
+} from "../src/observability/decision-log.ts";
+import { StreamLineWriter } from "../src/observability/log-destination.ts";
+import type { DecisionObserver } from "../src/observability/decision-observer.ts";
+import { createObservability } from "../src/observability/observability.ts";
+import type { ActivePolicy } from "../src/policy/policy-loader.ts";
+import { runLoad, type LoadResult } from "./load.ts";
 import {
   cpuSeconds,
   freePort,
@@ -34,7 +34,7 @@ import {
   waitReady,
   writtenBytes,
   type Server,
-} from "./processes.js";
+} from "./processes.ts";
 import {
   fixed,
   heading,
@@ -44,8 +44,8 @@ import {
   table,
   whole,
   type Percentiles,
-} from "./report.js";
-import type { Workload } from "./workload.js";
+} from "./report.ts";
+import type { Workload } from "./workload.ts";
 
 const sizes = {
   inProcessWarmup: 2_000,
@@ -252,7 +252,7 @@ async function overHttp(ctx: LoggingBenchContext): Promise<boolean> {
   print(
     [
       `HTTP: POST ${evaluationPath} with the allowed request of section 2, one fresh PDP child per row:`,
-      `${pin}node --import tsx src/main.ts, LOG_LEVEL=warn, no callers, pinned as in section 2, and`,
+      `${pin}node src/main.ts, LOG_LEVEL=warn, no callers, pinned as in section 2, and`,
       `  - off: PDP_DECISION_LOG=off (as in sections 2 and 5): metrics only;`,
       `  - file: PDP_DECISION_LOG=$TMP/${file.slice(ctx.scratch.length + 1)} (${fsType(ctx.scratch)}): the PDP's file writer (one writev per batch`,
       `    of waiting records, from libuv's thread pool);`,
@@ -383,7 +383,7 @@ async function httpRun(
   const pdp = startServer({
     name: `PDP (decision log ${destination.label})`,
     command: process.execPath,
-    args: ["--import", "tsx", "src/main.ts"],
+    args: ["src/main.ts"],
     cwd: ctx.root,
     env: {
       ...process.env,

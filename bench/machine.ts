@@ -5,11 +5,11 @@
  * per-connection balancing can pin to one worker. Each worker's share of the
  * requests comes from the PDP's /metrics when it labels requests by worker.
  */
-import { runLoad, type LoadResult } from "./load.js";
-import { scrapeMetrics, sumByLabel } from "./metrics.js";
-import { setOwnAffinity, stopServer, type Server } from "./processes.js";
-import { fixed, heading, percent, table, whole } from "./report.js";
-import { startOpa, startPdp, type NodeBuild } from "./servers.js";
+import { runLoad, type LoadResult } from "./load.ts";
+import { scrapeMetrics, sumByLabel } from "./metrics.ts";
+import { setOwnAffinity, stopServer, type Server } from "./processes.ts";
+import { fixed, heading, percent, table, whole } from "./report.ts";
+import { startOpa, startPdp, type NodeBuild } from "./servers.ts";
 
 export interface MachineBenchContext {
   root: string;

@@ -32,18 +32,18 @@ import {
   defaultConfigEntrypoint,
   defaultEntrypoint,
   embeddedBundlePath,
-} from "../src/config/index.js";
-import { PolicyDecisionEngine } from "../src/decision/decision-engine.js";
-import { buildPolicyInput } from "../src/decision/input-builder.js";
-import { readPolicyAnswer, type PolicyAnswer } from "../src/decision/result-reader.js";
-import { readBundle } from "../src/policy/bundle-reader.js";
-import { mergeData, readDataFile, type DataDocument } from "../src/policy/data-overlay.js";
-import { PolicyHolder } from "../src/policy/policy-holder.js";
-import { loadActivePolicy } from "../src/policy/policy-loader.js";
-import { runLoad, withOtherLoad, type LoadResult, type Loaded } from "./load.js";
-import { cpuSeconds, planPinning, stopServer, type Server } from "./processes.js";
-import { nodeBuild, startFloor, startOpa, startPdp } from "./servers.js";
-import { runMachineBench } from "./machine.js";
+} from "../src/config/index.ts";
+import { PolicyDecisionEngine } from "../src/decision/decision-engine.ts";
+import { buildPolicyInput } from "../src/decision/input-builder.ts";
+import { readPolicyAnswer, type PolicyAnswer } from "../src/decision/result-reader.ts";
+import { readBundle } from "../src/policy/bundle-reader.ts";
+import { mergeData, readDataFile, type DataDocument } from "../src/policy/data-overlay.ts";
+import { PolicyHolder } from "../src/policy/policy-holder.ts";
+import { loadActivePolicy } from "../src/policy/policy-loader.ts";
+import { runLoad, withOtherLoad, type LoadResult, type Loaded } from "./load.ts";
+import { cpuSeconds, planPinning, stopServer, type Server } from "./processes.ts";
+import { nodeBuild, startFloor, startOpa, startPdp } from "./servers.ts";
+import { runMachineBench } from "./machine.ts";
 import {
   fixed,
   heading,
@@ -54,12 +54,12 @@ import {
   timePerCall,
   whole,
   type Percentiles,
-} from "./report.js";
-import { runPaced, type PacedResult } from "./vegeta.js";
-import { runLoggingBench } from "./logging.js";
-import { runTokenBench, stopTokenBench } from "./tokens.js";
-import { runBenchmark } from "./lifecycle.js";
-import { opaBody, workloads, type Workload } from "./workload.js";
+} from "./report.ts";
+import { runPaced, type PacedResult } from "./vegeta.ts";
+import { runLoggingBench } from "./logging.ts";
+import { runTokenBench, stopTokenBench } from "./tokens.ts";
+import { runBenchmark } from "./lifecycle.ts";
+import { opaBody, workloads, type Workload } from "./workload.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const operatorData = join(root, "examples", "operator-data.yaml");
@@ -212,7 +212,7 @@ async function main(): Promise<void> {
     [pdp22, node22],
   ] as const) {
     print(
-      `${server.name}: ${pin}node --import tsx src/main.ts  (${build.version}, pid ${server.pid}, ${server.baseUrl}, PDP_WORKERS=1, LOG_LEVEL=warn, PDP_DECISION_LOG=off)`,
+      `${server.name}: ${pin}node src/main.ts  (${build.version}, pid ${server.pid}, ${server.baseUrl}, PDP_WORKERS=1, LOG_LEVEL=warn, PDP_DECISION_LOG=off)`,
     );
   }
   for (const [server, build] of [
@@ -220,7 +220,7 @@ async function main(): Promise<void> {
     [floor22, node22],
   ] as const) {
     print(
-      `${server.name}: ${pin}node --import tsx bench/floor-server.ts  (${build.version}, pid ${server.pid}): node:http, reads the body, JSON.parse, a fixed JSON answer`,
+      `${server.name}: ${pin}node bench/floor-server.ts  (${build.version}, pid ${server.pid}): node:http, reads the body, JSON.parse, a fixed JSON answer`,
     );
   }
   print(

@@ -7,7 +7,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { freePort, startServer, waitReady, type Server } from "./processes.js";
+import { freePort, startServer, waitReady, type Server } from "./processes.ts";
 
 export interface NodeBuild {
   /** "22" or "24": the major scripts/ensure-node.sh installs. */
@@ -39,13 +39,13 @@ export interface PdpOptions {
   cpu: number | undefined;
 }
 
-/** The PDP from the sources (tsx), decision logging off, diagnostics at warn. */
+/** The PDP from the sources (Node.js strips the types), decision logging off, diagnostics at warn. */
 export async function startPdp(options: PdpOptions): Promise<Server> {
   const port = await freePort();
   const server = startServer({
     name: options.name,
     command: options.build.node,
-    args: ["--import", "tsx", "src/main.ts"],
+    args: ["src/main.ts"],
     cwd: options.root,
     env: {
       ...process.env,
@@ -74,7 +74,7 @@ export async function startFloor(
   const server = startServer({
     name: `floor (Node ${build.major})`,
     command: build.node,
-    args: ["--import", "tsx", "bench/floor-server.ts"],
+    args: ["bench/floor-server.ts"],
     cwd: root,
     env: { ...process.env, HOST: "127.0.0.1", PORT: String(port) },
     port,

@@ -15,13 +15,13 @@ import { availableParallelism, cpus } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import type { AccessRequest } from "../src/decision/decision.js";
-import { runBenchmark } from "./lifecycle.js";
-import { runLoad } from "./load.js";
-import { scrapeMetrics, sumByLabel, sumOf } from "./metrics.js";
-import { rssBytes, type Server } from "./processes.js";
-import { fixed, heading, table, whole } from "./report.js";
-import { nodeBuild, startPdp } from "./servers.js";
+import type { AccessRequest } from "../src/decision/decision.ts";
+import { runBenchmark } from "./lifecycle.ts";
+import { runLoad } from "./load.ts";
+import { scrapeMetrics, sumByLabel, sumOf } from "./metrics.ts";
+import { rssBytes, type Server } from "./processes.ts";
+import { fixed, heading, table, whole } from "./report.ts";
+import { nodeBuild, startPdp } from "./servers.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const operatorData = join(root, "examples", "operator-data.yaml");
@@ -213,7 +213,7 @@ async function main(): Promise<void> {
   const bodies = variants(Date.now());
   const checked = await decideEach(pdp, bodies);
   print(
-    `PDP: node --import tsx src/main.ts, PDP_WORKERS=${workers}, PDP_DECISION_LOG=off (pid ${pdp.pid}); ` +
+    `PDP: node src/main.ts, PDP_WORKERS=${workers}, PDP_DECISION_LOG=off (pid ${pdp.pid}); ` +
       `${bodies.length} distinct inputs, ${checked.allow} allowed and ${checked.deny} denied when each was sent once.`,
   );
   if (checked.allow === 0 || checked.deny === 0) {

@@ -16,15 +16,15 @@ import { createServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from "jose";
-import { loadConfig } from "../src/config/index.js";
-import { ServerRegistry } from "../src/auth/servers.js";
-import type { Caller } from "../src/auth/caller.js";
-import { buildIssuerPolicies } from "../src/auth/issuer-policies.js";
-import { JwtTokenVerifier } from "../src/auth/jwt-verifier.js";
-import { SubjectResolver } from "../src/auth/subject-resolver.js";
-import type { AccessRequest } from "../src/decision/decision.js";
-import type { PolicyDecisionEngine } from "../src/decision/decision-engine.js";
-import { runLoad, type LoadResult, type LoadSpec } from "./load.js";
+import { loadConfig } from "../src/config/index.ts";
+import { ServerRegistry } from "../src/auth/servers.ts";
+import type { Caller } from "../src/auth/caller.ts";
+import { buildIssuerPolicies } from "../src/auth/issuer-policies.ts";
+import { JwtTokenVerifier } from "../src/auth/jwt-verifier.ts";
+import { SubjectResolver } from "../src/auth/subject-resolver.ts";
+import type { AccessRequest } from "../src/decision/decision.ts";
+import type { PolicyDecisionEngine } from "../src/decision/decision-engine.ts";
+import { runLoad, type LoadResult, type LoadSpec } from "./load.ts";
 import {
   coreBusySeconds,
   freePort,
@@ -33,7 +33,7 @@ import {
   stopServer,
   waitReady,
   type Server,
-} from "./processes.js";
+} from "./processes.ts";
 import {
   fixed,
   heading,
@@ -44,8 +44,8 @@ import {
   table,
   whole,
   type Percentiles,
-} from "./report.js";
-import type { Workload } from "./workload.js";
+} from "./report.ts";
+import type { Workload } from "./workload.ts";
 
 export const tokenAlgs = ["RS256", "PS256", "ES256", "EdDSA"] as const;
 type Alg = (typeof tokenAlgs)[number];
@@ -297,7 +297,7 @@ export async function runTokenBench(ctx: TokenBenchContext): Promise<boolean> {
       `PDP_CONFIG ($TMP/${configOn.slice(ctx.scratch.length + 1)}): the issuer above, jwks_uri ${jwksUrl}, token_cache.max_entries ${whole(sizes.cacheEntries)}`,
       `(the default). No callers are configured, as in section 2: the caller may assert a subject, but a request`,
       `carrying subject.properties.token is decided on the token's verified claims alone.`,
-      `PDP: ${ctx.pinning === undefined ? "" : `taskset -c ${ctx.pinning.server} `}node --import tsx src/main.ts (pid ${pdpOn.pid}), PDP_CONFIG set, otherwise as in section 2 (LOG_LEVEL=warn, PDP_DECISION_LOG=off).`,
+      `PDP: ${ctx.pinning === undefined ? "" : `taskset -c ${ctx.pinning.server} `}node src/main.ts (pid ${pdpOn.pid}), PDP_CONFIG set, otherwise as in section 2 (LOG_LEVEL=warn, PDP_DECISION_LOG=off).`,
       `Request: ${ctx.allowed.name} with subject {type: "user", properties: {token}} and no asserted claims`,
       `(${bodyFor(repeated.get("RS256") ?? "").length} bytes with an RS256 token); the token carries the claims the asserted subject of section 2 had.`,
       `Tokens for the fresh-token runs, minted in ${fixed(httpMintS, 1)} s before the PDP started: ${tokenAlgs.map((alg) => `${alg} ${whole(httpCounts.get(alg))}`).join(", ")}.`,
@@ -658,7 +658,7 @@ async function startPdp(ctx: TokenBenchContext, config: string, name: string): P
   const pdp = startServer({
     name,
     command: process.execPath,
-    args: ["--import", "tsx", "src/main.ts"],
+    args: ["src/main.ts"],
     cwd: ctx.root,
     env: {
       ...process.env,

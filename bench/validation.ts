@@ -4,11 +4,11 @@
  * request (bench/workload.ts, the one the README's figures use) and for a
  * 100-item evaluations batch (envelope + every item with its defaults).
  *
- * Usage: npx tsx bench/validation.ts [rounds]. Prints medians over rounds of
+ * Usage: node bench/validation.ts [rounds]. Prints medians over rounds of
  * many calls each, so one GC pause or scheduler hiccup does not move them.
  */
-import { parseAccessRequest, parseEvaluationsRequest } from "../src/api/authzen-schemas.js";
-import { workloads } from "./workload.js";
+import { parseAccessRequest, parseEvaluationsRequest } from "../src/api/authzen-schemas.ts";
+import { workloads } from "./workload.ts";
 
 const rounds = Number(process.argv[2] ?? 200);
 const nowMs = Date.UTC(2026, 0, 5, 12, 0, 0);

@@ -14,9 +14,9 @@
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { LoadResult } from "./load.js";
-import { cpuSeconds, reapedChildrenCpuSeconds, type Server } from "./processes.js";
-import { SampleBuffer, type Percentiles } from "./report.js";
+import type { LoadResult } from "./load.ts";
+import { cpuSeconds, reapedChildrenCpuSeconds, type Server } from "./processes.ts";
+import { SampleBuffer, type Percentiles } from "./report.ts";
 
 export interface PacedSpec {
   /** Path of the vegeta binary (bench/ensure-vegeta.sh). */

@@ -1,9 +1,9 @@
 /** The typical requests the benchmark sends, to the PDP and (as policy input) to OPA. */
-import type { Caller } from "../src/auth/caller.js";
-import { SubjectResolver } from "../src/auth/subject-resolver.js";
-import type { AccessRequest } from "../src/decision/decision.js";
-import { buildPolicyInput } from "../src/decision/input-builder.js";
-import { ServerRegistry } from "../src/auth/servers.js";
+import type { Caller } from "../src/auth/caller.ts";
+import { SubjectResolver } from "../src/auth/subject-resolver.ts";
+import type { AccessRequest } from "../src/decision/decision.ts";
+import { buildPolicyInput } from "../src/decision/input-builder.ts";
+import { ServerRegistry } from "../src/auth/servers.ts";
 
 export interface Workload {
   /** A short label for tables. */

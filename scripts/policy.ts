@@ -3,7 +3,7 @@
  * `check` proves the committed bundle matches rego/, `test` runs opa fmt,
  * opa check --strict and opa test with a coverage floor.
  *
- * Usage: tsx scripts/policy.ts build|check|test|--help
+ * Usage: node scripts/policy.ts build|check|test|--help
  */
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -144,7 +144,7 @@ function test(opa: string): void {
   if (percent < coverageFloor) process.exit(1);
 }
 
-const usage = `usage: tsx scripts/policy.ts build|check|test
+const usage = `usage: node scripts/policy.ts build|check|test
 
   build   compile rego/ into bundle/bundle.tar.gz (commit it)
   check   fail if bundle/bundle.tar.gz does not match rego/

@@ -1,50 +1,50 @@
 import type { RequestListener } from "node:http";
-import { createAuthzenApi } from "./api/authzen-api.js";
-import type { ApiRequest, ApiResponse } from "./api/api-types.js";
-import { searchKinds } from "./api/authzen-schemas.js";
-import { SearchCandidates } from "./api/authzen-search-candidates.js";
-import { createAuthzenSearchApi } from "./api/authzen-search-api.js";
-import { createForwardAuthApi } from "./api/forward-auth-api.js";
-import { createOpaDataApi } from "./api/opa-data-api.js";
-import type { Config } from "./config/index.js";
+import { createAuthzenApi } from "./api/authzen-api.ts";
+import type { ApiRequest, ApiResponse } from "./api/api-types.ts";
+import { searchKinds } from "./api/authzen-schemas.ts";
+import { SearchCandidates } from "./api/authzen-search-candidates.ts";
+import { createAuthzenSearchApi } from "./api/authzen-search-api.ts";
+import { createForwardAuthApi } from "./api/forward-auth-api.ts";
+import { createOpaDataApi } from "./api/opa-data-api.ts";
+import type { Config } from "./config/index.ts";
 import {
   PolicyDecisionEngine,
   type Clock,
   type DecisionEngine,
-} from "./decision/decision-engine.js";
-import { dispatcher, inProcessDispatcher, type FailedRequest } from "./http/dispatcher.js";
-import { expressSurface } from "./http/express-surface.js";
-import { probeListener } from "./http/probe-listener.js";
-import type { Route } from "./http/route-table.js";
-import { routeTable } from "./http/routes.js";
-import type { Logger } from "./observability/logger.js";
-import type { DecisionLog } from "./observability/decision-log.js";
-import type { LineWriter } from "./observability/log-destination.js";
-import type { Metrics } from "./observability/metrics.js";
-import { mergedExposition, type MetricsSnapshot } from "./observability/metrics.js";
+} from "./decision/decision-engine.ts";
+import { dispatcher, inProcessDispatcher, type FailedRequest } from "./http/dispatcher.ts";
+import { expressSurface } from "./http/express-surface.ts";
+import { probeListener } from "./http/probe-listener.ts";
+import type { Route } from "./http/route-table.ts";
+import { routeTable } from "./http/routes.ts";
+import type { Logger } from "./observability/logger.ts";
+import type { DecisionLog } from "./observability/decision-log.ts";
+import type { LineWriter } from "./observability/log-destination.ts";
+import type { Metrics } from "./observability/metrics.ts";
+import { mergedExposition, type MetricsSnapshot } from "./observability/metrics.ts";
 import {
   createObservability,
   showActivePolicy,
   showPolicyLabels,
-} from "./observability/observability.js";
+} from "./observability/observability.ts";
 import {
   PolicyHolder,
   type ActivationOutcome,
   type PolicySourceName,
-} from "./policy/policy-holder.js";
-import { loadActivePolicy, policySourceOf, type ActivePolicy } from "./policy/policy-loader.js";
-import { LocalPolicyReloader } from "./policy/policy-reloader.js";
-import { ServicePolicySource, bundleVerificationOf } from "./policy/service-source.js";
-import { ShadowEvaluator } from "./decision/shadow-evaluator.js";
-import type { PolicySettings } from "./config/index.js";
-import type { PolicySource } from "./policy/policy-loader.js";
-import { embeddedBundlePath } from "./config/index.js";
-import { policyHandlers, type Readiness } from "./http/ops-handlers.js";
-import { CallerAuthenticator } from "./auth/caller-authenticator.js";
-import { buildIssuerPolicies, callerCredentials } from "./auth/issuer-policies.js";
-import { JwtTokenVerifier } from "./auth/jwt-verifier.js";
-import { SubjectResolver } from "./auth/subject-resolver.js";
-import { ServerRegistry } from "./auth/servers.js";
+} from "./policy/policy-holder.ts";
+import { loadActivePolicy, policySourceOf, type ActivePolicy } from "./policy/policy-loader.ts";
+import { LocalPolicyReloader } from "./policy/policy-reloader.ts";
+import { ServicePolicySource, bundleVerificationOf } from "./policy/service-source.ts";
+import { ShadowEvaluator } from "./decision/shadow-evaluator.ts";
+import type { PolicySettings } from "./config/index.ts";
+import type { PolicySource } from "./policy/policy-loader.ts";
+import { embeddedBundlePath } from "./config/index.ts";
+import { policyHandlers, type Readiness } from "./http/ops-handlers.ts";
+import { CallerAuthenticator } from "./auth/caller-authenticator.ts";
+import { buildIssuerPolicies, callerCredentials } from "./auth/issuer-policies.ts";
+import { JwtTokenVerifier } from "./auth/jwt-verifier.ts";
+import { SubjectResolver } from "./auth/subject-resolver.ts";
+import { ServerRegistry } from "./auth/servers.ts";
 
 /** What the composition root needs from outside: configuration, a logger, optionally a clock. */
 export interface AppDependencies {

@@ -4,7 +4,7 @@
  * `serve` (the default), `check`, `decide`. Arguments are parsed before
  * anything is read or started; see `mcp-pdp --help`.
  */
-import { runCli } from "./cli/cli.js";
+import { runCli } from "./cli/cli.ts";
 
 const code = await runCli(process.argv.slice(2), {
   env: process.env,

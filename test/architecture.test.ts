@@ -16,7 +16,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { describe, test } from "node:test";
 import ts from "typescript";
-import { repoRoot } from "./support/opa.js";
+import { repoRoot } from "./support/opa.ts";
 
 /**
  * The layer order, bottom first: a module of layer n may import layers 0…n.

@@ -19,9 +19,9 @@ import {
   tokenErrorCodes,
   tokenErrorStatus,
   TokenError,
-} from "../src/errors.js";
-import { McpRefusal } from "../src/protocol/mcp/request-reader.js";
-import { PdpUnavailableError } from "../src/pep/pdp-client.js";
+} from "../src/errors.ts";
+import { McpRefusal } from "../src/protocol/mcp/request-reader.ts";
+import { PdpUnavailableError } from "../src/pep/pdp-client.ts";
 
 const readme = readFileSync(
   join(fileURLToPath(new URL("..", import.meta.url)), "README.md"),

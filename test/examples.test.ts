@@ -21,15 +21,15 @@ import { request } from "node:https";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parse as parseYaml, stringify as toYaml } from "yaml";
-import { digestApiKey } from "../src/auth/caller-authenticator.js";
-import { ConfigError, loadConfig, type AuthSettings } from "../src/config/index.js";
-import { generateTestPki, type CertificateFiles } from "./support/certs.js";
-import { startMain, waitUntil, type MainProcess } from "./support/main-process.js";
-import { JwksServer } from "./support/jwks-server.js";
-import { repoRoot, scratchDir } from "./support/opa.js";
-import { startPdp, postJson, type RunningPdp } from "./support/pdp.js";
-import { freePort } from "./support/ports.js";
-import { generateTestKey, mint, type TestKey } from "./support/tokens.js";
+import { digestApiKey } from "../src/auth/caller-authenticator.ts";
+import { ConfigError, loadConfig, type AuthSettings } from "../src/config/index.ts";
+import { generateTestPki, type CertificateFiles } from "./support/certs.ts";
+import { startMain, waitUntil, type MainProcess } from "./support/main-process.ts";
+import { JwksServer } from "./support/jwks-server.ts";
+import { repoRoot, scratchDir } from "./support/opa.ts";
+import { startPdp, postJson, type RunningPdp } from "./support/pdp.ts";
+import { freePort } from "./support/ports.ts";
+import { generateTestKey, mint, type TestKey } from "./support/tokens.ts";
 
 type Json = Record<string, unknown>;
 

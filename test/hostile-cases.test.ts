@@ -10,10 +10,10 @@ import { createHash, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { repoRoot, scratchDir } from "./support/opa.js";
-import { rawRequest } from "./observability/helpers.js";
-import { startPdp, type RunningPdp } from "./support/pdp.js";
-import { generateTestKey, mint, type TestKey } from "./support/tokens.js";
+import { repoRoot, scratchDir } from "./support/opa.ts";
+import { rawRequest } from "./observability/helpers.ts";
+import { startPdp, type RunningPdp } from "./support/pdp.ts";
+import { generateTestKey, mint, type TestKey } from "./support/tokens.ts";
 
 type Json = Record<string, unknown>;
 

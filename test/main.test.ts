@@ -5,15 +5,15 @@
  * finish), SIGINT without the delay, SIGHUP reloads the policy files; a stray
  * unhandled rejection does not end the process.
  */
-import { freePort } from "./support/ports.js";
+import { freePort } from "./support/ports.ts";
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { startMain, type MainProcess } from "./support/main-process.js";
-import { scratchDir } from "./support/opa.js";
+import { startMain, type MainProcess } from "./support/main-process.ts";
+import { scratchDir } from "./support/opa.ts";
 
 const scratch = scratchDir();
 after(() => {

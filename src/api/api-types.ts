@@ -1,4 +1,4 @@
-import type { Caller } from "../auth/caller.js";
+import type { Caller } from "../auth/caller.ts";
 
 /**
  * The transport-neutral shape of the API: a request as any HTTP server sees

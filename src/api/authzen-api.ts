@@ -1,35 +1,35 @@
-import type { Caller } from "../auth/caller.js";
-import type { SubjectResolver } from "../auth/subject-resolver.js";
-import type { AccessRequest, Decision, Entity } from "../decision/decision.js";
-import type { Clock, DecisionEngine } from "../decision/decision-engine.js";
-import { ApiError } from "../errors.js";
-import { InputJsonCache } from "../policy/input-json.js";
-import { joinUserMessages } from "../protocol/mcp/answers.js";
+import type { Caller } from "../auth/caller.ts";
+import type { SubjectResolver } from "../auth/subject-resolver.ts";
+import type { AccessRequest, Decision, Entity } from "../decision/decision.ts";
+import type { Clock, DecisionEngine } from "../decision/decision-engine.ts";
+import { ApiError } from "../errors.ts";
+import { InputJsonCache } from "../policy/input-json.ts";
+import { joinUserMessages } from "../protocol/mcp/answers.ts";
 import type {
   DecisionEndpoint,
   DecisionEvent,
   DecisionObserver,
-} from "../observability/decision-observer.js";
-import { traceIdOf } from "../observability/trace-context.js";
-import { callerOf, headerValue, type ApiRequest, type ApiResponse } from "./api-types.js";
+} from "../observability/decision-observer.ts";
+import { traceIdOf } from "../observability/trace-context.ts";
+import { callerOf, headerValue, type ApiRequest, type ApiResponse } from "./api-types.ts";
 import {
   parseAccessRequest,
   parseEvaluationsRequest,
   type EvaluationsRequest,
   type EvaluationsSemantic,
   type SearchKind,
-} from "./authzen-schemas.js";
-import { searchPaths } from "./authzen-search-api.js";
+} from "./authzen-schemas.ts";
+import { searchPaths } from "./authzen-search-api.ts";
 import {
   profileObligationsOf,
   supportedObligations,
   wantsObligationsProfile,
-} from "./authzen-obligations.js";
+} from "./authzen-obligations.ts";
 import {
   parseJsonObject,
   requireJsonContentType,
   type JsonBodyLimits,
-} from "../protocol/json-body.js";
+} from "../protocol/json-body.ts";
 
 export interface AuthzenApiOptions {
   engine: DecisionEngine;

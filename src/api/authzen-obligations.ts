@@ -1,4 +1,4 @@
-import type { Decision } from "../decision/decision.js";
+import type { Decision } from "../decision/decision.ts";
 
 /**
  * The AuthZEN obligations profile (openid/authzen, profiles/authzen-obligations-profile-1_0):

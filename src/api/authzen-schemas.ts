@@ -1,7 +1,7 @@
 import { z } from "zod";
-import { resourceIdentity } from "../decision/resource-identity.js";
-import { ApiError } from "../errors.js";
-import type { AccessRequest } from "../decision/decision.js";
+import { resourceIdentity } from "../decision/resource-identity.ts";
+import { ApiError } from "../errors.ts";
+import type { AccessRequest } from "../decision/decision.ts";
 
 /**
  * The AuthZEN request shapes, in zod (the one schema library, as for the

@@ -1,26 +1,26 @@
-import type { SubjectResolver } from "../auth/subject-resolver.js";
-import type { AccessRequest, Entity } from "../decision/decision.js";
-import type { Clock, DecisionEngine } from "../decision/decision-engine.js";
-import { resourceIdentity } from "../decision/resource-identity.js";
-import { ApiError } from "../errors.js";
-import type { DecisionObserver } from "../observability/decision-observer.js";
-import { traceIdOf } from "../observability/trace-context.js";
-import { InputJsonCache } from "../policy/input-json.js";
-import { callerOf, headerValue, type ApiRequest, type ApiResponse } from "./api-types.js";
+import type { SubjectResolver } from "../auth/subject-resolver.ts";
+import type { AccessRequest, Entity } from "../decision/decision.ts";
+import type { Clock, DecisionEngine } from "../decision/decision-engine.ts";
+import { resourceIdentity } from "../decision/resource-identity.ts";
+import { ApiError } from "../errors.ts";
+import type { DecisionObserver } from "../observability/decision-observer.ts";
+import { traceIdOf } from "../observability/trace-context.ts";
+import { InputJsonCache } from "../policy/input-json.ts";
+import { callerOf, headerValue, type ApiRequest, type ApiResponse } from "./api-types.ts";
 import {
   parseAccessRequest,
   parseSearchRequest,
   type SearchKind,
   type SearchRequest,
-} from "./authzen-schemas.js";
-import { profileObligationsOf, wantsObligationsProfile } from "./authzen-obligations.js";
-import type { Candidate, SearchCandidates } from "./authzen-search-candidates.js";
-import { canonicalJson, PageTokens } from "./authzen-search-page.js";
+} from "./authzen-schemas.ts";
+import { profileObligationsOf, wantsObligationsProfile } from "./authzen-obligations.ts";
+import type { Candidate, SearchCandidates } from "./authzen-search-candidates.ts";
+import { canonicalJson, PageTokens } from "./authzen-search-page.ts";
 import {
   parseJsonObject,
   requireJsonContentType,
   type JsonBodyLimits,
-} from "../protocol/json-body.js";
+} from "../protocol/json-body.ts";
 
 export const searchPaths = {
   resource: "/access/v1/search/resource",

@@ -1,6 +1,6 @@
-import type { WasmPolicy } from "../policy/wasm-policy.js";
-import type { SearchKind } from "./authzen-schemas.js";
-import { canonicalJson } from "./authzen-search-page.js";
+import type { WasmPolicy } from "../policy/wasm-policy.ts";
+import type { SearchKind } from "./authzen-schemas.ts";
+import { canonicalJson } from "./authzen-search-page.ts";
 
 /** Most candidates one search considers; the rest are never searched (so never returned). */
 export const maxSearchCandidates = 10000;

@@ -1,5 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { ApiError } from "../errors.js";
+import { ApiError } from "../errors.ts";
 
 /**
  * JSON with object keys sorted at every level: one text per value, so that a

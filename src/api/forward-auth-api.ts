@@ -1,26 +1,26 @@
-import type { ForwardAuthSettings, ServerSettings } from "../config/index.js";
-import { bearerOrError } from "../protocol/bearer.js";
-import type { ServerRegistry } from "../auth/servers.js";
-import { isServerName } from "../protocol/resource-uri.js";
-import type { SubjectResolver } from "../auth/subject-resolver.js";
-import type { AccessRequest, Decision } from "../decision/decision.js";
-import type { Clock, DecisionEngine } from "../decision/decision-engine.js";
-import { ApiError } from "../errors.js";
-import { InputJsonCache } from "../policy/input-json.js";
-import type { DecisionObserver } from "../observability/decision-observer.js";
-import { traceIdOf } from "../observability/trace-context.js";
-import { obligationUnsupportedCode, unperformableObligations } from "../protocol/challenge.js";
-import { denialAnswer, refusalAnswer } from "../protocol/mcp/answers.js";
-import { authzenItemOf } from "../protocol/mcp/authzen-items.js";
-import type { McpOperation } from "../protocol/mcp/operation.js";
+import type { ForwardAuthSettings, ServerSettings } from "../config/index.ts";
+import { bearerOrError } from "../protocol/bearer.ts";
+import type { ServerRegistry } from "../auth/servers.ts";
+import { isServerName } from "../protocol/resource-uri.ts";
+import type { SubjectResolver } from "../auth/subject-resolver.ts";
+import type { AccessRequest, Decision } from "../decision/decision.ts";
+import type { Clock, DecisionEngine } from "../decision/decision-engine.ts";
+import { ApiError } from "../errors.ts";
+import { InputJsonCache } from "../policy/input-json.ts";
+import type { DecisionObserver } from "../observability/decision-observer.ts";
+import { traceIdOf } from "../observability/trace-context.ts";
+import { obligationUnsupportedCode, unperformableObligations } from "../protocol/challenge.ts";
+import { denialAnswer, refusalAnswer } from "../protocol/mcp/answers.ts";
+import { authzenItemOf } from "../protocol/mcp/authzen-items.ts";
+import type { McpOperation } from "../protocol/mcp/operation.ts";
 import {
   McpRefusal,
   readMcpRequest,
   type HeadersWithoutBody,
-} from "../protocol/mcp/request-reader.js";
-import { TrustedProxies } from "../net/client-address.js";
-import { callerOf, headerValue, type ApiRequest, type ApiResponse } from "./api-types.js";
-import type { JsonBodyLimits } from "../protocol/json-body.js";
+} from "../protocol/mcp/request-reader.ts";
+import { TrustedProxies } from "../net/client-address.ts";
+import { callerOf, headerValue, type ApiRequest, type ApiResponse } from "./api-types.ts";
+import type { JsonBodyLimits } from "../protocol/json-body.ts";
 
 export const forwardAuthPrefix = "/forward-auth/";
 

@@ -1,18 +1,18 @@
-import type { DecisionEngine } from "../decision/decision-engine.js";
-import type { CurrentPolicy } from "../policy/policy-holder.js";
-import type { ActivePolicy } from "../policy/policy-loader.js";
-import { ApiError } from "../errors.js";
-import type { DecisionObserver } from "../observability/decision-observer.js";
-import { traceIdOf } from "../observability/trace-context.js";
-import { noInput, type EvaluationOutcome } from "../policy/wasm-policy.js";
-import { callerOf, headerValue, type ApiRequest, type ApiResponse } from "./api-types.js";
-import { documentAt, pathText, readOpaDataPath, type PathSegment } from "./opa-data-path.js";
+import type { DecisionEngine } from "../decision/decision-engine.ts";
+import type { CurrentPolicy } from "../policy/policy-holder.ts";
+import type { ActivePolicy } from "../policy/policy-loader.ts";
+import { ApiError } from "../errors.ts";
+import type { DecisionObserver } from "../observability/decision-observer.ts";
+import { traceIdOf } from "../observability/trace-context.ts";
+import { noInput, type EvaluationOutcome } from "../policy/wasm-policy.ts";
+import { callerOf, headerValue, type ApiRequest, type ApiResponse } from "./api-types.ts";
+import { documentAt, pathText, readOpaDataPath, type PathSegment } from "./opa-data-path.ts";
 import {
   parseJsonDocument,
   parseJsonObject,
   type JsonBodyLimits,
   type JsonReadOptions,
-} from "../protocol/json-body.js";
+} from "../protocol/json-body.ts";
 
 /** Where OPA's Data API lives: `/v1/data/{path}`. */
 export const opaDataPath = "/v1/data";

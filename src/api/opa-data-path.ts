@@ -1,4 +1,4 @@
-import type { EvaluationOutcome } from "../policy/wasm-policy.js";
+import type { EvaluationOutcome } from "../policy/wasm-policy.ts";
 
 /**
  * A Data API path as OPA (v1.22, measured with `opa run --server`, see

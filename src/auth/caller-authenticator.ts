@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import { ApiError } from "../errors.js";
-import { apiPermissions, type ApiPermission } from "../config/index.js";
-import type { Caller } from "./caller.js";
+import { ApiError } from "../errors.ts";
+import { apiPermissions, type ApiPermission } from "../config/index.ts";
+import type { Caller } from "./caller.ts";
 
 /** A configured caller: how it proves itself and what it may do. */
 export interface CallerCredentials {

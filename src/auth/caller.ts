@@ -1,4 +1,4 @@
-import type { ApiPermission } from "../config/index.js";
+import type { ApiPermission } from "../config/index.ts";
 
 /** Who is calling the PDP's own API (a PEP, a gateway, an MCP server). */
 export interface Caller {

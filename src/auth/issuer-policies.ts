@@ -1,15 +1,15 @@
 import { readFileSync } from "node:fs";
-import { StartupError } from "../errors.js";
-import type { Clock } from "../decision/decision-engine.js";
-import type { CallerCredentials } from "./caller-authenticator.js";
-import type { AuthSettings, IssuerSettings } from "../config/index.js";
-import type { IssuerPolicy } from "./jwt-verifier.js";
+import { StartupError } from "../errors.ts";
+import type { Clock } from "../decision/decision-engine.ts";
+import type { CallerCredentials } from "./caller-authenticator.ts";
+import type { AuthSettings, IssuerSettings } from "../config/index.ts";
+import type { IssuerPolicy } from "./jwt-verifier.ts";
 import {
   LocalJwksKeySource,
   PemKeySource,
   RemoteJwksKeySource,
   type KeySource,
-} from "./key-sources.js";
+} from "./key-sources.ts";
 
 /**
  * Builds each configured issuer's verification policy and key source. Local

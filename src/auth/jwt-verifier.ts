@@ -1,9 +1,9 @@
 import { hash } from "node:crypto";
 import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from "jose";
 import { LRUCache } from "lru-cache";
-import type { KeySource } from "./key-sources.js";
-import { TokenError } from "../errors.js";
-import { requireCanonicalSpelling } from "./token-spelling.js";
+import type { KeySource } from "./key-sources.ts";
+import { TokenError } from "../errors.ts";
+import { requireCanonicalSpelling } from "./token-spelling.ts";
 
 /** What one trusted issuer's tokens must satisfy. */
 export interface IssuerPolicy {

@@ -9,8 +9,8 @@ import {
   type JWK,
   type JWTVerifyGetKey,
 } from "jose";
-import type { Clock } from "../decision/decision-engine.js";
-import { TokenError } from "../errors.js";
+import type { Clock } from "../decision/decision-engine.ts";
+import { TokenError } from "../errors.ts";
 
 /** Where an issuer's verification keys come from. */
 export interface KeySource {

@@ -1,6 +1,6 @@
-import type { ServerSettings } from "../config/index.js";
-import type { AccessRequest, Entity } from "../decision/decision.js";
-import { serverOf } from "../decision/resource-identity.js";
+import type { ServerSettings } from "../config/index.ts";
+import type { AccessRequest, Entity } from "../decision/decision.ts";
+import { serverOf } from "../decision/resource-identity.ts";
 /**
  * The registry of protected MCP servers (`servers:` in PDP_CONFIG), used by
  * every API: a bearer token is verified against the canonical resource URI of

@@ -1,5 +1,5 @@
-import type { Entity } from "../decision/decision.js";
-import type { VerifiedToken } from "./jwt-verifier.js";
+import type { Entity } from "../decision/decision.ts";
+import type { VerifiedToken } from "./jwt-verifier.ts";
 
 /**
  * The AuthZEN subject of a verified token: `id` = `sub`; `type` from the

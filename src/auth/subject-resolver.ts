@@ -1,10 +1,10 @@
-import type { AccessRequest, Entity } from "../decision/decision.js";
-import { ApiError, TokenError } from "../errors.js";
-import type { Caller } from "./caller.js";
-import type { TokenVerifier } from "./jwt-verifier.js";
-import type { ServerSettings } from "../config/index.js";
-import type { ServerRegistry } from "./servers.js";
-import { subjectFromToken } from "./subject-builder.js";
+import type { AccessRequest, Entity } from "../decision/decision.ts";
+import { ApiError, TokenError } from "../errors.ts";
+import type { Caller } from "./caller.ts";
+import type { TokenVerifier } from "./jwt-verifier.ts";
+import type { ServerSettings } from "../config/index.ts";
+import type { ServerRegistry } from "./servers.ts";
+import { subjectFromToken } from "./subject-builder.ts";
 
 /** Subject properties only the PDP may set; a caller's values are dropped. */
 const pdpOwnedProperties = [

@@ -1,4 +1,4 @@
-import { TokenError } from "../errors.js";
+import { TokenError } from "../errors.ts";
 
 /**
  * Value of each base64url character (RFC 4648 §5); -1 for any other code unit.

@@ -1,12 +1,12 @@
-import type { App } from "../app.js";
-import { ConfigError, type Config } from "../config/index.js";
-import { appendProblem } from "../observability/log-destination.js";
-import { loadActivePolicy, policySourceOf } from "../policy/policy-loader.js";
-import { StartupError } from "../errors.js";
-import { exitCodes, type CliIo } from "./cli.js";
-import { configurationOf, type ConfigurationFiles } from "./configuration.js";
-import { buildOfflineApp, type LoggedLine } from "./offline-app.js";
-import { readTlsFiles } from "./tls-files.js";
+import type { App } from "../app.ts";
+import { ConfigError, type Config } from "../config/index.ts";
+import { appendProblem } from "../observability/log-destination.ts";
+import { loadActivePolicy, policySourceOf } from "../policy/policy-loader.ts";
+import { StartupError } from "../errors.ts";
+import { exitCodes, type CliIo } from "./cli.ts";
+import { configurationOf, type ConfigurationFiles } from "./configuration.ts";
+import { buildOfflineApp, type LoggedLine } from "./offline-app.ts";
+import { readTlsFiles } from "./tls-files.ts";
 
 /**
  * `mcp-pdp check`: everything serve would refuse to start with, without

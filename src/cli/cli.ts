@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import type { ConfigurationFiles } from "./configuration.js";
+import type { ConfigurationFiles } from "./configuration.ts";
 
 /** Where a command reads and writes: the process's own streams, or a test's. */
 export interface CliIo {
@@ -198,16 +198,16 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       io.stderr.write(`mcp-pdp: ${invocation.message}\nRun mcp-pdp --help for usage.\n`);
       return exitCodes.usage;
     case "serve": {
-      const { serve } = await import("./serve.js");
+      const { serve } = await import("./serve.ts");
       await serve(io.env, invocation.files);
       return undefined;
     }
     case "check": {
-      const { check } = await import("./check.js");
+      const { check } = await import("./check.ts");
       return check(io, invocation.files);
     }
     case "decide": {
-      const { decide } = await import("./decide.js");
+      const { decide } = await import("./decide.ts");
       return decide(io, invocation);
     }
   }

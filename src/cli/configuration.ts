@@ -1,4 +1,4 @@
-import { loadConfig, type Config } from "../config/index.js";
+import { loadConfig, type Config } from "../config/index.ts";
 
 /** What a command line names instead of the environment (`--config`, `--data`, `--bundle`). */
 export interface ConfigurationFiles {

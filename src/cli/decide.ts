@@ -1,10 +1,10 @@
 import { createReadStream } from "node:fs";
-import { authzenPaths } from "../api/authzen-api.js";
-import type { ApiRequest } from "../api/api-types.js";
-import { describeThrown, StartupError } from "../errors.js";
-import { exitCodes, type CliIo } from "./cli.js";
-import { configurationOf, type ConfigurationFiles } from "./configuration.js";
-import { buildOfflineApp } from "./offline-app.js";
+import { authzenPaths } from "../api/authzen-api.ts";
+import type { ApiRequest } from "../api/api-types.ts";
+import { describeThrown, StartupError } from "../errors.ts";
+import { exitCodes, type CliIo } from "./cli.ts";
+import { configurationOf, type ConfigurationFiles } from "./configuration.ts";
+import { buildOfflineApp } from "./offline-app.ts";
 
 export interface DecideOptions {
   files: ConfigurationFiles;

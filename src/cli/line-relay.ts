@@ -1,7 +1,7 @@
 import { statSync } from "node:fs";
 import type { MessagePort } from "node:worker_threads";
-import type { LineWriter, LogTarget, WriteFailure } from "../observability/log-destination.js";
-import type { FromWorker } from "./worker-protocol.js";
+import type { LineWriter, LogTarget, WriteFailure } from "../observability/log-destination.ts";
+import type { FromWorker } from "./worker-protocol.ts";
 
 /**
  * Whether a worker thread must hand its decision lines to the main thread:

@@ -1,8 +1,8 @@
 import { Writable } from "node:stream";
-import { buildApp, type App } from "../app.js";
-import type { Config } from "../config/index.js";
-import { noDecisionLog } from "../observability/decision-log.js";
-import { createLogger } from "../observability/logger.js";
+import { buildApp, type App } from "../app.ts";
+import type { Config } from "../config/index.ts";
+import { noDecisionLog } from "../observability/decision-log.ts";
+import { createLogger } from "../observability/logger.ts";
 
 /** A diagnostics line the app logged while it was built or used: its level and message. */
 export interface LoggedLine {

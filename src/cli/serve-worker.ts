@@ -1,25 +1,25 @@
 import type { Server } from "node:http";
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
-import { buildApp, type App, type Coordinator } from "../app.js";
-import { StartupError } from "../errors.js";
-import { answerClientError } from "../http/client-error.js";
-import { limitServer } from "../http/server-limits.js";
-import type { Logger } from "../observability/logger.js";
-import { instantiateSnapshot } from "../policy/policy-loader.js";
-import { RelayLineWriter } from "./line-relay.js";
+import { buildApp, type App, type Coordinator } from "../app.ts";
+import { StartupError } from "../errors.ts";
+import { answerClientError } from "../http/client-error.ts";
+import { limitServer } from "../http/server-limits.ts";
+import type { Logger } from "../observability/logger.ts";
+import { instantiateSnapshot } from "../policy/policy-loader.ts";
+import { RelayLineWriter } from "./line-relay.ts";
 import {
   createDiagnosticLogger,
   createListener,
   keepServingOnUnhandledRejection,
   shutdown,
-} from "./serving.js";
+} from "./serving.ts";
 import type {
   CoordinatorQuestion,
   CoordinatorReply,
   FromWorker,
   ToWorker,
   WorkerStart,
-} from "./worker-protocol.js";
+} from "./worker-protocol.ts";
 
 /**
  * A worker thread of `mcp-pdp serve` (worker-pool.ts starts it): its own app

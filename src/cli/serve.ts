@@ -1,20 +1,20 @@
 import { createServer, type Server } from "node:http";
 import { createServer as createNetServer } from "node:net";
-import { buildApp, type App } from "../app.js";
-import { StreamLineWriter } from "../observability/log-destination.js";
-import { createLogger, diagnosticStream } from "../observability/logger.js";
-import { answerClientError } from "../http/client-error.js";
-import { limitServer, serverOptions } from "../http/server-limits.js";
-import { configurationOf, type ConfigurationFiles } from "./configuration.js";
+import { buildApp, type App } from "../app.ts";
+import { StreamLineWriter } from "../observability/log-destination.ts";
+import { createLogger, diagnosticStream } from "../observability/logger.ts";
+import { answerClientError } from "../http/client-error.ts";
+import { limitServer, serverOptions } from "../http/server-limits.ts";
+import { configurationOf, type ConfigurationFiles } from "./configuration.ts";
 import {
   createDiagnosticLogger,
   createListener,
   keepServingOnUnhandledRejection,
   reportStartupFailure,
   shutdown,
-} from "./serving.js";
-import { needsRelay } from "./line-relay.js";
-import { WorkerPool } from "./worker-pool.js";
+} from "./serving.ts";
+import { needsRelay } from "./line-relay.ts";
+import { WorkerPool } from "./worker-pool.ts";
 
 /**
  * `mcp-pdp serve`: configuration → app → listen (main, metrics, probe ports),

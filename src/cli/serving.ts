@@ -1,17 +1,17 @@
 import type { RequestListener, Server } from "node:http";
 import { createServer } from "node:http";
 import { createServer as createTlsServer } from "node:https";
-import type { Config } from "../config/index.js";
-import { StartupError } from "../errors.js";
-import { serverOptions } from "../http/server-limits.js";
+import type { Config } from "../config/index.ts";
+import { StartupError } from "../errors.ts";
+import { serverOptions } from "../http/server-limits.ts";
 import {
   FailureReporter,
   openLineWriter,
   StreamLineWriter,
-} from "../observability/log-destination.js";
-import { createLogger, diagnosticStream, type Logger } from "../observability/logger.js";
-import type { Metrics } from "../observability/metrics.js";
-import { readTlsFiles } from "./tls-files.js";
+} from "../observability/log-destination.ts";
+import { createLogger, diagnosticStream, type Logger } from "../observability/logger.ts";
+import type { Metrics } from "../observability/metrics.ts";
+import { readTlsFiles } from "./tls-files.ts";
 
 /**
  * What the main thread and every worker thread do alike to serve: open the

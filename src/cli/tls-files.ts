@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
-import type { Config } from "../config/index.js";
-import { StartupError } from "../errors.js";
+import type { Config } from "../config/index.ts";
+import { StartupError } from "../errors.ts";
 
 /** The PEM files `tls` names, read: what the HTTPS listener is built from. */
 export interface TlsFiles {

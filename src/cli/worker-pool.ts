@@ -1,16 +1,16 @@
 import { extname } from "node:path";
 import { Worker } from "node:worker_threads";
-import type { CoordinatorAnswers, WorkerGroup } from "../app.js";
-import type { Config } from "../config/index.js";
-import { StartupError, startupErrorCodes, type StartupErrorCode } from "../errors.js";
-import type { LineWriter } from "../observability/log-destination.js";
-import type { Logger } from "../observability/logger.js";
-import { retireSnapshot, type Metrics, type MetricsSnapshot } from "../observability/metrics.js";
-import type { ActivationTrigger, PolicySourceName } from "../policy/policy-holder.js";
-import { policySnapshot, type ActivePolicy } from "../policy/policy-loader.js";
-import type { CoordinatorQuestion, FromWorker, ToWorker, WorkerStart } from "./worker-protocol.js";
+import type { CoordinatorAnswers, WorkerGroup } from "../app.ts";
+import type { Config } from "../config/index.ts";
+import { StartupError, startupErrorCodes, type StartupErrorCode } from "../errors.ts";
+import type { LineWriter } from "../observability/log-destination.ts";
+import type { Logger } from "../observability/logger.ts";
+import { retireSnapshot, type Metrics, type MetricsSnapshot } from "../observability/metrics.ts";
+import type { ActivationTrigger, PolicySourceName } from "../policy/policy-holder.ts";
+import { policySnapshot, type ActivePolicy } from "../policy/policy-loader.ts";
+import type { CoordinatorQuestion, FromWorker, ToWorker, WorkerStart } from "./worker-protocol.ts";
 
-/** The worker entry beside this module: `.ts` when run from source (tsx), `.js` when built. */
+/** The worker entry beside this module: `.ts` when run from source, `.js` when built. */
 const workerEntry = new URL(
   `./serve-worker${extname(new URL(import.meta.url).pathname)}`,
   import.meta.url,

@@ -1,9 +1,9 @@
-import type { ApiResponse } from "../api/api-types.js";
-import type { Config } from "../config/index.js";
-import type { Readiness } from "../http/ops-handlers.js";
-import type { MetricsSnapshot } from "../observability/metrics.js";
-import type { ActivationTrigger, PolicySourceName } from "../policy/policy-holder.js";
-import type { PolicySnapshot } from "../policy/policy-loader.js";
+import type { ApiResponse } from "../api/api-types.ts";
+import type { Config } from "../config/index.ts";
+import type { Readiness } from "../http/ops-handlers.ts";
+import type { MetricsSnapshot } from "../observability/metrics.ts";
+import type { ActivationTrigger, PolicySourceName } from "../policy/policy-holder.ts";
+import type { PolicySnapshot } from "../policy/policy-loader.ts";
 
 /**
  * The messages between the main thread and its worker threads. Everything in

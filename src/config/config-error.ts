@@ -1,7 +1,7 @@
 import type { z } from "zod";
-import { StartupError } from "../errors.js";
-import type { KeyPath } from "./environment.js";
-import type { PolicySettings } from "./resolve-config.js";
+import { StartupError } from "../errors.ts";
+import type { KeyPath } from "./environment.ts";
+import type { PolicySettings } from "./resolve-config.ts";
 
 /**
  * One configuration problem. `path` is what the operator edits: the

@@ -5,7 +5,7 @@
  * same schema, so a variable and its key accept and refuse the same values.
  */
 import { z } from "zod";
-import { configFileSchema } from "./schema.js";
+import { configFileSchema } from "./schema.ts";
 
 /** A key path in the file, e.g. `["server", "port"]`. */
 export type KeyPath = readonly (string | number)[];

@@ -5,9 +5,9 @@
  * (resolve-config.ts) and the README reference rendered from the schema
  * (reference.ts).
  */
-export { ConfigError, type ConfigProblem } from "./config-error.js";
-export { environmentKeys, type EnvironmentVariable } from "./environment.js";
-export { loadConfig, type LoadConfigOptions } from "./load-config.js";
+export { ConfigError, type ConfigProblem } from "./config-error.ts";
+export { environmentKeys, type EnvironmentVariable } from "./environment.ts";
+export { loadConfig, type LoadConfigOptions } from "./load-config.ts";
 export {
   embeddedBundlePath,
   type AuthSettings,
@@ -20,8 +20,8 @@ export {
   type PolicySettings,
   type ServerSettings,
   type TransportConfig,
-} from "./resolve-config.js";
-export { isLoopback } from "./rules.js";
+} from "./resolve-config.ts";
+export { isLoopback } from "./rules.ts";
 export {
   apiPermissions,
   asymmetricAlgorithms,
@@ -34,4 +34,4 @@ export {
   defaultErasePointers,
   defaultPort,
   type ConfigFileInput,
-} from "./schema.js";
+} from "./schema.ts";

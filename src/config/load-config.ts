@@ -1,23 +1,23 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { parseYamlDocument } from "./yaml-document.js";
+import { parseYamlDocument } from "./yaml-document.ts";
 import {
   ConfigError,
   keyProblems,
   keyText,
   type ConfigProblem,
   type KeyProblem,
-} from "./config-error.js";
+} from "./config-error.ts";
 import {
   configFileVariable,
   environmentKeys,
   environmentOverrides,
   type EnvironmentOverride,
   type KeyPath,
-} from "./environment.js";
-import { resolveConfig, resolvePolicy, type Config } from "./resolve-config.js";
-import { checkRules, type ValidSections } from "./rules.js";
-import { configFileSchema } from "./schema.js";
+} from "./environment.ts";
+import { resolveConfig, resolvePolicy, type Config } from "./resolve-config.ts";
+import { checkRules, type ValidSections } from "./rules.ts";
+import { configFileSchema } from "./schema.ts";
 
 export interface LoadConfigOptions {
   /** The configuration file to read instead of `PDP_CONFIG` (the CLI's `--config`). */

@@ -4,8 +4,8 @@
  * drift from what the loader accepts (test/config/reference.test.ts).
  */
 import { z } from "zod";
-import { environmentKeys } from "./environment.js";
-import { configFileSchema } from "./schema.js";
+import { environmentKeys } from "./environment.ts";
+import { configFileSchema } from "./schema.ts";
 
 interface JsonSchema {
   type?: string;

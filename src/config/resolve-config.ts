@@ -4,8 +4,8 @@
  */
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
-import type { ProxyKind } from "./schema.js";
-import { defaultErasePointers, type ConfigFile } from "./schema.js";
+import type { ProxyKind } from "./schema.ts";
+import { defaultErasePointers, type ConfigFile } from "./schema.ts";
 
 /** One protected MCP server, as configured. */
 export interface ServerSettings {

@@ -3,11 +3,11 @@
  * that passed the schema, so a broken section hides none of the problems of
  * the others: one run reports everything it can know.
  */
-import { canonicalResource, metadataUrlFor } from "../protocol/resource-uri.js";
-import type { ServerSettings } from "./resolve-config.js";
-import type { KeyProblem } from "./config-error.js";
-import type { KeyPath } from "./environment.js";
-import type { ConfigFile, ServerEntry } from "./schema.js";
+import { canonicalResource, metadataUrlFor } from "../protocol/resource-uri.ts";
+import type { ServerSettings } from "./resolve-config.ts";
+import type { KeyProblem } from "./config-error.ts";
+import type { KeyPath } from "./environment.ts";
+import type { ConfigFile, ServerEntry } from "./schema.ts";
 
 /**
  * The sections that passed the schema; absent: the section failed it (or

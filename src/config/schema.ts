@@ -10,8 +10,8 @@
  */
 import { accessSync, constants, statSync } from "node:fs";
 import { z } from "zod";
-import { canonicalResource, serverNamePattern } from "../protocol/resource-uri.js";
-import { parseCidr } from "../net/client-address.js";
+import { canonicalResource, serverNamePattern } from "../protocol/resource-uri.ts";
+import { parseCidr } from "../net/client-address.ts";
 
 /**
  * The decision API groups a caller may be allowed to use (its default when

@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { EvaluationError, type EvaluationErrorCode } from "../errors.js";
-import type { InputJsonCache } from "../policy/input-json.js";
-import type { CurrentPolicy } from "../policy/policy-holder.js";
-import type { EvaluationOutcome, WasmPolicy } from "../policy/wasm-policy.js";
-import type { AccessRequest, Decision } from "./decision.js";
-import { buildPolicyInput } from "./input-builder.js";
-import { readPolicyAnswer } from "./result-reader.js";
-import type { ShadowEvaluator } from "./shadow-evaluator.js";
+import { EvaluationError, type EvaluationErrorCode } from "../errors.ts";
+import type { InputJsonCache } from "../policy/input-json.ts";
+import type { CurrentPolicy } from "../policy/policy-holder.ts";
+import type { EvaluationOutcome, WasmPolicy } from "../policy/wasm-policy.ts";
+import type { AccessRequest, Decision } from "./decision.ts";
+import { buildPolicyInput } from "./input-builder.ts";
+import { readPolicyAnswer } from "./result-reader.ts";
+import type { ShadowEvaluator } from "./shadow-evaluator.ts";
 
 /** The decision core: one access request in, one decision out. Never throws, never allows on doubt. */
 export interface DecisionEngine {

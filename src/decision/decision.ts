@@ -31,8 +31,8 @@ export interface Risk {
 }
 
 /** What the policy asks of the client to be allowed next time: one type with the protocol layer. */
-export type { StepUp } from "../protocol/challenge.js";
-import type { StepUp } from "../protocol/challenge.js";
+export type { StepUp } from "../protocol/challenge.ts";
+import type { StepUp } from "../protocol/challenge.ts";
 
 /** The PDP's answer to one access request. A deny is a normal decision, not an error. */
 export interface Decision {

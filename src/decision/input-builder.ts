@@ -1,5 +1,5 @@
-import { normalizeAddress } from "../net/client-address.js";
-import type { AccessRequest } from "./decision.js";
+import { normalizeAddress } from "../net/client-address.ts";
+import type { AccessRequest } from "./decision.ts";
 
 /**
  * Builds the policy input from an AuthZEN request: the request itself, plus

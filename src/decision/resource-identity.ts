@@ -1,5 +1,5 @@
-import { ApiError } from "../errors.js";
-import type { Entity } from "./decision.js";
+import { ApiError } from "../errors.ts";
+import type { Entity } from "./decision.ts";
 
 /** The property that names a resource of each MCP type, beside `resource.id`. */
 const nameProperty: Readonly<Record<string, string>> = {

@@ -1,6 +1,6 @@
-import { EvaluationError } from "../errors.js";
-import { readStepUp } from "../protocol/challenge.js";
-import type { Reason, Risk, StepUp } from "./decision.js";
+import { EvaluationError } from "../errors.ts";
+import { readStepUp } from "../protocol/challenge.ts";
+import type { Reason, Risk, StepUp } from "./decision.ts";
 
 /** The policy's answer, normalized: what is left of a Decision once the PDP adds id and revision. */
 export interface PolicyAnswer {

@@ -1,6 +1,6 @@
-import type { ActivePolicy } from "../policy/policy-loader.js";
-import type { Decision, ShadowOutcome } from "./decision.js";
-import { readPolicyAnswer } from "./result-reader.js";
+import type { ActivePolicy } from "../policy/policy-loader.ts";
+import type { Decision, ShadowOutcome } from "./decision.ts";
+import { readPolicyAnswer } from "./result-reader.ts";
 
 export interface ShadowEvaluatorOptions {
   /** Share of decisions also evaluated on the shadow policy, 0 to 1. */

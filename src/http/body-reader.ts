@@ -1,7 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import type { Transform } from "node:stream";
 import * as zlib from "node:zlib";
-import { ApiError } from "../errors.js";
+import { ApiError } from "../errors.ts";
 
 function tooLarge(): ApiError {
   return new ApiError("body_too_large", "body exceeds the configured limit (PDP_MAX_BODY_BYTES)");

@@ -1,9 +1,9 @@
 import type { IncomingMessage } from "node:http";
-import type { ApiRequest } from "../api/api-types.js";
-import type { Caller } from "../auth/caller.js";
-import { ApiError } from "../errors.js";
-import type { CallerGuard } from "./route-table.js";
-import { tlsClientOf } from "./tls-client.js";
+import type { ApiRequest } from "../api/api-types.ts";
+import type { Caller } from "../auth/caller.ts";
+import { ApiError } from "../errors.ts";
+import type { CallerGuard } from "./route-table.ts";
+import { tlsClientOf } from "./tls-client.ts";
 
 /**
  * The one ApiRequest builder: the request as caller authentication sees it

@@ -1,6 +1,6 @@
 import { STATUS_CODES, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
-import { ApiError } from "../errors.js";
+import { ApiError } from "../errors.ts";
 
 /** Node's refusal of a connection's request, by its error code, as the PDP's error. */
 function refusalOf(code: string | undefined): ApiError {

@@ -1,12 +1,12 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
-import type { ApiRequest, ApiResponse } from "../api/api-types.js";
-import { ApiError } from "../errors.js";
-import type { Metrics } from "../observability/metrics.js";
-import { readBody } from "./body-reader.js";
-import { authenticateCaller, headersOnly } from "./caller-guard.js";
-import { instrument } from "./instrument.js";
-import { requestIdOf } from "./request-id.js";
-import { internalErrorResponse, writeJson } from "./response-writer.js";
+import type { ApiRequest, ApiResponse } from "../api/api-types.ts";
+import { ApiError } from "../errors.ts";
+import type { Metrics } from "../observability/metrics.ts";
+import { readBody } from "./body-reader.ts";
+import { authenticateCaller, headersOnly } from "./caller-guard.ts";
+import { instrument } from "./instrument.ts";
+import { requestIdOf } from "./request-id.ts";
+import { internalErrorResponse, writeJson } from "./response-writer.ts";
 import {
   isExpressRoute,
   methodNotAllowed,
@@ -15,7 +15,7 @@ import {
   servesMethod,
   type ApiRoute,
   type Route,
-} from "./route-table.js";
+} from "./route-table.ts";
 
 /** What an unexpected error is logged with. */
 export interface FailedRequest {

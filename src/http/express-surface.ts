@@ -1,7 +1,7 @@
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from "express";
-import type { FailedRequest } from "./dispatcher.js";
-import { internalErrorResponse, writeJson } from "./response-writer.js";
-import { isExpressRoute, type Route } from "./route-table.js";
+import type { FailedRequest } from "./dispatcher.ts";
+import { internalErrorResponse, writeJson } from "./response-writer.ts";
+import { isExpressRoute, type Route } from "./route-table.ts";
 
 /**
  * The express app behind the dispatcher, mounted from the same route table:

@@ -1,5 +1,5 @@
 import type { ServerResponse } from "node:http";
-import type { Metrics, RouteLabel } from "../observability/metrics.js";
+import type { Metrics, RouteLabel } from "../observability/metrics.ts";
 
 /**
  * Counts and times one HTTP request (route, method, status) when its response

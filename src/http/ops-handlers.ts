@@ -1,7 +1,7 @@
 import type { RequestHandler } from "express";
 import { prometheusContentType } from "prom-client";
-import type { ApiResponse } from "../api/api-types.js";
-import type { ActivationOutcome, PolicyHolder, SourceStatus } from "../policy/policy-holder.js";
+import type { ApiResponse } from "../api/api-types.ts";
+import type { ActivationOutcome, PolicyHolder, SourceStatus } from "../policy/policy-holder.ts";
 
 /** Whether the PDP should get traffic, and if not why (a registry-style code). */
 export type Readiness =

@@ -1,9 +1,9 @@
 import type { RequestListener } from "node:http";
-import type { ApiResponse } from "../api/api-types.js";
-import type { Metrics } from "../observability/metrics.js";
-import type { Readiness } from "./ops-handlers.js";
-import { instrument } from "./instrument.js";
-import { writeJson } from "./response-writer.js";
+import type { ApiResponse } from "../api/api-types.ts";
+import type { Metrics } from "../observability/metrics.ts";
+import type { Readiness } from "./ops-handlers.ts";
+import { instrument } from "./instrument.ts";
+import { writeJson } from "./response-writer.ts";
 
 const ok: ApiResponse = { status: 200, body: { status: "ok" } };
 const ready: ApiResponse = { status: 200, body: { status: "ready" } };

@@ -1,6 +1,6 @@
 import { validateHeaderName, validateHeaderValue, type ServerResponse } from "node:http";
-import type { ApiResponse } from "../api/api-types.js";
-import { ApiError } from "../errors.js";
+import type { ApiResponse } from "../api/api-types.ts";
+import { ApiError } from "../errors.ts";
 
 /**
  * A response the PDP built but cannot write: a header name or value that is

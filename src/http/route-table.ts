@@ -1,8 +1,8 @@
 import type { RequestHandler } from "express";
-import type { ApiRequest, ApiResponse } from "../api/api-types.js";
-import type { Caller } from "../auth/caller.js";
-import { ApiError } from "../errors.js";
-import type { RouteLabel } from "../observability/metrics.js";
+import type { ApiRequest, ApiResponse } from "../api/api-types.ts";
+import type { Caller } from "../auth/caller.ts";
+import { ApiError } from "../errors.ts";
+import type { RouteLabel } from "../observability/metrics.ts";
 
 /**
  * A transport-neutral handler. `query` is the raw query string (after `?`,

@@ -1,13 +1,13 @@
-import { authzenPaths, type AuthzenApi } from "../api/authzen-api.js";
-import { searchKinds } from "../api/authzen-schemas.js";
-import { searchPaths, type AuthzenSearchApi } from "../api/authzen-search-api.js";
-import { forwardAuthPrefix } from "../api/forward-auth-api.js";
-import { opaDataMethods, opaDataPath, opaError, type OpaDataApi } from "../api/opa-data-api.js";
-import type { ApiRequest } from "../api/api-types.js";
-import type { Caller } from "../auth/caller.js";
-import type { ApiPermission } from "../config/index.js";
-import { healthHandler, metricsHandler, readyHandler, type ServiceState } from "./ops-handlers.js";
-import { pdpErrorResponse, type ApiHandler, type CallerGuard, type Route } from "./route-table.js";
+import { authzenPaths, type AuthzenApi } from "../api/authzen-api.ts";
+import { searchKinds } from "../api/authzen-schemas.ts";
+import { searchPaths, type AuthzenSearchApi } from "../api/authzen-search-api.ts";
+import { forwardAuthPrefix } from "../api/forward-auth-api.ts";
+import { opaDataMethods, opaDataPath, opaError, type OpaDataApi } from "../api/opa-data-api.ts";
+import type { ApiRequest } from "../api/api-types.ts";
+import type { Caller } from "../auth/caller.ts";
+import type { ApiPermission } from "../config/index.ts";
+import { healthHandler, metricsHandler, readyHandler, type ServiceState } from "./ops-handlers.ts";
+import { pdpErrorResponse, type ApiHandler, type CallerGuard, type Route } from "./route-table.ts";
 
 export interface RouteTableParts {
   authzen: AuthzenApi;

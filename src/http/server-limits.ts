@@ -1,5 +1,5 @@
 import type { Server, ServerOptions } from "node:http";
-import type { TransportConfig } from "../config/index.js";
+import type { TransportConfig } from "../config/index.ts";
 
 /**
  * The node:http options that bound one connection's hold on the process:

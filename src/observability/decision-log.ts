@@ -1,5 +1,5 @@
-import type { LineWriter, WriteFailure } from "./log-destination.js";
-import { serializeRecord } from "./masking.js";
+import type { LineWriter, WriteFailure } from "./log-destination.ts";
+import { serializeRecord } from "./masking.ts";
 
 /** One structured record per decision; see README "Decision log" for every field. */
 export type DecisionRecord = Record<string, unknown>;

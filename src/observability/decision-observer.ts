@@ -1,11 +1,11 @@
-import type { EntrypointAnswer } from "../decision/decision-engine.js";
-import type { AccessRequest, Decision } from "../decision/decision.js";
-import type { Clock } from "../decision/decision-engine.js";
-import { isRecording, type DecisionLog } from "./decision-log.js";
-import { eraseFields } from "./masking.js";
-import type { Metrics } from "./metrics.js";
-import { defaultMaxRecordBytes } from "../config/index.js";
-import { RecordBudget } from "./record-budget.js";
+import type { EntrypointAnswer } from "../decision/decision-engine.ts";
+import type { AccessRequest, Decision } from "../decision/decision.ts";
+import type { Clock } from "../decision/decision-engine.ts";
+import { isRecording, type DecisionLog } from "./decision-log.ts";
+import { eraseFields } from "./masking.ts";
+import type { Metrics } from "./metrics.ts";
+import { defaultMaxRecordBytes } from "../config/index.ts";
+import { RecordBudget } from "./record-budget.ts";
 
 /** The API that produced a decision. */
 export type DecisionEndpoint =

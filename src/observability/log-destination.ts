@@ -1,6 +1,6 @@
 import { accessSync, constants, openSync, statSync, writev } from "node:fs";
 import { dirname } from "node:path";
-import { describeThrown, StartupError } from "../errors.js";
+import { describeThrown, StartupError } from "../errors.ts";
 
 /** Where a log goes once it is on: a standard stream or a file appended to. */
 export type LogTarget = { stream: "stdout" | "stderr" } | { file: string };

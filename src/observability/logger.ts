@@ -1,6 +1,6 @@
 import { Writable } from "node:stream";
 import winston from "winston";
-import type { LineWriter, WriteFailure } from "./log-destination.js";
+import type { LineWriter, WriteFailure } from "./log-destination.ts";
 
 /** The diagnostics log: startup, configuration, policy loads, failures. JSON lines. */
 export type Logger = winston.Logger;

@@ -9,9 +9,9 @@ import {
   type MetricObjectWithValues,
   type MetricValue,
 } from "prom-client";
-import { startupErrorCodes } from "../errors.js";
-import { policySourceNames, type PolicySourceName } from "../policy/policy-holder.js";
-import { droppedRecordReasons, type DroppedRecordReason } from "./decision-log.js";
+import { startupErrorCodes } from "../errors.ts";
+import { policySourceNames, type PolicySourceName } from "../policy/policy-holder.ts";
+import { droppedRecordReasons, type DroppedRecordReason } from "./decision-log.ts";
 
 /** Every metric the PDP exports is declared here, under this prefix. */
 export const metricsPrefix = "mcp_pdp_";

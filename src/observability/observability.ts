@@ -1,13 +1,13 @@
-import type { ObservabilityConfig } from "../config/index.js";
-import type { Clock } from "../decision/decision-engine.js";
-import { policyDeniedCode } from "../decision/result-reader.js";
-import { evaluationErrorCodes, tokenErrorCodes } from "../errors.js";
-import type { ActivePolicy } from "../policy/policy-loader.js";
-import { JsonLinesDecisionLog, noDecisionLog, type DecisionLog } from "./decision-log.js";
-import { RecordingDecisionObserver, type DecisionObserver } from "./decision-observer.js";
-import { FailureReporter, openLineWriter, type LineWriter } from "./log-destination.js";
-import type { Logger } from "./logger.js";
-import { Metrics } from "./metrics.js";
+import type { ObservabilityConfig } from "../config/index.ts";
+import type { Clock } from "../decision/decision-engine.ts";
+import { policyDeniedCode } from "../decision/result-reader.ts";
+import { evaluationErrorCodes, tokenErrorCodes } from "../errors.ts";
+import type { ActivePolicy } from "../policy/policy-loader.ts";
+import { JsonLinesDecisionLog, noDecisionLog, type DecisionLog } from "./decision-log.ts";
+import { RecordingDecisionObserver, type DecisionObserver } from "./decision-observer.ts";
+import { FailureReporter, openLineWriter, type LineWriter } from "./log-destination.ts";
+import type { Logger } from "./logger.ts";
+import { Metrics } from "./metrics.ts";
 
 /**
  * Reason codes the PDP itself gives (a token that failed, an evaluation that

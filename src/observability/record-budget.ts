@@ -6,7 +6,7 @@
  * costs, once per shared object, and is never done with JSON.stringify of the
  * oversized value.
  */
-import { define, redactText } from "./masking.js";
+import { define, redactText } from "./masking.ts";
 
 /** What replaces a value that did not fit. */
 export const truncatedMarker = "[TRUNCATED]";

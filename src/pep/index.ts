@@ -3,6 +3,6 @@
  * the official TypeScript SDK, 1.x or v2 (express + Streamable HTTP). A client
  * of the PDP's AuthZEN API; it imports neither express nor the SDK at run time.
  */
-export { createMcpAuthorization, type McpAuthorizationMiddleware } from "./middleware.js";
-export type { McpAuthorizationOptions, ToolAnnotations } from "./options.js";
-export { jsonRpcAccessDenied } from "../protocol/mcp/jsonrpc.js";
+export { createMcpAuthorization, type McpAuthorizationMiddleware } from "./middleware.ts";
+export type { McpAuthorizationOptions, ToolAnnotations } from "./options.ts";
+export { jsonRpcAccessDenied } from "../protocol/mcp/jsonrpc.ts";

@@ -1,20 +1,20 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { TokenError } from "../errors.js";
-import { bearerOrError } from "../protocol/bearer.js";
+import { TokenError } from "../errors.ts";
+import { bearerOrError } from "../protocol/bearer.ts";
 import {
   denialAnswer,
   refusalAnswer,
   requestIdOf,
   unavailableAnswer,
   type McpAnswer,
-} from "../protocol/mcp/answers.js";
-import { authzenItemOf, toolResource } from "../protocol/mcp/authzen-items.js";
-import { jsonRpcInternalError, jsonRpcInvalidRequest } from "../protocol/mcp/jsonrpc.js";
-import { McpRefusal, readMcpRequest, type McpReading } from "../protocol/mcp/request-reader.js";
-import { resolveOptions, type McpAuthorizationOptions, type PepSettings } from "./options.js";
-import { evaluate, type AuthzenEntity, type EvaluationDefaults } from "./pdp-client.js";
-import { interceptResponse } from "./response-interceptor.js";
-import { idKey, toolsListRewriter, type ToolsDecider } from "./tools-list.js";
+} from "../protocol/mcp/answers.ts";
+import { authzenItemOf, toolResource } from "../protocol/mcp/authzen-items.ts";
+import { jsonRpcInternalError, jsonRpcInvalidRequest } from "../protocol/mcp/jsonrpc.ts";
+import { McpRefusal, readMcpRequest, type McpReading } from "../protocol/mcp/request-reader.ts";
+import { resolveOptions, type McpAuthorizationOptions, type PepSettings } from "./options.ts";
+import { evaluate, type AuthzenEntity, type EvaluationDefaults } from "./pdp-client.ts";
+import { interceptResponse } from "./response-interceptor.ts";
+import { idKey, toolsListRewriter, type ToolsDecider } from "./tools-list.ts";
 
 /**
  * Connect-style middleware (express, or a plain node:http handler chain). It

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from "node:http";
-import type { ToolAnnotations } from "../protocol/mcp/authzen-items.js";
+import type { ToolAnnotations } from "../protocol/mcp/authzen-items.ts";
 
-export type { ToolAnnotations } from "../protocol/mcp/authzen-items.js";
+export type { ToolAnnotations } from "../protocol/mcp/authzen-items.ts";
 
 /** Options of {@link createMcpAuthorization}. */
 export interface McpAuthorizationOptions<Req extends IncomingMessage = IncomingMessage> {

@@ -3,8 +3,8 @@ import {
   readStepUp,
   unperformableObligations,
   type StepUp,
-} from "../protocol/challenge.js";
-import { PdpError, type PdpUnavailableCode } from "../errors.js";
+} from "../protocol/challenge.ts";
+import { PdpError, type PdpUnavailableCode } from "../errors.ts";
 /** An AuthZEN entity (subject, action or resource) as sent to the PDP. */
 export type AuthzenEntity = Record<string, unknown>;
 
@@ -27,7 +27,7 @@ export interface Reason {
   user: string | undefined;
 }
 
-export type { StepUp } from "../protocol/challenge.js";
+export type { StepUp } from "../protocol/challenge.ts";
 
 /** One decision, read from the PDP's answer. */
 export interface PdpDecision {

@@ -1,5 +1,5 @@
 import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
-import { rewriteJsonBody, SseRewriter, type MessageRewriter } from "./tools-list.js";
+import { rewriteJsonBody, SseRewriter, type MessageRewriter } from "./tools-list.ts";
 
 type Method = (...args: unknown[]) => unknown;
 type Mode = "undecided" | "json" | "sse" | "pass";

@@ -1,7 +1,7 @@
-import { isPlainObject } from "../protocol/mcp/authzen-items.js";
-import type { ToolAnnotations } from "../protocol/mcp/authzen-items.js";
-import { unavailableError } from "../protocol/mcp/answers.js";
-import type { JsonRpcId } from "../protocol/mcp/jsonrpc.js";
+import { isPlainObject } from "../protocol/mcp/authzen-items.ts";
+import type { ToolAnnotations } from "../protocol/mcp/authzen-items.ts";
+import { unavailableError } from "../protocol/mcp/answers.ts";
+import type { JsonRpcId } from "../protocol/mcp/jsonrpc.ts";
 
 /**
  * Rewrites one JSON-RPC message on its way to the client. Returns the same

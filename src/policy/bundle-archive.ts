@@ -1,6 +1,6 @@
 import { createGunzip } from "node:zlib";
 import { Parser, type ReadEntry } from "tar";
-import { BundleRefusal, type BundleRefusalCode } from "../errors.js";
+import { BundleRefusal, type BundleRefusalCode } from "../errors.ts";
 
 /**
  * Bounds on what a bundle may hold. A policy bundle is kilobytes to a few

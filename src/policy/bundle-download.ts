@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
-import { BundleServiceError, StartupError, describeThrown } from "../errors.js";
+import { BundleServiceError, StartupError, describeThrown } from "../errors.ts";
 
 /**
  * One GET of an OPA bundle service: the request OPA's downloader sends

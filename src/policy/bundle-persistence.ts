@@ -2,7 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { constants } from "node:fs";
 import { mkdir, open, readFile, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { PersistedBundleError, describeThrown } from "../errors.js";
+import { PersistedBundleError, describeThrown } from "../errors.ts";
 
 /**
  * The last activated bundle on disk, so a PDP whose bundle service is down at

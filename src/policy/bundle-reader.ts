@@ -1,19 +1,19 @@
 import { readFile, readdir, stat } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
-import { parseYamlDocument } from "../config/yaml-document.js";
-import { BundleRefusal, StartupError } from "../errors.js";
+import { parseYamlDocument } from "../config/yaml-document.ts";
+import { BundleRefusal, StartupError } from "../errors.ts";
 import {
   defaultBundleLimits,
   readBundleArchive,
   type BundleFiles,
   type BundleLimits,
-} from "./bundle-archive.js";
+} from "./bundle-archive.ts";
 import {
   verifyBundleSignatures,
   type BundleVerificationOptions,
   type VerifiedSignature,
-} from "./bundle-signatures.js";
-import { mergeData, type DataDocument } from "./data-overlay.js";
+} from "./bundle-signatures.ts";
+import { mergeData, type DataDocument } from "./data-overlay.ts";
 
 /** The parts of an OPA bundle manifest (`/.manifest`) the PDP uses. */
 export interface BundleManifest {

@@ -4,12 +4,12 @@ import {
   bundleServiceFailureCodes,
   describeThrown,
   type BundleServiceFailureCode,
-} from "../errors.js";
+} from "../errors.ts";
 import {
   BundleDownloader,
   defaultBundleContentTypes,
   type BundleServiceCredentials,
-} from "./bundle-download.js";
+} from "./bundle-download.ts";
 
 /**
  * A client of an OPA bundle service (an OPA bundle server, an object store's

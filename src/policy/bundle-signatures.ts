@@ -8,10 +8,10 @@ import {
 } from "node:crypto";
 import { compactVerify, decodeProtectedHeader, errors as joseErrors, type JWK } from "jose";
 import { parse as parseYaml } from "yaml";
-import { BundleRefusal, StartupError, type BundleRefusalCode } from "../errors.js";
-import type { BundleFiles } from "./bundle-archive.js";
+import { BundleRefusal, StartupError, type BundleRefusalCode } from "../errors.ts";
+import type { BundleFiles } from "./bundle-archive.ts";
 // The list lives with the configuration schema (policy.signing.keys[].algorithm), which may not import policy/.
-import { bundleSignatureAlgorithms } from "../config/schema.js";
+import { bundleSignatureAlgorithms } from "../config/schema.ts";
 
 export { bundleSignatureAlgorithms };
 
@@ -271,7 +271,11 @@ export function hashBundleFile(
 
 /** A JSON number as written: OPA decodes numbers as json.Number and hashes their text. */
 class NumberLiteral {
-  constructor(readonly text: string) {}
+  readonly text: string;
+
+  constructor(text: string) {
+    this.text = text;
+  }
 }
 
 function keepNumberSource(

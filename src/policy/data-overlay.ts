@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { extname } from "node:path";
-import { parseYamlDocument } from "../config/yaml-document.js";
-import { StartupError } from "../errors.js";
+import { parseYamlDocument } from "../config/yaml-document.ts";
+import { StartupError } from "../errors.ts";
 
 /** A JSON object as policy data. */
 export type DataDocument = Record<string, unknown>;

@@ -1,5 +1,5 @@
-import { PdpError } from "../errors.js";
-import type { ActivePolicy } from "./policy-loader.js";
+import { PdpError } from "../errors.ts";
+import type { ActivePolicy } from "./policy-loader.ts";
 
 /**
  * Where candidate policies come from: `local` is PDP_BUNDLE and PDP_DATA,

@@ -1,11 +1,11 @@
 import { createHash } from "node:crypto";
-import { defaultConfigEntrypoint, type PolicySettings } from "../config/index.js";
-import { StartupError } from "../errors.js";
-import type { BundleLimits } from "./bundle-archive.js";
-import { readBundle, readBundleBytes } from "./bundle-reader.js";
-import type { BundleVerificationOptions } from "./bundle-signatures.js";
-import { mergeData, readDataFile } from "./data-overlay.js";
-import { WasmPolicy } from "./wasm-policy.js";
+import { defaultConfigEntrypoint, type PolicySettings } from "../config/index.ts";
+import { StartupError } from "../errors.ts";
+import type { BundleLimits } from "./bundle-archive.ts";
+import { readBundle, readBundleBytes } from "./bundle-reader.ts";
+import type { BundleVerificationOptions } from "./bundle-signatures.ts";
+import { mergeData, readDataFile } from "./data-overlay.ts";
+import { WasmPolicy } from "./wasm-policy.ts";
 
 /** Where the policy comes from and which entrypoints matter. */
 export interface PolicySource {

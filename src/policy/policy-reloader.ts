@@ -6,8 +6,8 @@ import type {
   ActivationTrigger,
   PolicyHolder,
   PolicySourceName,
-} from "./policy-holder.js";
-import { loadActivePolicy, type PolicySource } from "./policy-loader.js";
+} from "./policy-holder.ts";
+import { loadActivePolicy, type PolicySource } from "./policy-loader.ts";
 
 /** Editors write a file in several steps (truncate, write, rename); one reload after the last. */
 export const watchDebounceMs = 250;

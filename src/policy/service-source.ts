@@ -1,20 +1,20 @@
 import { createPublicKey, createSecretKey, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
-import type { PolicySettings } from "../config/index.js";
-import { StartupError, describeThrown } from "../errors.js";
+import type { PolicySettings } from "../config/index.ts";
+import { StartupError, describeThrown } from "../errors.ts";
 import {
   BundleServiceClient,
   type BundleAttempt,
   type DownloadedBundle,
-} from "./bundle-service.js";
-import { PersistedBundleStore } from "./bundle-persistence.js";
+} from "./bundle-service.ts";
+import { PersistedBundleStore } from "./bundle-persistence.ts";
 import {
   bundleVerificationProblems,
   type BundleVerificationKey,
   type BundleVerificationOptions,
-} from "./bundle-signatures.js";
-import type { ActivationOutcome, ActivationTrigger, PolicyHolder } from "./policy-holder.js";
-import { loadActivePolicy, type ActivePolicy, type PolicySource } from "./policy-loader.js";
+} from "./bundle-signatures.ts";
+import type { ActivationOutcome, ActivationTrigger, PolicyHolder } from "./policy-holder.ts";
+import { loadActivePolicy, type ActivePolicy, type PolicySource } from "./policy-loader.ts";
 
 type ServiceSettings = NonNullable<PolicySettings["service"]>;
 type SigningSettings = NonNullable<PolicySettings["signing"]>;

@@ -1,9 +1,9 @@
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { loadPolicy, type LoadedPolicy } from "@open-policy-agent/opa-wasm";
-import { EvaluationError, StartupError, describeThrown } from "../errors.js";
-import type { DataDocument } from "./data-overlay.js";
-import { inputJsonBytes, type InputJsonCache } from "./input-json.js";
+import { EvaluationError, StartupError, describeThrown } from "../errors.ts";
+import type { DataDocument } from "./data-overlay.ts";
+import { inputJsonBytes, type InputJsonCache } from "./input-json.ts";
 
 /** Pass as the input to evaluate an entrypoint without any input (OPA's "no input"). */
 export const noInput: unique symbol = Symbol("no input");

@@ -1,4 +1,4 @@
-import { TokenError } from "../errors.js";
+import { TokenError } from "../errors.ts";
 
 /** RFC 6750 b64token: the only characters a Bearer credential may hold. */
 const b64token = /^[A-Za-z0-9\-._~+/]+=*$/;

@@ -1,6 +1,6 @@
-import { ApiError } from "../errors.js";
-import { findDuplicateKey } from "./json-duplicate-keys.js";
-import { findInexactNumber, jsonPointerAt } from "./json-numbers.js";
+import { ApiError } from "../errors.ts";
+import { findDuplicateKey } from "./json-duplicate-keys.ts";
+import { findInexactNumber, jsonPointerAt } from "./json-numbers.ts";
 
 export interface JsonBodyLimits {
   /** Largest accepted body, in bytes. */

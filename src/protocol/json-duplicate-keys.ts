@@ -1,4 +1,4 @@
-import { endOfString } from "./json-numbers.js";
+import { endOfString } from "./json-numbers.ts";
 
 /**
  * The first key that occurs twice in one object of a valid JSON text, and

@@ -12,11 +12,11 @@ import { fileURLToPath } from "node:url";
 import {
   profileObligationsOf,
   wantsObligationsProfile,
-} from "../../src/api/authzen-obligations.js";
-import type { Decision } from "../../src/decision/decision.js";
-import { readPolicyAnswer } from "../../src/decision/result-reader.js";
-import { buildWasmBundle, scratchDir } from "../support/opa.js";
-import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
+} from "../../src/api/authzen-obligations.ts";
+import type { Decision } from "../../src/decision/decision.ts";
+import { readPolicyAnswer } from "../../src/decision/result-reader.ts";
+import { buildWasmBundle, scratchDir } from "../support/opa.ts";
+import { postJson, startPdp, type RunningPdp } from "../support/pdp.ts";
 
 /** A decision as the engine builds it from a policy answer. */
 function decisionWith(obligations: Record<string, unknown>, allow = false): Decision {

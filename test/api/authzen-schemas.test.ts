@@ -9,8 +9,8 @@ import {
   parseAccessRequest,
   parseEvaluationsRequest,
   parseSearchRequest,
-} from "../../src/api/authzen-schemas.js";
-import { ApiError } from "../../src/errors.js";
+} from "../../src/api/authzen-schemas.ts";
+import { ApiError } from "../../src/errors.ts";
 
 type Json = Record<string, unknown>;
 

@@ -10,9 +10,9 @@ import { createHash, randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { buildWasmBundle, scratchDir } from "../support/opa.js";
-import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
-import { generateTestKey, mint, type TestKey } from "../support/tokens.js";
+import { buildWasmBundle, scratchDir } from "../support/opa.ts";
+import { postJson, startPdp, type RunningPdp } from "../support/pdp.ts";
+import { generateTestKey, mint, type TestKey } from "../support/tokens.ts";
 
 type Json = Record<string, unknown>;
 

@@ -25,9 +25,9 @@ import { request as httpRequest } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { freePort } from "../support/ports.js";
-import { opaPath, repoRoot, scratchDir } from "../support/opa.js";
-import { startPdp, type RunningPdp } from "../support/pdp.js";
+import { freePort } from "../support/ports.ts";
+import { opaPath, repoRoot, scratchDir } from "../support/opa.ts";
+import { startPdp, type RunningPdp } from "../support/pdp.ts";
 
 type Json = Record<string, unknown>;
 

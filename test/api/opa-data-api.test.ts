@@ -12,8 +12,8 @@ import { after, before, describe, test } from "node:test";
 import { gzipSync } from "node:zlib";
 import { OPAClient } from "@styra/opa";
 import { SDKError, ServerError } from "@styra/opa/sdk/models/errors";
-import { buildWasmBundle, repoRoot, scratchDir } from "../support/opa.js";
-import { startPdp, type RunningPdp } from "../support/pdp.js";
+import { buildWasmBundle, repoRoot, scratchDir } from "../support/opa.ts";
+import { startPdp, type RunningPdp } from "../support/pdp.ts";
 
 type Json = Record<string, unknown>;
 

@@ -11,10 +11,10 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { loadConfig } from "../../src/config/index.js";
-import { StartupError } from "../../src/errors.js";
-import { scratchDir } from "../support/opa.js";
-import { startPdp, type RunningPdp } from "../support/pdp.js";
+import { loadConfig } from "../../src/config/index.ts";
+import { StartupError } from "../../src/errors.ts";
+import { scratchDir } from "../support/opa.ts";
+import { startPdp, type RunningPdp } from "../support/pdp.ts";
 
 const operatorData = fileURLToPath(new URL("../../examples/operator-data.yaml", import.meta.url));
 const nowMs = Date.UTC(2025, 10, 26, 10, 0, 0);

@@ -4,16 +4,16 @@
  * signed by that CA; `mtls_subjects` maps a certificate's CN or DNS SAN to a
  * caller. Every key and certificate is generated for this run.
  */
-import { freePort } from "../support/ports.js";
+import { freePort } from "../support/ports.ts";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { certificateNames, generateTestPki, type CertificateFiles } from "../support/certs.js";
-import { repoRoot, scratchDir } from "../support/opa.js";
-import { startMain, waitUntil, type MainProcess } from "../support/main-process.js";
+import { certificateNames, generateTestPki, type CertificateFiles } from "../support/certs.ts";
+import { repoRoot, scratchDir } from "../support/opa.ts";
+import { startMain, waitUntil, type MainProcess } from "../support/main-process.ts";
 
 type Json = Record<string, unknown>;
 

@@ -5,12 +5,12 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { Caller } from "../../src/auth/caller.js";
-import type { TokenVerifier, VerifiedToken } from "../../src/auth/jwt-verifier.js";
-import type { ServerSettings } from "../../src/config/index.js";
-import { ServerRegistry } from "../../src/auth/servers.js";
-import { SubjectResolver } from "../../src/auth/subject-resolver.js";
-import type { AccessRequest } from "../../src/decision/decision.js";
+import type { Caller } from "../../src/auth/caller.ts";
+import type { TokenVerifier, VerifiedToken } from "../../src/auth/jwt-verifier.ts";
+import type { ServerSettings } from "../../src/config/index.ts";
+import { ServerRegistry } from "../../src/auth/servers.ts";
+import { SubjectResolver } from "../../src/auth/subject-resolver.ts";
+import type { AccessRequest } from "../../src/decision/decision.ts";
 
 const server = (name: string): ServerSettings => ({
   name,

@@ -10,17 +10,17 @@ import assert from "node:assert/strict";
 import { webcrypto } from "node:crypto";
 import { before, describe, test } from "node:test";
 import type { JWTVerifyGetKey } from "jose";
-import { JwtTokenVerifier, type IssuerPolicy } from "../../src/auth/jwt-verifier.js";
-import { LocalJwksKeySource } from "../../src/auth/key-sources.js";
-import { TokenError } from "../../src/errors.js";
-import { requireCanonicalSpelling } from "../../src/auth/token-spelling.js";
+import { JwtTokenVerifier, type IssuerPolicy } from "../../src/auth/jwt-verifier.ts";
+import { LocalJwksKeySource } from "../../src/auth/key-sources.ts";
+import { TokenError } from "../../src/errors.ts";
+import { requireCanonicalSpelling } from "../../src/auth/token-spelling.ts";
 import {
   generateTestKey,
   mint,
   signingAlgs,
   type SigningAlg,
   type TestKey,
-} from "../support/tokens.js";
+} from "../support/tokens.ts";
 
 const issuer = "https://idp.test";
 const audience = "https://mcp.test/files";

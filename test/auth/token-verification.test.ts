@@ -16,10 +16,10 @@ import { after, before, beforeEach, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { SignJWT, type JWK } from "jose";
-import type { TokenErrorCode } from "../../src/errors.js";
-import { JwksServer } from "../support/jwks-server.js";
-import { buildWasmBundle, scratchDir } from "../support/opa.js";
-import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
+import type { TokenErrorCode } from "../../src/errors.ts";
+import { JwksServer } from "../support/jwks-server.ts";
+import { buildWasmBundle, scratchDir } from "../support/opa.ts";
+import { postJson, startPdp, type RunningPdp } from "../support/pdp.ts";
 import {
   b64json,
   encryptedToken,
@@ -32,7 +32,7 @@ import {
   signingAlgs,
   type SigningAlg,
   type TestKey,
-} from "../support/tokens.js";
+} from "../support/tokens.ts";
 
 type Json = Record<string, unknown>;
 

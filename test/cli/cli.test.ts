@@ -14,9 +14,9 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, describe, test } from "node:test";
-import { exitCodes, runCli } from "../../src/cli/cli.js";
-import { repoRoot, scratchDir } from "../support/opa.js";
-import { pdpArgs } from "../support/pdp-command.js";
+import { exitCodes, runCli } from "../../src/cli/cli.ts";
+import { repoRoot, scratchDir } from "../support/opa.ts";
+import { pdpArgs } from "../support/pdp-command.ts";
 
 const scratch = scratchDir();
 after(() => {

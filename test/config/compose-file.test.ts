@@ -8,8 +8,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { parse as parseYaml } from "yaml";
-import { loadConfig } from "../../src/config/index.js";
-import { repoRoot } from "../support/opa.js";
+import { loadConfig } from "../../src/config/index.ts";
+import { repoRoot } from "../support/opa.ts";
 
 interface ComposeFile {
   services: {

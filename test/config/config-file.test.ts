@@ -4,7 +4,7 @@
  * authentication on a reachable address only when explicitly allowed). One
  * test runs the real process with caller authentication off on 0.0.0.0.
  */
-import { freePort } from "../support/ports.js";
+import { freePort } from "../support/ports.ts";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -12,10 +12,10 @@ import { once } from "node:events";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { loadConfig, type Config } from "../../src/config/index.js";
-import { StartupError } from "../../src/errors.js";
-import { repoRoot, scratchDir } from "../support/opa.js";
-import { pdpArgs } from "../support/pdp-command.js";
+import { loadConfig, type Config } from "../../src/config/index.ts";
+import { StartupError } from "../../src/errors.ts";
+import { repoRoot, scratchDir } from "../support/opa.ts";
+import { pdpArgs } from "../support/pdp-command.ts";
 
 type Json = Record<string, unknown>;
 

@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { ConfigError, embeddedBundlePath, loadConfig } from "../../src/config/index.js";
-import { StartupError } from "../../src/errors.js";
-import { scratchDir } from "../support/opa.js";
+import { ConfigError, embeddedBundlePath, loadConfig } from "../../src/config/index.ts";
+import { StartupError } from "../../src/errors.ts";
+import { scratchDir } from "../support/opa.ts";
 
 const scratch = scratchDir();
 after(() => {

@@ -5,10 +5,10 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { environmentKeys } from "../../src/config/index.js";
-import { readmePath, readmeWithReference } from "../../scripts/config-reference.js";
+import { environmentKeys } from "../../src/config/index.ts";
+import { readmePath, readmeWithReference } from "../../scripts/config-reference.ts";
 
-test("README.md's configuration reference matches the schema (tsx scripts/config-reference.ts write)", async () => {
+test("README.md's configuration reference matches the schema (node scripts/config-reference.ts write)", async () => {
   const readme = readFileSync(readmePath, "utf8");
   assert.equal(readme, await readmeWithReference(readme));
 });

@@ -1,6 +1,6 @@
 /**
  * The PDP the conformance runs enforce with: the real process
- * (`node --import tsx src/main.ts`, started as the transport tests start it),
+ * (`node src/main.ts`, started as the transport tests start it),
  * its policy a bundle compiled here by the
  * real `opa build -t wasm` that allows every request it is asked about, and
  * its decision log in a file, so that a test can count the decisions and see
@@ -14,9 +14,9 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
-import { httpsStatus, type ClientTls } from "../e2e/support/processes.js";
-import { startMain, waitUntil, type MainProcess } from "../support/main-process.js";
-import { buildWasmBundle } from "../support/opa.js";
+import { httpsStatus, type ClientTls } from "../e2e/support/processes.ts";
+import { startMain, waitUntil, type MainProcess } from "../support/main-process.ts";
+import { buildWasmBundle } from "../support/opa.ts";
 
 /** The decision entrypoint of the allow-all bundle. */
 export const allowAllEntrypoint = "conformance/decision";

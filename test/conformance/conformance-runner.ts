@@ -7,7 +7,7 @@
 import { execFile } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { repoRoot } from "../support/opa.js";
+import { repoRoot } from "../support/opa.ts";
 
 const conformanceCli = join(
   repoRoot,

@@ -20,25 +20,25 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { createMcpAuthorization } from "../../src/pep/index.js";
-import { generateTestPki, type TestPki } from "../support/certs.js";
-import { repoRoot, scratchDir } from "../support/opa.js";
+import { createMcpAuthorization } from "../../src/pep/index.ts";
+import { generateTestPki, type TestPki } from "../support/certs.ts";
+import { repoRoot, scratchDir } from "../support/opa.ts";
 import {
   forwardAuthSettings,
   mtlsCallers,
   proxyCertificateName,
-} from "../e2e/support/pdp-process.js";
-import { freePort, spawnManaged, type Managed } from "../e2e/support/processes.js";
-import { traefikBinary, traefikDynamic, traefikStatic } from "../e2e/support/proxies.js";
-import { buildAllowAllBundle, startAllowAllPdp, type AllowAllPdp } from "./allow-all-pdp.js";
+} from "../e2e/support/pdp-process.ts";
+import { freePort, spawnManaged, type Managed } from "../e2e/support/processes.ts";
+import { traefikBinary, traefikDynamic, traefikStatic } from "../e2e/support/proxies.ts";
+import { buildAllowAllBundle, startAllowAllPdp, type AllowAllPdp } from "./allow-all-pdp.ts";
 import {
   listServerScenarios,
   resultOf,
   runServerScenarios,
   type ConformanceRun,
-} from "./conformance-runner.js";
-import { resultsTable } from "./results-table.js";
-import { startScenarioServer, type RunningScenarioServer } from "./scenario-server.js";
+} from "./conformance-runner.ts";
+import { resultsTable } from "./results-table.ts";
+import { startScenarioServer, type RunningScenarioServer } from "./scenario-server.ts";
 
 /** The server's name in the PDP's `servers:` and in `/forward-auth/<server>`. */
 const serverName = "conformance";

@@ -6,8 +6,8 @@
  */
 import { join } from "node:path";
 import { format, resolveConfig } from "prettier";
-import { repoRoot } from "../support/opa.js";
-import { statusCounts, type ConformanceRun } from "./conformance-runner.js";
+import { repoRoot } from "../support/opa.ts";
+import { statusCounts, type ConformanceRun } from "./conformance-runner.ts";
 
 /** The suite's statuses, in the order a cell names them, and what the table calls them. */
 const statusWords: [status: string, one: string, many: string][] = [

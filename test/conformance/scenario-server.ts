@@ -51,7 +51,7 @@ import {
   type Tool,
 } from "@modelcontextprotocol/sdk/types.js";
 import type { Request, RequestHandler, Response } from "express";
-import type { McpAuthorizationMiddleware } from "../../src/pep/index.js";
+import type { McpAuthorizationMiddleware } from "../../src/pep/index.ts";
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { AccessRequest } from "../../src/decision/decision.js";
-import { buildPolicyInput } from "../../src/decision/input-builder.js";
+import type { AccessRequest } from "../../src/decision/decision.ts";
+import { buildPolicyInput } from "../../src/decision/input-builder.ts";
 
 const nowMs = Date.UTC(2026, 10, 26, 10, 0, 0, 750);
 const nowS = Math.floor(nowMs / 1000);

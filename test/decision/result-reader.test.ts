@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { readPolicyAnswer } from "../../src/decision/result-reader.js";
-import { EvaluationError } from "../../src/errors.js";
+import { readPolicyAnswer } from "../../src/decision/result-reader.ts";
+import { EvaluationError } from "../../src/errors.ts";
 
 test("booleans are decisions; false carries policy_denied", () => {
   assert.equal(readPolicyAnswer(true).allow, true);

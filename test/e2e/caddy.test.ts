@@ -6,10 +6,10 @@
  * auth request only.
  */
 import { after, before, describe, test } from "node:test";
-import { E2eEnvironment } from "./support/environment.js";
-import { startCaddy, type RunningProxy } from "./support/proxies.js";
-import { assertReadmeShows } from "./support/readme.js";
-import { defineProxyScenarios } from "./support/scenarios.js";
+import { E2eEnvironment } from "./support/environment.ts";
+import { startCaddy, type RunningProxy } from "./support/proxies.ts";
+import { assertReadmeShows } from "./support/readme.ts";
+import { defineProxyScenarios } from "./support/scenarios.ts";
 
 const env = new E2eEnvironment({ kind: "api-key" });
 let caddy: RunningProxy | undefined;

@@ -22,17 +22,17 @@ import { fileURLToPath } from "node:url";
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
 import { createMcpHandler, McpServer } from "@modelcontextprotocol/server";
 import * as z from "zod";
-import { JwksServer } from "../support/jwks-server.js";
-import { writeNginxConf } from "../support/nginx-conf.js";
-import { startPdp, type RunningPdp } from "../support/pdp.js";
-import { generateTestKey, mint, type TestKey } from "../support/tokens.js";
-import { freePort, spawnManaged, waitForHttp, type Managed } from "./support/processes.js";
+import { JwksServer } from "../support/jwks-server.ts";
+import { writeNginxConf } from "../support/nginx-conf.ts";
+import { startPdp, type RunningPdp } from "../support/pdp.ts";
+import { generateTestKey, mint, type TestKey } from "../support/tokens.ts";
+import { freePort, spawnManaged, waitForHttp, type Managed } from "./support/processes.ts";
 import {
   caddySite,
   nginxAuthRequestServer,
   nginxUpstreams,
   spawnCaddy,
-} from "./support/proxies.js";
+} from "./support/proxies.ts";
 
 const operatorData = fileURLToPath(new URL("../../examples/operator-data.yaml", import.meta.url));
 const issuer = "https://idp.example.com";

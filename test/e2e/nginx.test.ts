@@ -6,11 +6,11 @@
  * subrequest only.
  */
 import { after, before, describe, test } from "node:test";
-import { E2eEnvironment } from "./support/environment.js";
-import { apiKeyDigest } from "./support/pdp-process.js";
-import { makeNginxKey, nginxKeyFile, startNginx, type RunningProxy } from "./support/proxies.js";
-import { assertReadmeShows } from "./support/readme.js";
-import { defineProxyScenarios } from "./support/scenarios.js";
+import { E2eEnvironment } from "./support/environment.ts";
+import { apiKeyDigest } from "./support/pdp-process.ts";
+import { makeNginxKey, nginxKeyFile, startNginx, type RunningProxy } from "./support/proxies.ts";
+import { assertReadmeShows } from "./support/readme.ts";
+import { defineProxyScenarios } from "./support/scenarios.ts";
 
 // The key is made by the README's own commands (openssl, the include file, sha256sum).
 const env = new E2eEnvironment({

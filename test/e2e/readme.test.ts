@@ -19,13 +19,13 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
 import { parse as parseYaml, stringify as toYaml } from "yaml";
-import { JwksServer } from "../support/jwks-server.js";
-import { repoRoot, scratchDir } from "../support/opa.js";
-import { generateTestKey, mint } from "../support/tokens.js";
-import { apiKeyDigest } from "./support/pdp-process.js";
-import { freePort, spawnManaged, waitForHttp, type Managed } from "./support/processes.js";
-import { assertReadmeShows, readmeSnippets } from "./support/readme.js";
-import { pdpArgs, shellWords } from "../support/pdp-command.js";
+import { JwksServer } from "../support/jwks-server.ts";
+import { repoRoot, scratchDir } from "../support/opa.ts";
+import { generateTestKey, mint } from "../support/tokens.ts";
+import { apiKeyDigest } from "./support/pdp-process.ts";
+import { freePort, spawnManaged, waitForHttp, type Managed } from "./support/processes.ts";
+import { assertReadmeShows, readmeSnippets } from "./support/readme.ts";
+import { pdpArgs, shellWords } from "../support/pdp-command.ts";
 
 interface Block {
   lang: string;

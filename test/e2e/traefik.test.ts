@@ -5,10 +5,10 @@
  * mTLS: Traefik presents its client certificate on the auth request.
  */
 import { after, before, describe, test } from "node:test";
-import { E2eEnvironment } from "./support/environment.js";
-import { startTraefik, type RunningProxy } from "./support/proxies.js";
-import { assertReadmeShows } from "./support/readme.js";
-import { defineProxyScenarios } from "./support/scenarios.js";
+import { E2eEnvironment } from "./support/environment.ts";
+import { startTraefik, type RunningProxy } from "./support/proxies.ts";
+import { assertReadmeShows } from "./support/readme.ts";
+import { defineProxyScenarios } from "./support/scenarios.ts";
 
 const env = new E2eEnvironment({ kind: "mtls" });
 let traefik: RunningProxy | undefined;

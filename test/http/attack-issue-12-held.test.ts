@@ -9,11 +9,11 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { JwksServer } from "../support/jwks-server.js";
-import { subrequestStatus } from "./nginx-subrequest.js";
-import { scratchDir } from "../support/opa.js";
-import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
-import { generateTestKey, mint } from "../support/tokens.js";
+import { JwksServer } from "../support/jwks-server.ts";
+import { subrequestStatus } from "./nginx-subrequest.ts";
+import { scratchDir } from "../support/opa.ts";
+import { postJson, startPdp, type RunningPdp } from "../support/pdp.ts";
+import { generateTestKey, mint } from "../support/tokens.ts";
 
 type Json = Record<string, unknown>;
 

@@ -16,11 +16,11 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createMcpHandler, McpServer } from "@modelcontextprotocol/server";
 import * as z from "zod";
-import { JwksServer } from "../support/jwks-server.js";
-import { subrequestStatus } from "./nginx-subrequest.js";
-import { scratchDir } from "../support/opa.js";
-import { startPdp, type RunningPdp } from "../support/pdp.js";
-import { generateTestKey, mint } from "../support/tokens.js";
+import { JwksServer } from "../support/jwks-server.ts";
+import { subrequestStatus } from "./nginx-subrequest.ts";
+import { scratchDir } from "../support/opa.ts";
+import { startPdp, type RunningPdp } from "../support/pdp.ts";
+import { generateTestKey, mint } from "../support/tokens.ts";
 
 const issuer = "https://idp.example.com";
 const filesResource = "https://mcp.example.com/files";

@@ -14,9 +14,9 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { evaluate } from "../../src/pep/pdp-client.js";
-import { buildWasmBundle, scratchDir } from "../support/opa.js";
-import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
+import { evaluate } from "../../src/pep/pdp-client.ts";
+import { buildWasmBundle, scratchDir } from "../support/opa.ts";
+import { postJson, startPdp, type RunningPdp } from "../support/pdp.ts";
 
 const scratch = scratchDir();
 let pdp: RunningPdp;

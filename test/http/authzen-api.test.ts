@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
+import { postJson, startPdp, type RunningPdp } from "../support/pdp.ts";
 
 /**
  * The AuthZEN Authorization API over real HTTP, with the operator data of

@@ -3,8 +3,8 @@ import { request } from "node:http";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { deflateSync, gzipSync } from "node:zlib";
-import { apiErrorStatus } from "../../src/errors.js";
-import { startPdp, type RunningPdp } from "../support/pdp.js";
+import { apiErrorStatus } from "../../src/errors.ts";
+import { startPdp, type RunningPdp } from "../support/pdp.ts";
 
 /**
  * The hostile-input suite: every malformed, mistyped, oversized, too deep or

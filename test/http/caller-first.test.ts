@@ -10,9 +10,9 @@ import { createHash, randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { repoRoot, scratchDir } from "../support/opa.js";
-import { startPdp, type RunningPdp } from "../support/pdp.js";
-import { codeOf, head, rawExchange } from "./raw-http.js";
+import { repoRoot, scratchDir } from "../support/opa.ts";
+import { startPdp, type RunningPdp } from "../support/pdp.ts";
+import { codeOf, head, rawExchange } from "./raw-http.ts";
 
 const scratch = scratchDir();
 const keys = {

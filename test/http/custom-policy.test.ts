@@ -4,8 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
-import { buildWasmBundle, scratchDir } from "../support/opa.js";
+import { postJson, startPdp, type RunningPdp } from "../support/pdp.ts";
+import { buildWasmBundle, scratchDir } from "../support/opa.ts";
 
 const documentsPolicy = `package documents
 

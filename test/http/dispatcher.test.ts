@@ -13,16 +13,16 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { callerOf, type ApiRequest } from "../../src/api/api-types.js";
-import type { Caller } from "../../src/auth/caller.js";
-import { ApiError } from "../../src/errors.js";
-import { dispatcher } from "../../src/http/dispatcher.js";
-import { expressSurface } from "../../src/http/express-surface.js";
-import { pdpErrorResponse, type Route } from "../../src/http/route-table.js";
-import { Metrics } from "../../src/observability/metrics.js";
-import { repoRoot } from "../support/opa.js";
-import { startPdp, type RunningPdp } from "../support/pdp.js";
-import { rawExchange, head } from "./raw-http.js";
+import { callerOf, type ApiRequest } from "../../src/api/api-types.ts";
+import type { Caller } from "../../src/auth/caller.ts";
+import { ApiError } from "../../src/errors.ts";
+import { dispatcher } from "../../src/http/dispatcher.ts";
+import { expressSurface } from "../../src/http/express-surface.ts";
+import { pdpErrorResponse, type Route } from "../../src/http/route-table.ts";
+import { Metrics } from "../../src/observability/metrics.ts";
+import { repoRoot } from "../support/opa.ts";
+import { startPdp, type RunningPdp } from "../support/pdp.ts";
+import { rawExchange, head } from "./raw-http.ts";
 
 const pep: Caller = { name: "pep", permissions: new Set(["authzen"]), assertSubject: false };
 

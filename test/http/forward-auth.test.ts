@@ -47,11 +47,11 @@ import {
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { TrustedProxies } from "../../src/net/client-address.js";
-import { JwksServer } from "../support/jwks-server.js";
-import { scratchDir } from "../support/opa.js";
-import { startPdp, type RunningPdp } from "../support/pdp.js";
-import { generateTestKey, mint, type TestKey } from "../support/tokens.js";
+import { TrustedProxies } from "../../src/net/client-address.ts";
+import { JwksServer } from "../support/jwks-server.ts";
+import { scratchDir } from "../support/opa.ts";
+import { startPdp, type RunningPdp } from "../support/pdp.ts";
+import { generateTestKey, mint, type TestKey } from "../support/tokens.ts";
 
 type Json = Record<string, unknown>;
 

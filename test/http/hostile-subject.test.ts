@@ -11,10 +11,10 @@ import { createHash, randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { repoRoot, scratchDir } from "../support/opa.js";
-import { freePort } from "../support/ports.js";
-import { generateTestKey, mint, type TestKey } from "../support/tokens.js";
-import { startMain, waitForLog, type MainProcess } from "../support/main-process.js";
+import { repoRoot, scratchDir } from "../support/opa.ts";
+import { freePort } from "../support/ports.ts";
+import { generateTestKey, mint, type TestKey } from "../support/tokens.ts";
+import { startMain, waitForLog, type MainProcess } from "../support/main-process.ts";
 
 const scratch = scratchDir();
 const issuer = "https://idp.test";

@@ -10,9 +10,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { startForwardAuthPdp } from "../support/forward-auth-pdp.js";
-import { scratchDir } from "../support/opa.js";
-import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
+import { startForwardAuthPdp } from "../support/forward-auth-pdp.ts";
+import { scratchDir } from "../support/opa.ts";
+import { postJson, startPdp, type RunningPdp } from "../support/pdp.ts";
 
 type Json = Record<string, unknown>;
 

@@ -9,9 +9,9 @@ import { createHash, randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { ConfigError, loadConfig } from "../../src/config/index.js";
-import { scratchDir } from "../support/opa.js";
-import { startPdp, type RunningPdp } from "../support/pdp.js";
+import { ConfigError, loadConfig } from "../../src/config/index.ts";
+import { scratchDir } from "../support/opa.ts";
+import { startPdp, type RunningPdp } from "../support/pdp.ts";
 
 const scratch = scratchDir();
 const running: RunningPdp[] = [];

@@ -17,11 +17,11 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parse as parseYaml } from "yaml";
-import { certificateNames, generateTestPki } from "../support/certs.js";
-import { repoRoot, scratchDir } from "../support/opa.js";
-import { freePort } from "../support/ports.js";
-import { startMain, waitForLog, waitUntil, type MainProcess } from "../support/main-process.js";
-import { head, rawExchange } from "./raw-http.js";
+import { certificateNames, generateTestPki } from "../support/certs.ts";
+import { repoRoot, scratchDir } from "../support/opa.ts";
+import { freePort } from "../support/ports.ts";
+import { startMain, waitForLog, waitUntil, type MainProcess } from "../support/main-process.ts";
+import { head, rawExchange } from "./raw-http.ts";
 
 const scratch = scratchDir();
 const pki = generateTestPki();

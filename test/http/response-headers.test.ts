@@ -13,12 +13,12 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import type { RequestHandler } from "express";
-import type { ApiRequest, ApiResponse } from "../../src/api/api-types.js";
-import { ApiError } from "../../src/errors.js";
-import { dispatcher } from "../../src/http/dispatcher.js";
-import { expressSurface } from "../../src/http/express-surface.js";
-import { pdpErrorResponse, type Route } from "../../src/http/route-table.js";
-import { Metrics } from "../../src/observability/metrics.js";
+import type { ApiRequest, ApiResponse } from "../../src/api/api-types.ts";
+import { ApiError } from "../../src/errors.ts";
+import { dispatcher } from "../../src/http/dispatcher.ts";
+import { expressSurface } from "../../src/http/express-surface.ts";
+import { pdpErrorResponse, type Route } from "../../src/http/route-table.ts";
+import { Metrics } from "../../src/observability/metrics.ts";
 
 /** Header values a token claim or a request could smuggle into a response. */
 const illegal: Record<string, Record<string, string>> = {

@@ -10,9 +10,9 @@ import type { AddressInfo } from "node:net";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
-import { scratchDir } from "../support/opa.js";
-import { parseExposition, sha256Hex, total } from "../observability/helpers.js";
+import { postJson, startPdp, type RunningPdp } from "../support/pdp.ts";
+import { scratchDir } from "../support/opa.ts";
+import { parseExposition, sha256Hex, total } from "../observability/helpers.ts";
 
 const scratch = scratchDir();
 const closers: (() => Promise<void>)[] = [];

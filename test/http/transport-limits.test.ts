@@ -11,12 +11,12 @@ import { availableParallelism } from "node:os";
 import { once } from "node:events";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { loadConfig } from "../../src/config/index.js";
-import { StartupError } from "../../src/errors.js";
-import { repoRoot } from "../support/opa.js";
-import { freePort } from "../support/ports.js";
-import { startMain, waitForLog, waitUntil, type MainProcess } from "../support/main-process.js";
-import { codeOf, head, rawExchange } from "./raw-http.js";
+import { loadConfig } from "../../src/config/index.ts";
+import { StartupError } from "../../src/errors.ts";
+import { repoRoot } from "../support/opa.ts";
+import { freePort } from "../support/ports.ts";
+import { startMain, waitForLog, waitUntil, type MainProcess } from "../support/main-process.ts";
+import { codeOf, head, rawExchange } from "./raw-http.ts";
 
 /** A path each listener answers 200 without credentials. */
 const usablePath = { main: "/health", metrics: "/metrics", probes: "/health" };

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { normalizeAddress, TrustedProxies } from "../../src/net/client-address.js";
+import { normalizeAddress, TrustedProxies } from "../../src/net/client-address.ts";
 
 describe("normalizeAddress", () => {
   test("every spelling of an IPv4-mapped address is its IPv4 address", () => {

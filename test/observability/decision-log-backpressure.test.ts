@@ -11,15 +11,15 @@ import { closeSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { JsonLinesDecisionLog } from "../../src/observability/decision-log.js";
+import { JsonLinesDecisionLog } from "../../src/observability/decision-log.ts";
 import {
   FailureReporter,
   FileLineWriter,
   openForAppending,
   StreamLineWriter,
   type FailureSummary,
-} from "../../src/observability/log-destination.js";
-import { scratchDir } from "../support/opa.js";
+} from "../../src/observability/log-destination.ts";
+import { scratchDir } from "../support/opa.ts";
 
 test("records beyond maxPending are dropped and counted while the destination is stuck", async () => {
   let accepted = 0;

@@ -15,9 +15,9 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { JwksServer } from "../support/jwks-server.js";
-import { scratchDir } from "../support/opa.js";
-import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
+import { JwksServer } from "../support/jwks-server.ts";
+import { scratchDir } from "../support/opa.ts";
+import { postJson, startPdp, type RunningPdp } from "../support/pdp.ts";
 import {
   encryptedToken,
   generateTestKey,
@@ -25,7 +25,7 @@ import {
   mint,
   signaturePart,
   type TestKey,
-} from "../support/tokens.js";
+} from "../support/tokens.ts";
 import {
   freePort,
   headerOf,
@@ -41,7 +41,7 @@ import {
   type Json,
   type RawAnswer,
   type Spawned,
-} from "./helpers.js";
+} from "./helpers.ts";
 
 const noonUtcMs = Date.UTC(2026, 2, 10, 12, 0, 0);
 const nowS = noonUtcMs / 1000;

@@ -11,8 +11,8 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { scratchDir } from "../support/opa.js";
-import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
+import { scratchDir } from "../support/opa.ts";
+import { postJson, startPdp, type RunningPdp } from "../support/pdp.ts";
 import {
   freePort,
   jsonLines,
@@ -24,7 +24,7 @@ import {
   waitReady,
   type Json,
   type Spawned,
-} from "./helpers.js";
+} from "./helpers.ts";
 
 const scratch = scratchDir();
 const closers: (() => Promise<void>)[] = [];

@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { closeSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { FileLineWriter, openForAppending } from "../../src/observability/log-destination.js";
-import { scratchDir } from "../support/opa.js";
+import { FileLineWriter, openForAppending } from "../../src/observability/log-destination.ts";
+import { scratchDir } from "../support/opa.ts";
 
 const lineOf = (index: number): string => `{"n":${index}}\n`;
 

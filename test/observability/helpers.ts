@@ -10,9 +10,9 @@ import { readFileSync } from "node:fs";
 import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { metricsPrefix } from "../../src/observability/metrics.js";
-import { repoRoot } from "../support/opa.js";
-import { pdpArgs } from "../support/pdp-command.js";
+import { metricsPrefix } from "../../src/observability/metrics.ts";
+import { repoRoot } from "../support/opa.ts";
+import { pdpArgs } from "../support/pdp-command.ts";
 
 export type Json = Record<string, unknown>;
 
@@ -348,4 +348,4 @@ export function jsonLines(text: string): Json[] {
     .map((line) => JSON.parse(line) as Json);
 }
 
-export { freePort } from "../support/ports.js";
+export { freePort } from "../support/ports.ts";

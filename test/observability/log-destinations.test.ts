@@ -1,6 +1,6 @@
 /**
  * Log destinations that cannot be written, with the real process
- * (`node --import tsx src/main.ts`): what the operating system refuses when
+ * (`node src/main.ts`): what the operating system refuses when
  * the file is opened (a directory, a missing parent, a path through a regular
  * file, a symlink loop, a 300-character name, no permission) is refused,
  * naming the variable and the errno, and stops the start with exit 1 before
@@ -16,9 +16,9 @@ import { existsSync, mkdirSync, openSync, closeSync, symlinkSync, writeFileSync 
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { StartupError } from "../../src/errors.js";
-import { openLineWriter } from "../../src/observability/log-destination.js";
-import { repoRoot, scratchDir } from "../support/opa.js";
+import { StartupError } from "../../src/errors.ts";
+import { openLineWriter } from "../../src/observability/log-destination.ts";
+import { repoRoot, scratchDir } from "../support/opa.ts";
 import {
   freePort,
   jsonLines,
@@ -29,8 +29,8 @@ import {
   waitReady,
   type Json,
   type Spawned,
-} from "./helpers.js";
-import { pdpArgs } from "../support/pdp-command.js";
+} from "./helpers.ts";
+import { pdpArgs } from "../support/pdp-command.ts";
 
 const scratch = scratchDir();
 const running: Spawned[] = [];

@@ -11,9 +11,9 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
-import { Metrics, type RouteLabel } from "../../src/observability/metrics.js";
-import { pdpReasonCodes, policyLabels } from "../../src/observability/observability.js";
-import { repoRoot } from "../support/opa.js";
+import { Metrics, type RouteLabel } from "../../src/observability/metrics.ts";
+import { pdpReasonCodes, policyLabels } from "../../src/observability/observability.ts";
+import { repoRoot } from "../support/opa.ts";
 import {
   declaredFamilies,
   labelValues,
@@ -21,7 +21,7 @@ import {
   seriesPerFamily,
   total,
   type Exposition,
-} from "./helpers.js";
+} from "./helpers.ts";
 
 const defaultData = JSON.parse(readFileSync(join(repoRoot, "rego", "data.json"), "utf8")) as Record<
   string,

@@ -17,13 +17,13 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { startupErrorCodes } from "../../src/errors.js";
-import { pdpReasonCodes, policyLabels } from "../../src/observability/observability.js";
-import { policySourceNames } from "../../src/policy/policy-holder.js";
-import { JwksServer } from "../support/jwks-server.js";
-import { repoRoot, scratchDir } from "../support/opa.js";
-import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
-import { generateTestKey, mint, type TestKey } from "../support/tokens.js";
+import { startupErrorCodes } from "../../src/errors.ts";
+import { pdpReasonCodes, policyLabels } from "../../src/observability/observability.ts";
+import { policySourceNames } from "../../src/policy/policy-holder.ts";
+import { JwksServer } from "../support/jwks-server.ts";
+import { repoRoot, scratchDir } from "../support/opa.ts";
+import { postJson, startPdp, type RunningPdp } from "../support/pdp.ts";
+import { generateTestKey, mint, type TestKey } from "../support/tokens.ts";
 import {
   countsBy,
   declaredFamilies,
@@ -41,7 +41,7 @@ import {
   type Exposition,
   type Json,
   type RawRequest,
-} from "./helpers.js";
+} from "./helpers.ts";
 
 const noonUtcMs = Date.UTC(2026, 2, 10, 12, 0, 0);
 const nowS = noonUtcMs / 1000;

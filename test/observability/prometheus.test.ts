@@ -1,6 +1,6 @@
 /**
  * A real Prometheus server (Debian's prometheus 2.x; .ci/run installs it)
- * scrapes the real PDP process (`node --import tsx src/main.ts`) every second,
+ * scrapes the real PDP process (`node src/main.ts`) every second,
  * on the main listener and on PDP_METRICS_PORT; decisions sent to the PDP are
  * read back through Prometheus's HTTP query API. Everything listens on
  * 127.0.0.1; every wait is bounded and a timeout fails with both logs.
@@ -10,8 +10,8 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { scratchDir } from "../support/opa.js";
-import { postJson } from "../support/pdp.js";
+import { scratchDir } from "../support/opa.ts";
+import { postJson } from "../support/pdp.ts";
 import {
   freePort,
   operatorData,
@@ -21,7 +21,7 @@ import {
   waitFor,
   waitReady,
   type Spawned,
-} from "./helpers.js";
+} from "./helpers.ts";
 
 const scratch = scratchDir();
 const running: Spawned[] = [];

@@ -7,14 +7,14 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { after, before, test } from "node:test";
-import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
+import { postJson, startPdp, type RunningPdp } from "../support/pdp.ts";
 import {
   declaredFamilies,
   familyOf,
   operatorData,
   parseExposition,
   rawRequest,
-} from "./helpers.js";
+} from "./helpers.ts";
 
 let pdp: RunningPdp;
 let exposition = "";

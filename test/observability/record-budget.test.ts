@@ -7,8 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { RecordBudget, truncatedMarker } from "../../src/observability/record-budget.js";
-import { serializeRecord } from "../../src/observability/masking.js";
+import { RecordBudget, truncatedMarker } from "../../src/observability/record-budget.ts";
+import { serializeRecord } from "../../src/observability/masking.ts";
 
 const budget = new RecordBudget(16384, ["ip", "device", "location", "session"]);
 const bytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value), "utf8");

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { redactText, serializeRecord } from "../../src/observability/masking.js";
+import { redactText, serializeRecord } from "../../src/observability/masking.ts";
 
 /** The reference: every string value redacted during serialization. */
 const reference = (record: Record<string, unknown>): string =>

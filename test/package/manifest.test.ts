@@ -11,7 +11,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { promisify } from "node:util";
-import { repoRoot } from "../support/opa.js";
+import { repoRoot } from "../support/opa.ts";
 
 const manifest = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as {
   private?: boolean;
@@ -67,8 +67,6 @@ test("importing the library entry starts nothing: the process ends by itself, bu
   const { stdout } = await promisify(execFile)(
     process.execPath,
     [
-      "--import",
-      "tsx",
       "--input-type=module",
       "-e",
       `const m = await import(${JSON.stringify(entry)}); console.log(typeof m.buildApp, typeof m.loadConfig, typeof m.createLogger);`,

@@ -16,8 +16,8 @@ import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
-import { repoRoot, scratchDir } from "../support/opa.js";
-import { freePort } from "../support/ports.js";
+import { repoRoot, scratchDir } from "../support/opa.ts";
+import { freePort } from "../support/ports.ts";
 
 const run = promisify(execFile);
 const scratch = scratchDir();

@@ -24,12 +24,12 @@ import {
 import { join, relative } from "node:path";
 import { after, before, test } from "node:test";
 import { promisify } from "node:util";
-import { readmeBlocks } from "../e2e/support/readme.js";
-import { JwksServer } from "../support/jwks-server.js";
-import { repoRoot, scratchDir } from "../support/opa.js";
-import { startPdp, type RunningPdp } from "../support/pdp.js";
-import { freePort } from "../support/ports.js";
-import { generateTestKey, mint } from "../support/tokens.js";
+import { readmeBlocks } from "../e2e/support/readme.ts";
+import { JwksServer } from "../support/jwks-server.ts";
+import { repoRoot, scratchDir } from "../support/opa.ts";
+import { startPdp, type RunningPdp } from "../support/pdp.ts";
+import { freePort } from "../support/ports.ts";
+import { generateTestKey, mint } from "../support/tokens.ts";
 
 const run = promisify(execFile);
 const scratch = scratchDir();

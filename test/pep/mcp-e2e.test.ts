@@ -38,11 +38,11 @@ import {
   type OAuthClientProvider as OAuthClientProviderV2,
   type ResponseCacheStore,
 } from "@modelcontextprotocol/client";
-import { createMcpAuthorization } from "../../src/pep/index.js";
-import { JwksServer } from "../support/jwks-server.js";
-import { scratchDir } from "../support/opa.js";
-import { startPdp, type RunningPdp } from "../support/pdp.js";
-import { generateTestKey, mint, type TestKey } from "../support/tokens.js";
+import { createMcpAuthorization } from "../../src/pep/index.ts";
+import { JwksServer } from "../support/jwks-server.ts";
+import { scratchDir } from "../support/opa.ts";
+import { startPdp, type RunningPdp } from "../support/pdp.ts";
+import { generateTestKey, mint, type TestKey } from "../support/tokens.ts";
 import {
   annotationsOf,
   proxyContext,
@@ -50,7 +50,7 @@ import {
   toolNames,
   type RunningMcpServer,
   type SdkEra,
-} from "./mcp-fixture.js";
+} from "./mcp-fixture.ts";
 
 const operatorData = fileURLToPath(new URL("../../examples/operator-data.yaml", import.meta.url));
 /** Inside the example data's destructive hours (07–19 UTC). */

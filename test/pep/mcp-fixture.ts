@@ -22,9 +22,9 @@ import {
   type McpHttpHandler,
 } from "@modelcontextprotocol/server";
 import express, { type Express, type RequestHandler } from "express";
-import type { McpAuthorizationMiddleware } from "../../src/pep/index.js";
-import { MemoryEventStore } from "../conformance/scenario-server.js";
-import { serveWithFetchHandler } from "../e2e/support/web-handler.js";
+import type { McpAuthorizationMiddleware } from "../../src/pep/index.ts";
+import { MemoryEventStore } from "../conformance/scenario-server.ts";
+import { serveWithFetchHandler } from "../e2e/support/web-handler.ts";
 
 /** The tools the server exposes, with the annotations it declares for them. */
 export const serverTools = {

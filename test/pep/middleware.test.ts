@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, afterEach, before, describe, test } from "node:test";
 import express from "express";
-import { createMcpAuthorization, type McpAuthorizationOptions } from "../../src/pep/index.js";
+import { createMcpAuthorization, type McpAuthorizationOptions } from "../../src/pep/index.ts";
 
 type Json = Record<string, unknown>;
 

@@ -7,14 +7,14 @@ import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { interceptResponse } from "../../src/pep/response-interceptor.js";
+import { interceptResponse } from "../../src/pep/response-interceptor.ts";
 import {
   rewriteJsonBody,
   SseRewriter,
   toolsListRewriter,
   type ListedTool,
   type MessageRewriter,
-} from "../../src/pep/tools-list.js";
+} from "../../src/pep/tools-list.ts";
 
 const tools = [
   { name: "read_file", annotations: { readOnlyHint: true } },

@@ -4,20 +4,20 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { gunzip, gzipSync } from "node:zlib";
 import { promisify } from "node:util";
-import { BundleRefusal, type BundleRefusalCode } from "../../src/errors.js";
+import { BundleRefusal, type BundleRefusalCode } from "../../src/errors.ts";
 import {
   defaultBundleLimits,
   readBundleArchive,
   type BundleLimits,
-} from "../../src/policy/bundle-archive.js";
-import { readBundle, readBundleBytes } from "../../src/policy/bundle-reader.js";
-import { buildWasmBundle, scratchDir } from "../support/opa.js";
+} from "../../src/policy/bundle-archive.ts";
+import { readBundle, readBundleBytes } from "../../src/policy/bundle-reader.ts";
+import { buildWasmBundle, scratchDir } from "../support/opa.ts";
 import {
   paxPath,
   tarArchive as tar,
   tarEntry as entry,
   tarHeader as header,
-} from "../support/tarball.js";
+} from "../support/tarball.ts";
 
 async function refusalOf(
   archive: Uint8Array,

@@ -7,10 +7,10 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import type { BundleServiceCredentials } from "../../src/policy/bundle-download.js";
-import { bundleV1, ClientHarness } from "../support/bundle-service-harness.js";
-import { BundleTestServer } from "../support/bundle-test-server.js";
-import { generateTestPki, type TestPki } from "../support/certs.js";
+import type { BundleServiceCredentials } from "../../src/policy/bundle-download.ts";
+import { bundleV1, ClientHarness } from "../support/bundle-service-harness.ts";
+import { BundleTestServer } from "../support/bundle-test-server.ts";
+import { generateTestPki, type TestPki } from "../support/certs.ts";
 
 let pki: TestPki;
 let server: BundleTestServer;

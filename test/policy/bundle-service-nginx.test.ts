@@ -10,9 +10,9 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, utimesSync, writeFileSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { bundleV1, bundleV2, ClientHarness } from "../support/bundle-service-harness.js";
-import type { Managed } from "../e2e/support/processes.js";
-import { startStaticNginx } from "../support/static-nginx.js";
+import { bundleV1, bundleV2, ClientHarness } from "../support/bundle-service-harness.ts";
+import type { Managed } from "../e2e/support/processes.ts";
+import { startStaticNginx } from "../support/static-nginx.ts";
 
 const token = "nginx-bundle-token";
 let dir: string;

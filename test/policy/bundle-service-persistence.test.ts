@@ -10,9 +10,9 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { PersistedBundleError } from "../../src/errors.js";
-import { PersistedBundleStore } from "../../src/policy/bundle-persistence.js";
-import { bundleV1, bundleV2 } from "../support/bundle-service-harness.js";
+import { PersistedBundleError } from "../../src/errors.ts";
+import { PersistedBundleStore } from "../../src/policy/bundle-persistence.ts";
+import { bundleV1, bundleV2 } from "../support/bundle-service-harness.ts";
 
 const root = mkdtempSync(join(tmpdir(), "mcp-pdp-persisted-"));
 let dirs = 0;

@@ -12,13 +12,13 @@ import type { ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
-import { BundleServiceError, StartupError } from "../../src/errors.js";
-import { opaBundleMediaType } from "../../src/policy/bundle-download.js";
-import { BundleServiceClient, bundleAttemptReasons } from "../../src/policy/bundle-service.js";
-import { bundleV1, bundleV2, ClientHarness } from "../support/bundle-service-harness.js";
-import { BundleTestServer } from "../support/bundle-test-server.js";
-import { repoRoot } from "../support/opa.js";
-import { freePort } from "../support/ports.js";
+import { BundleServiceError, StartupError } from "../../src/errors.ts";
+import { opaBundleMediaType } from "../../src/policy/bundle-download.ts";
+import { BundleServiceClient, bundleAttemptReasons } from "../../src/policy/bundle-service.ts";
+import { bundleV1, bundleV2, ClientHarness } from "../support/bundle-service-harness.ts";
+import { BundleTestServer } from "../support/bundle-test-server.ts";
+import { repoRoot } from "../support/opa.ts";
+import { freePort } from "../support/ports.ts";
 
 let server: BundleTestServer;
 let scratch: string;
@@ -586,23 +586,26 @@ describe("start, stop and the process", () => {
 
   test("a started client keeps no process alive on its own (timers and idle sockets are unref'd)", async () => {
     server.handle(serveBundle(bundleV1, '"v1"'));
+    // The script holds the process open (a ref'd timer) until the first poll has ended, as a
+    // serving PDP would; from then on only the client's next-poll timer and its idle connection
+    // are left, and they must not keep the process alive.
     const script = `
       import { BundleServiceClient } from ${JSON.stringify(join(repoRoot, "src/policy/bundle-service.ts"))};
+      const holdOpen = setInterval(() => {}, 60_000);
       const client = new BundleServiceClient({
         url: ${JSON.stringify(server.origin)}, resource: "bundles/authz.tar.gz",
         onBundle: async () => {},
-        onAttempt: (attempt) => console.log(attempt.reason),
+        onAttempt: (attempt) => {
+          console.log(attempt.reason);
+          clearInterval(holdOpen);
+        },
       });
       client.start();
     `;
-    const child = spawn(
-      process.execPath,
-      ["--import", "tsx", "--input-type=module", "-e", script],
-      {
-        cwd: repoRoot,
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+      cwd: repoRoot,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let output = "";
     child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));

@@ -4,13 +4,13 @@ import { generateKeyPairSync, type KeyObject } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { BundleRefusal, type BundleRefusalCode } from "../../src/errors.js";
+import { BundleRefusal, type BundleRefusalCode } from "../../src/errors.ts";
 import {
   defaultBundleLimits,
   readBundleArchive,
   type BundleFiles,
-} from "../../src/policy/bundle-archive.js";
-import { readBundle, readBundleBytes } from "../../src/policy/bundle-reader.js";
+} from "../../src/policy/bundle-archive.ts";
+import { readBundle, readBundleBytes } from "../../src/policy/bundle-reader.ts";
 import {
   bundleVerificationProblems,
   canonicalJson,
@@ -18,9 +18,9 @@ import {
   verifyBundleSignatures,
   type BundleVerificationKey,
   type BundleVerificationOptions,
-} from "../../src/policy/bundle-signatures.js";
-import { opaPath, repoRoot, scratchDir } from "../support/opa.js";
-import { packBundle } from "../support/tarball.js";
+} from "../../src/policy/bundle-signatures.ts";
+import { opaPath, repoRoot, scratchDir } from "../support/opa.ts";
+import { packBundle } from "../support/tarball.ts";
 
 /**
  * Every signed bundle here is written by the real `opa build --signing-key`

@@ -8,8 +8,8 @@ import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
-import { repoRoot } from "../support/opa.js";
+import { postJson, startPdp, type RunningPdp } from "../support/pdp.ts";
+import { repoRoot } from "../support/opa.ts";
 
 interface DecisionCase {
   note: string;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { InputJsonCache, inputJsonBytes } from "../../src/policy/input-json.js";
+import { InputJsonCache, inputJsonBytes } from "../../src/policy/input-json.ts";
 
 const text = (bytes: ArrayBuffer | undefined) =>
   bytes === undefined ? undefined : Buffer.from(bytes).toString("utf8");

@@ -8,17 +8,17 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { embeddedBundlePath } from "../../src/config/index.js";
-import { PolicyDecisionEngine } from "../../src/decision/decision-engine.js";
-import type { AccessRequest } from "../../src/decision/decision.js";
-import { StartupError } from "../../src/errors.js";
-import { PolicyHolder, type ActivationOutcome } from "../../src/policy/policy-holder.js";
+import { embeddedBundlePath } from "../../src/config/index.ts";
+import { PolicyDecisionEngine } from "../../src/decision/decision-engine.ts";
+import type { AccessRequest } from "../../src/decision/decision.ts";
+import { StartupError } from "../../src/errors.ts";
+import { PolicyHolder, type ActivationOutcome } from "../../src/policy/policy-holder.ts";
 import {
   loadActivePolicy,
   type ActivePolicy,
   type PolicySource,
-} from "../../src/policy/policy-loader.js";
-import { scratchDir } from "../support/opa.js";
+} from "../../src/policy/policy-loader.ts";
+import { scratchDir } from "../support/opa.ts";
 
 const scratch = scratchDir();
 after(() => {

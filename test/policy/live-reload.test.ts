@@ -11,9 +11,9 @@ import { randomBytes } from "node:crypto";
 import { renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
-import { scratchDir } from "../support/opa.js";
-import { parseExposition, sha256Hex, total, waitFor } from "../observability/helpers.js";
+import { postJson, startPdp, type RunningPdp } from "../support/pdp.ts";
+import { scratchDir } from "../support/opa.ts";
+import { parseExposition, sha256Hex, total, waitFor } from "../observability/helpers.ts";
 
 const scratch = scratchDir();
 after(() => {

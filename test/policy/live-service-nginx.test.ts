@@ -23,16 +23,16 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { StartupError } from "../../src/errors.js";
-import { defaultBundleLimits, readBundleArchive } from "../../src/policy/bundle-archive.js";
-import { embeddedBundlePath } from "../../src/config/index.js";
-import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
-import { opaPath, scratchDir } from "../support/opa.js";
-import { freePort } from "../support/ports.js";
-import { packBundle } from "../support/tarball.js";
-import type { Managed } from "../e2e/support/processes.js";
-import { startStaticNginx } from "../support/static-nginx.js";
-import { parseExposition, sha256Hex, total, waitFor } from "../observability/helpers.js";
+import { StartupError } from "../../src/errors.ts";
+import { defaultBundleLimits, readBundleArchive } from "../../src/policy/bundle-archive.ts";
+import { embeddedBundlePath } from "../../src/config/index.ts";
+import { postJson, startPdp, type RunningPdp } from "../support/pdp.ts";
+import { opaPath, scratchDir } from "../support/opa.ts";
+import { freePort } from "../support/ports.ts";
+import { packBundle } from "../support/tarball.ts";
+import type { Managed } from "../e2e/support/processes.ts";
+import { startStaticNginx } from "../support/static-nginx.ts";
+import { parseExposition, sha256Hex, total, waitFor } from "../observability/helpers.ts";
 
 const scratch = scratchDir();
 const dir = scratch.dir;

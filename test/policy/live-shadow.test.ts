@@ -8,12 +8,12 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { embeddedBundlePath } from "../../src/config/index.js";
-import { ShadowEvaluator } from "../../src/decision/shadow-evaluator.js";
-import { loadActivePolicy } from "../../src/policy/policy-loader.js";
-import { postJson, startPdp, type RunningPdp } from "../support/pdp.js";
-import { scratchDir } from "../support/opa.js";
-import { parseExposition, total } from "../observability/helpers.js";
+import { embeddedBundlePath } from "../../src/config/index.ts";
+import { ShadowEvaluator } from "../../src/decision/shadow-evaluator.ts";
+import { loadActivePolicy } from "../../src/policy/policy-loader.ts";
+import { postJson, startPdp, type RunningPdp } from "../support/pdp.ts";
+import { scratchDir } from "../support/opa.ts";
+import { parseExposition, total } from "../observability/helpers.ts";
 
 const scratch = scratchDir();
 const closers: (() => Promise<void>)[] = [];

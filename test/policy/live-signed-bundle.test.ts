@@ -12,11 +12,11 @@ import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { copyFileSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { ConfigError, embeddedBundlePath, loadConfig } from "../../src/config/index.js";
-import { StartupError } from "../../src/errors.js";
-import { postJson, startPdp } from "../support/pdp.js";
-import { opaPath, scratchDir } from "../support/opa.js";
-import { parseExposition, sha256Hex, total } from "../observability/helpers.js";
+import { ConfigError, embeddedBundlePath, loadConfig } from "../../src/config/index.ts";
+import { StartupError } from "../../src/errors.ts";
+import { postJson, startPdp } from "../support/pdp.ts";
+import { opaPath, scratchDir } from "../support/opa.ts";
+import { parseExposition, sha256Hex, total } from "../observability/helpers.ts";
 
 const scratch = scratchDir();
 const dir = scratch.dir;

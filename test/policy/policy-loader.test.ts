@@ -3,10 +3,10 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { embeddedBundlePath } from "../../src/config/index.js";
-import { StartupError } from "../../src/errors.js";
-import { loadActivePolicy, type PolicySource } from "../../src/policy/policy-loader.js";
-import { buildWasmBundle, repoRoot, scratchDir } from "../support/opa.js";
+import { embeddedBundlePath } from "../../src/config/index.ts";
+import { StartupError } from "../../src/errors.ts";
+import { loadActivePolicy, type PolicySource } from "../../src/policy/policy-loader.ts";
+import { buildWasmBundle, repoRoot, scratchDir } from "../support/opa.ts";
 
 const operatorData = join(repoRoot, "examples", "operator-data.yaml");
 

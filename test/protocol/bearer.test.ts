@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { parseBearer } from "../../src/protocol/bearer.js";
-import { TokenError, type TokenErrorCode } from "../../src/errors.js";
+import { parseBearer } from "../../src/protocol/bearer.ts";
+import { TokenError, type TokenErrorCode } from "../../src/errors.ts";
 
 const jwt =
   "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLWJ5dGVzLWhlcmU_-";

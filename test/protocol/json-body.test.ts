@@ -4,8 +4,8 @@ import {
   parseJsonDocument,
   parseJsonObject,
   requireJsonContentType,
-} from "../../src/protocol/json-body.js";
-import { ApiError, type ApiErrorCode } from "../../src/errors.js";
+} from "../../src/protocol/json-body.ts";
+import { ApiError, type ApiErrorCode } from "../../src/errors.ts";
 
 const limits = { maxBytes: 4096, maxDepth: 8 };
 

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { findDuplicateKey } from "../../src/protocol/json-duplicate-keys.js";
-import { parseJsonDocument } from "../../src/protocol/json-body.js";
-import { ApiError } from "../../src/errors.js";
+import { findDuplicateKey } from "../../src/protocol/json-duplicate-keys.ts";
+import { parseJsonDocument } from "../../src/protocol/json-body.ts";
+import { ApiError } from "../../src/errors.ts";
 
 const limits = { maxBytes: 1 << 20, maxDepth: 32 };
 

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { findInexactNumber, jsonPointerAt } from "../../src/protocol/json-numbers.js";
+import { findInexactNumber, jsonPointerAt } from "../../src/protocol/json-numbers.ts";
 
 /** Exact: is the literal's decimal value the shortest round-trip decimal of Number(literal)? */
 function referenceFaithful(literal: string): boolean {

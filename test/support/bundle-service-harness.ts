@@ -7,10 +7,10 @@ import {
   type BundleAttempt,
   type BundleServiceOptions,
   type DownloadedBundle,
-} from "../../src/policy/bundle-service.js";
-import { readBundle } from "../../src/policy/bundle-reader.js";
-import { ManualScheduler } from "./manual-scheduler.js";
-import { repoRoot } from "./opa.js";
+} from "../../src/policy/bundle-service.ts";
+import { readBundle } from "../../src/policy/bundle-reader.ts";
+import { ManualScheduler } from "./manual-scheduler.ts";
+import { repoRoot } from "./opa.ts";
 
 /** The committed default bundle, and the same tarball compressed differently (other bytes, same policy). */
 export const bundleV1 = readFileSync(join(repoRoot, "bundle", "bundle.tar.gz"));

@@ -30,10 +30,12 @@ export class BundleTestServer {
     response.writeHead(404).end();
   };
   private readonly sockets = new Set<Socket>();
-  private constructor(
-    private readonly server: Server,
-    private readonly secure: boolean,
-  ) {
+  private readonly server: Server;
+  private readonly secure: boolean;
+
+  private constructor(server: Server, secure: boolean) {
+    this.server = server;
+    this.secure = secure;
     server.on("request", (request: IncomingMessage, response: ServerResponse) => {
       this.requests.push({
         method: request.method ?? "",

@@ -1,9 +1,9 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Clock } from "../../src/decision/decision-engine.js";
-import { JwksServer } from "./jwks-server.js";
-import { startPdp, type RunningPdp } from "./pdp.js";
-import { generateTestKey, mint } from "./tokens.js";
+import type { Clock } from "../../src/decision/decision-engine.ts";
+import { JwksServer } from "./jwks-server.ts";
+import { startPdp, type RunningPdp } from "./pdp.ts";
+import { generateTestKey, mint } from "./tokens.ts";
 
 export const forwardAuthIssuer = "https://idp.test";
 export const forwardAuthResource = "https://mcp.test/files";

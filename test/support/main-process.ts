@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
-import { repoRoot } from "./opa.js";
-import { pdpArgs } from "./pdp-command.js";
+import { repoRoot } from "./opa.ts";
+import { pdpArgs } from "./pdp-command.ts";
 
 export interface MainProcess {
   child: ChildProcess;

@@ -1,4 +1,4 @@
-import type { Scheduler } from "../../src/policy/bundle-service.js";
+import type { Scheduler } from "../../src/policy/bundle-service.ts";
 
 /**
  * A Scheduler whose timers fire only when the test says so: `fire()` waits

@@ -7,7 +7,7 @@
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { findExecutable } from "../e2e/support/processes.js";
+import { findExecutable } from "../e2e/support/processes.ts";
 
 export interface NginxConf {
   /** The prefix directory: nginx.conf, nginx.pid, error.log and the temp paths live there. */

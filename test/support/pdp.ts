@@ -1,12 +1,12 @@
 import type { AddressInfo } from "node:net";
 import { createServer, type Server } from "node:http";
 import { Writable } from "node:stream";
-import { buildApp, type App } from "../../src/app.js";
-import { loadConfig } from "../../src/config/index.js";
-import { limitServer, serverOptions } from "../../src/http/server-limits.js";
-import type { Clock } from "../../src/decision/decision-engine.js";
-import { createLogger } from "../../src/observability/logger.js";
-import { serializeRecord } from "../../src/observability/masking.js";
+import { buildApp, type App } from "../../src/app.ts";
+import { loadConfig } from "../../src/config/index.ts";
+import { limitServer, serverOptions } from "../../src/http/server-limits.ts";
+import type { Clock } from "../../src/decision/decision-engine.ts";
+import { createLogger } from "../../src/observability/logger.ts";
+import { serializeRecord } from "../../src/observability/masking.ts";
 
 export interface RunningPdp {
   /** Base URL on loopback, e.g. http://127.0.0.1:40123 */

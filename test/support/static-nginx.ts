@@ -6,9 +6,9 @@
  */
 import { chmodSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { spawnManaged, waitForHttp, type Managed } from "../e2e/support/processes.js";
-import { writeNginxConf } from "./nginx-conf.js";
-import { freePort } from "./ports.js";
+import { spawnManaged, waitForHttp, type Managed } from "../e2e/support/processes.ts";
+import { writeNginxConf } from "./nginx-conf.ts";
+import { freePort } from "./ports.ts";
 
 export interface StaticNginx {
   origin: string;

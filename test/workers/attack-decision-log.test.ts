@@ -18,10 +18,10 @@ import { closeSync, constants, openSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { test } from "node:test";
-import { rawRequest } from "../observability/helpers.js";
-import { repoRoot, scratchDir } from "../support/opa.js";
-import { freePort } from "../support/ports.js";
-import { startMain, waitForLog } from "../support/main-process.js";
+import { rawRequest } from "../observability/helpers.ts";
+import { repoRoot, scratchDir } from "../support/opa.ts";
+import { freePort } from "../support/ports.ts";
+import { startMain, waitForLog } from "../support/main-process.ts";
 
 function evaluation(marker: number): string {
   return JSON.stringify({

@@ -12,9 +12,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { repoRoot } from "../support/opa.js";
-import { freePort } from "../support/ports.js";
-import { startMain, waitForLog, waitUntil, type MainProcess } from "../support/main-process.js";
+import { repoRoot } from "../support/opa.ts";
+import { freePort } from "../support/ports.ts";
+import { startMain, waitForLog, waitUntil, type MainProcess } from "../support/main-process.ts";
 
 const started: MainProcess[] = [];
 after(async () => {

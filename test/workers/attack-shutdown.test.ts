@@ -15,10 +15,10 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, test } from "node:test";
-import { rawRequest } from "../observability/helpers.js";
-import { repoRoot, scratchDir } from "../support/opa.js";
-import { freePort } from "../support/ports.js";
-import { startMain, waitForLog, type MainProcess } from "../support/main-process.js";
+import { rawRequest } from "../observability/helpers.ts";
+import { repoRoot, scratchDir } from "../support/opa.ts";
+import { freePort } from "../support/ports.ts";
+import { startMain, waitForLog, type MainProcess } from "../support/main-process.ts";
 
 const scratch = scratchDir();
 const started: MainProcess[] = [];

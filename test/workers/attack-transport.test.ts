@@ -12,9 +12,9 @@ import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
-import { repoRoot } from "../support/opa.js";
-import { freePort } from "../support/ports.js";
-import { startMain, waitForLog, type MainProcess } from "../support/main-process.js";
+import { repoRoot } from "../support/opa.ts";
+import { freePort } from "../support/ports.ts";
+import { startMain, waitForLog, type MainProcess } from "../support/main-process.ts";
 
 const evaluation = JSON.stringify({
   subject: { type: "user", id: "u", properties: { scope: "mcp:read" } },

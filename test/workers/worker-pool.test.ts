@@ -7,12 +7,12 @@
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { after, test } from "node:test";
-import { buildApp } from "../../src/app.js";
-import { WorkerPool } from "../../src/cli/worker-pool.js";
-import { loadConfig } from "../../src/config/index.js";
-import { createLogger } from "../../src/observability/logger.js";
-import { loadActivePolicy, type ActivePolicy } from "../../src/policy/policy-loader.js";
-import { parseExposition, total, waitFor } from "../observability/helpers.js";
+import { buildApp } from "../../src/app.ts";
+import { WorkerPool } from "../../src/cli/worker-pool.ts";
+import { loadConfig } from "../../src/config/index.ts";
+import { createLogger } from "../../src/observability/logger.ts";
+import { loadActivePolicy, type ActivePolicy } from "../../src/policy/policy-loader.ts";
+import { parseExposition, total, waitFor } from "../observability/helpers.ts";
 
 const config = loadConfig({ HOST: "127.0.0.1", PORT: "0", PDP_DECISION_LOG: "off" });
 const logs: Record<string, unknown>[] = [];

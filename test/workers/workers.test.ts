@@ -13,7 +13,7 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { stringify as toYaml } from "yaml";
-import { repoRoot, scratchDir } from "../support/opa.js";
+import { repoRoot, scratchDir } from "../support/opa.ts";
 import {
   freePort,
   jsonLines,
@@ -27,8 +27,8 @@ import {
   waitFor,
   type Json,
   type Spawned,
-} from "../observability/helpers.js";
-import { pdpArgs } from "../support/pdp-command.js";
+} from "../observability/helpers.ts";
+import { pdpArgs } from "../support/pdp-command.ts";
 
 const scratch = scratchDir();
 const running: Spawned[] = [];

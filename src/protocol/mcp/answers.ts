@@ -1,8 +1,8 @@
-import { denialChallenge, isTokenReason, type StepUp } from "../challenge.js";
-import { mcpRefusalJsonRpcCode } from "../../errors.js";
-import { jsonRpcAccessDenied, type JsonRpcId } from "./jsonrpc.js";
-import type { McpOperation } from "./operation.js";
-import type { McpRefusal } from "./request-reader.js";
+import { denialChallenge, isTokenReason, type StepUp } from "../challenge.ts";
+import { mcpRefusalJsonRpcCode } from "../../errors.ts";
+import { jsonRpcAccessDenied, type JsonRpcId } from "./jsonrpc.ts";
+import type { McpOperation } from "./operation.ts";
+import type { McpRefusal } from "./request-reader.ts";
 
 /**
  * The one renderer of what an enforcement point answers instead of letting an

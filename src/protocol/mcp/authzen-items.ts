@@ -1,4 +1,4 @@
-import type { McpOperation } from "./operation.js";
+import type { McpOperation } from "./operation.ts";
 
 /** MCP `ToolAnnotations` as a server declares them; the PDP treats them as untrusted hints. */
 export type ToolAnnotations = Record<string, unknown>;

@@ -1,4 +1,4 @@
-import type { JsonRpcMessage } from "./jsonrpc.js";
+import type { JsonRpcMessage } from "./jsonrpc.ts";
 
 /**
  * What one MCP message asks for, as far as authorization is concerned. Besides

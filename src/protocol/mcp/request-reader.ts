@@ -1,8 +1,8 @@
-import { parseJsonDocument, type JsonBodyLimits } from "../json-body.js";
-import { nonFiniteNumberPointer } from "../json-numbers.js";
-import { ApiError, PdpError, type McpRefusalCode } from "../../errors.js";
-import { classifyMessage, isPseudoMethod, type JsonRpcMessage } from "./jsonrpc.js";
-import { hasNamedTarget, operationOf, type McpOperation } from "./operation.js";
+import { parseJsonDocument, type JsonBodyLimits } from "../json-body.ts";
+import { nonFiniteNumberPointer } from "../json-numbers.ts";
+import { ApiError, PdpError, type McpRefusalCode } from "../../errors.ts";
+import { classifyMessage, isPseudoMethod, type JsonRpcMessage } from "./jsonrpc.ts";
+import { hasNamedTarget, operationOf, type McpOperation } from "./operation.ts";
 
 /**
  * The request an MCP client sent, as the enforcement point sees it: relayed by
@@ -39,7 +39,7 @@ export type RelayedBody =
 export type BatchPolicy = "reject" | "authorize_each";
 
 /** Why a request could not be read as MCP (codes and status in the registry, errors.ts). */
-export type { McpRefusalCode } from "../../errors.js";
+export type { McpRefusalCode } from "../../errors.ts";
 
 export class McpRefusal extends PdpError<McpRefusalCode> {
   /** The JSON-RPC id to answer, when there is exactly one request. */

@@ -2,16 +2,16 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { generateTestPki } from "../../support/certs.js";
-import { Identity } from "./identity.js";
-import { FilesMcpServer } from "./mcp-server.js";
+import { generateTestPki } from "../../support/certs.ts";
+import { Identity } from "./identity.ts";
+import { FilesMcpServer } from "./mcp-server.ts";
 import {
   proxyCertificateName,
   startPdpProcess,
   type PdpProcess,
   type ProxyCredential,
-} from "./pdp-process.js";
-import type { Managed } from "./processes.js";
+} from "./pdp-process.ts";
+import type { Managed } from "./processes.ts";
 
 /**
  * How the proxy of a test file authenticates to the PDP: `api-key` (the key
@@ -36,7 +36,11 @@ export class E2eEnvironment {
   private readonly extra: Managed[] = [];
   private readonly cleanups: (() => void)[] = [];
 
-  constructor(private readonly credentialOption: CredentialOption) {}
+  private readonly credentialOption: CredentialOption;
+
+  constructor(credentialOption: CredentialOption) {
+    this.credentialOption = credentialOption;
+  }
 
   async start(): Promise<void> {
     const identity = await Identity.start();

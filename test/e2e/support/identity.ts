@@ -1,6 +1,6 @@
-import { JwksServer } from "../../support/jwks-server.js";
-import { generateTestKey, mint, type TestKey } from "../../support/tokens.js";
-import { resourceOf } from "./sites.js";
+import { JwksServer } from "../../support/jwks-server.ts";
+import { generateTestKey, mint, type TestKey } from "../../support/tokens.ts";
+import { resourceOf } from "./sites.ts";
 
 /** The token issuer the PDP trusts in the end-to-end tests. */
 export const issuer = "https://issuer.e2e.test";
@@ -68,10 +68,13 @@ export type PersonaName = keyof typeof personas;
 
 /** The JWKS endpoint and signing key of the test issuer. */
 export class Identity {
-  private constructor(
-    readonly jwks: JwksServer,
-    private readonly key: TestKey,
-  ) {}
+  readonly jwks: JwksServer;
+  private readonly key: TestKey;
+
+  private constructor(jwks: JwksServer, key: TestKey) {
+    this.jwks = jwks;
+    this.key = key;
+  }
 
   static async start(): Promise<Identity> {
     const key = await generateTestKey("ES256");

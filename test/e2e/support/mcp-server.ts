@@ -10,8 +10,8 @@ import {
 } from "@modelcontextprotocol/server";
 import express, { type NextFunction, type Request, type Response } from "express";
 import * as z from "zod";
-import type { Upstream } from "./sites.js";
-import { sendWebResponse, toWebRequest } from "./web-handler.js";
+import type { Upstream } from "./sites.ts";
+import { sendWebResponse, toWebRequest } from "./web-handler.ts";
 
 /** One tool call the server executed, with the headers the proxy added. */
 export interface Execution {
@@ -66,13 +66,23 @@ export interface ReceivedRequest {
  * of servers. Both serve `/mcp`; `/healthz` is for proxy readiness checks.
  */
 export class FilesMcpServer {
+  private readonly servers: Record<Upstream, Server>;
+  readonly executions: Execution[];
+  /** Every request that reached the server, on either listener. */
+  readonly requests: ReceivedRequest[];
+  private readonly handlers: McpHttpHandler[];
+
   private constructor(
-    private readonly servers: Record<Upstream, Server>,
-    readonly executions: Execution[],
-    /** Every request that reached the server, on either listener. */
-    readonly requests: ReceivedRequest[],
-    private readonly handlers: McpHttpHandler[],
-  ) {}
+    servers: Record<Upstream, Server>,
+    executions: Execution[],
+    requests: ReceivedRequest[],
+    handlers: McpHttpHandler[],
+  ) {
+    this.servers = servers;
+    this.executions = executions;
+    this.requests = requests;
+    this.handlers = handlers;
+  }
 
   static async start(): Promise<FilesMcpServer> {
     const executions: Execution[] = [];

@@ -2,12 +2,12 @@ import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse as parseYaml, stringify as toYaml } from "yaml";
-import type { CertificateFiles, TestPki } from "../../support/certs.js";
-import { repoRoot } from "../../support/opa.js";
-import { issuer } from "./identity.js";
-import { freePort, spawnManaged, waitForHttp, type ClientTls, type Managed } from "./processes.js";
-import { serverRegistry, siteNames, sites } from "./sites.js";
-import { pdpArgs } from "../../support/pdp-command.js";
+import type { CertificateFiles, TestPki } from "../../support/certs.ts";
+import { repoRoot } from "../../support/opa.ts";
+import { issuer } from "./identity.ts";
+import { freePort, spawnManaged, waitForHttp, type ClientTls, type Managed } from "./processes.ts";
+import { serverRegistry, siteNames, sites } from "./sites.ts";
+import { pdpArgs } from "../../support/pdp-command.ts";
 
 /**
  * How the proxy proves itself to the PDP (`callers` is configured, as it must
@@ -145,7 +145,7 @@ function e2eConfig(jwksUrl: string, credential: ProxyCredential): Record<string,
 /** The CN of the proxy's client certificate (mTLS). */
 export const proxyCertificateName = "proxy.mcp.internal";
 
-/** Starts `node --import tsx src/main.ts` as an operator would, and waits for /ready. */
+/** Starts `node src/main.ts` as an operator would, and waits for /ready. */
 export async function startPdpProcess(options: {
   dir: string;
   jwksUrl: string;

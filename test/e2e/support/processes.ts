@@ -166,4 +166,4 @@ export function findExecutable(name: string, candidates: string[]): string {
   return name;
 }
 
-export { freePort } from "../../support/ports.js";
+export { freePort } from "../../support/ports.ts";

@@ -1,11 +1,11 @@
 import { execFileSync } from "node:child_process";
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { writeNginxConf } from "../../support/nginx-conf.js";
-import { repoRoot } from "../../support/opa.js";
-import type { E2eEnvironment } from "./environment.js";
-import { findExecutable, freePort, spawnManaged, type Managed } from "./processes.js";
-import { siteNames, sites, type SiteName } from "./sites.js";
+import { writeNginxConf } from "../../support/nginx-conf.ts";
+import { repoRoot } from "../../support/opa.ts";
+import type { E2eEnvironment } from "./environment.ts";
+import { findExecutable, freePort, spawnManaged, type Managed } from "./processes.ts";
+import { siteNames, sites, type SiteName } from "./sites.ts";
 
 /**
  * Proxy configurations for mcp-pdp's forward-auth endpoint. The README's

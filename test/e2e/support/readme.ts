@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify as toYaml } from "yaml";
-import { repoRoot } from "../../support/opa.js";
-import { apiKeyCallers, mtlsCallers, proxyPdpConfig } from "./pdp-process.js";
+import { repoRoot } from "../../support/opa.ts";
+import { apiKeyCallers, mtlsCallers, proxyPdpConfig } from "./pdp-process.ts";
 import {
   caddySite,
   envoyConfig,
@@ -15,8 +15,8 @@ import {
   njsScript,
   readmeNginxKeyFile,
   traefikDynamic,
-} from "./proxies.js";
-import { resourceOf } from "./sites.js";
+} from "./proxies.ts";
+import { resourceOf } from "./sites.ts";
 
 /** Placeholder addresses of the README's snippets: the PDP on its default port. */
 const upstreams = { pdp: "127.0.0.1:8180", mcp: "127.0.0.1:3000" };

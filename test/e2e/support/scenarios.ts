@@ -9,11 +9,11 @@ import {
   toolCall,
   type SdkEra,
   type SdkSession,
-} from "./client.js";
-import type { E2eEnvironment } from "./environment.js";
-import type { PersonaName } from "./identity.js";
-import { tools } from "./mcp-server.js";
-import { resourceMetadataOf, resourceOf, sites, type SiteName } from "./sites.js";
+} from "./client.ts";
+import type { E2eEnvironment } from "./environment.ts";
+import type { PersonaName } from "./identity.ts";
+import { tools } from "./mcp-server.ts";
+import { resourceMetadataOf, resourceOf, sites, type SiteName } from "./sites.ts";
 
 /** What a way of putting mcp-pdp in front of the MCP server lets it see. */
 export interface ProxyPath {

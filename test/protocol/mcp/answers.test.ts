@@ -8,16 +8,16 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { isTokenReason, type StepUp } from "../../../src/protocol/challenge.js";
+import { isTokenReason, type StepUp } from "../../../src/protocol/challenge.ts";
 import {
   denialAnswer,
   refusalAnswer,
   unavailableAnswer,
   type DecidedOperation,
   type McpDecision,
-} from "../../../src/protocol/mcp/answers.js";
-import type { McpOperation } from "../../../src/protocol/mcp/operation.js";
-import { McpRefusal } from "../../../src/protocol/mcp/request-reader.js";
+} from "../../../src/protocol/mcp/answers.ts";
+import type { McpOperation } from "../../../src/protocol/mcp/operation.ts";
+import { McpRefusal } from "../../../src/protocol/mcp/request-reader.ts";
 
 type PdpDecision = McpDecision;
 type DecidedElement = DecidedOperation;

@@ -5,8 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { authzenItemOf, toolResource } from "../../../src/protocol/mcp/authzen-items.js";
-import type { McpOperation } from "../../../src/protocol/mcp/operation.js";
+import { authzenItemOf, toolResource } from "../../../src/protocol/mcp/authzen-items.ts";
+import type { McpOperation } from "../../../src/protocol/mcp/operation.ts";
 
 const options = { server: "files", maxArgumentBytes: 32 };
 

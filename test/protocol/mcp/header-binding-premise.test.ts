@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { createMcpHandler, McpServer } from "@modelcontextprotocol/server";
 import * as z from "zod";
-import { McpRefusal, readMcpRequest } from "../../../src/protocol/mcp/request-reader.js";
+import { McpRefusal, readMcpRequest } from "../../../src/protocol/mcp/request-reader.ts";
 
 type Json = Record<string, unknown>;
 

@@ -6,13 +6,13 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import type { JsonBodyLimits } from "../../../src/protocol/json-body.js";
-import { classifyMessage, type JsonRpcMessage } from "../../../src/protocol/mcp/jsonrpc.js";
+import type { JsonBodyLimits } from "../../../src/protocol/json-body.ts";
+import { classifyMessage, type JsonRpcMessage } from "../../../src/protocol/mcp/jsonrpc.ts";
 import {
   hasNamedTarget,
   operationOf,
   type McpOperation,
-} from "../../../src/protocol/mcp/operation.js";
+} from "../../../src/protocol/mcp/operation.ts";
 import {
   McpRefusal,
   readMcpRequest,
@@ -21,7 +21,7 @@ import {
   type McpReading,
   type McpRefusalCode,
   type RelayedMcpRequest,
-} from "../../../src/protocol/mcp/request-reader.js";
+} from "../../../src/protocol/mcp/request-reader.ts";
 
 type Json = Record<string, unknown>;
 
