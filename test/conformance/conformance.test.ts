@@ -22,6 +22,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { createMcpAuthorization } from "../../src/pep/index.ts";
 import { generateTestPki, type TestPki } from "../support/certs.ts";
+import { waitUntil } from "../support/main-process.ts";
 import { repoRoot, scratchDir } from "../support/opa.ts";
 import {
   forwardAuthSettings,
@@ -320,7 +321,15 @@ test("a session resumes a closed stream (Last-Event-ID) and ends (DELETE) in eve
     ["library", libraryPdp],
     ["proxy", proxyPdp],
   ] as const) {
-    const ends = pdp.decisions().filter((decision) => decision.action === "mcp/session_end");
+    const sessionEnds = () =>
+      pdp.decisions().filter((decision) => decision.action === "mcp/session_end");
+    // The record reaches the file when the writer gets to it, which may be after the answer.
+    await waitUntil(
+      `${setup}: the DELETE's decision record`,
+      () => sessionEnds().length > 0,
+      10_000,
+    );
+    const ends = sessionEnds();
     assert.equal(ends.length, 1, `${setup}: the PDP decided the DELETE`);
     assert.equal(ends[0]?.outcome, "allow");
   }
