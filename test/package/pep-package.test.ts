@@ -12,7 +12,7 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import {
   copyFileSync,
   mkdirSync,
@@ -25,6 +25,7 @@ import { join, relative } from "node:path";
 import { after, before, test } from "node:test";
 import { promisify } from "node:util";
 import { readmeBlocks } from "../e2e/support/readme.ts";
+import { writePdpConfigForPep } from "../pep/pdp-config-for-pep.ts";
 import { JwksServer } from "../support/jwks-server.ts";
 import { repoRoot, scratchDir } from "../support/opa.ts";
 import { startPdp, type RunningPdp } from "../support/pdp.ts";
@@ -146,21 +147,12 @@ function setUpConsumers() {
     const mcpPort = await freePort();
     const resource = `http://127.0.0.1:${mcpPort}/mcp`;
     const apiKey = randomBytes(24).toString("base64url");
-    const configFile = join(scratch.dir, "pdp-config.json");
-    writeFileSync(
-      configFile,
-      JSON.stringify({
-        issuers: [{ issuer, jwks_uri: jwks.url, audiences: [resource], algorithms: ["ES256"] }],
-        servers: { files: { resource } },
-        callers: [
-          {
-            name: "files-mcp",
-            api_key_sha256: [createHash("sha256").update(apiKey).digest("hex")],
-            permissions: ["authzen"],
-          },
-        ],
-      }),
-    );
+    const configFile = writePdpConfigForPep(scratch.dir, {
+      issuer,
+      jwksUrl: jwks.url,
+      servers: { files: resource },
+      apiKey,
+    });
     pdp = await startPdp({
       env: { PDP_CONFIG: configFile, PDP_DATA: join(repoRoot, "examples", "operator-data.yaml") },
     });

@@ -11,11 +11,9 @@
  * share run from one table; the rest are 1.x wire details.
  */
 import assert from "node:assert/strict";
-import { createHash, randomBytes } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import {
@@ -39,6 +37,7 @@ import {
   type ResponseCacheStore,
 } from "@modelcontextprotocol/client";
 import { createMcpAuthorization } from "../../src/pep/index.ts";
+import { writePdpConfigForPep } from "./pdp-config-for-pep.ts";
 import { JwksServer } from "../support/jwks-server.ts";
 import { scratchDir } from "../support/opa.ts";
 import { startPdp, type RunningPdp } from "../support/pdp.ts";
@@ -79,24 +78,13 @@ before(async () => {
   resource = `${mcp.origin}/mcp`;
   resourceMetadataUrl = `${mcp.origin}/.well-known/oauth-protected-resource/mcp`;
 
-  const configFile = join(scratch.dir, "pdp-config.json");
-  writeFileSync(
-    configFile,
-    JSON.stringify({
-      // One issuer minting for two registered servers: the issue-8 case a git token opened files in.
-      issuers: [
-        { issuer, jwks_uri: jwks.url, audiences: [resource, gitResource], algorithms: ["ES256"] },
-      ],
-      servers: { files: { resource }, git: { resource: gitResource } },
-      callers: [
-        {
-          name: "files-mcp",
-          api_key_sha256: [createHash("sha256").update(apiKey).digest("hex")],
-          permissions: ["authzen"],
-        },
-      ],
-    }),
-  );
+  // One issuer minting for two registered servers: the issue-8 case a git token opened files in.
+  const configFile = writePdpConfigForPep(scratch.dir, {
+    issuer,
+    jwksUrl: jwks.url,
+    servers: { files: resource, git: gitResource },
+    apiKey,
+  });
   pdp = await startPdp({
     env: { PDP_CONFIG: configFile, PDP_DATA: operatorData },
     clock: () => nowMs,

@@ -10,9 +10,7 @@
  * raw fetch requests where an attacker would choose the headers.
  */
 import assert from "node:assert/strict";
-import { createHash, randomBytes } from "node:crypto";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -22,6 +20,7 @@ import {
   StreamableHTTPClientTransport as StreamableHTTPClientTransportV2,
 } from "@modelcontextprotocol/client";
 import { createMcpAuthorization } from "../../src/pep/index.ts";
+import { writePdpConfigForPep } from "./pdp-config-for-pep.ts";
 import { JwksServer } from "../support/jwks-server.ts";
 import { scratchDir } from "../support/opa.ts";
 import { startPdp, type RunningPdp } from "../support/pdp.ts";
@@ -72,21 +71,12 @@ before(async () => {
   jwks = await JwksServer.start([key.publicJwk]);
   mcp = await startMcpServer();
   resource = `${mcp.origin}/mcp`;
-  const configFile = join(scratch.dir, "pdp-config.json");
-  writeFileSync(
-    configFile,
-    JSON.stringify({
-      issuers: [{ issuer, jwks_uri: jwks.url, audiences: [resource], algorithms: ["ES256"] }],
-      servers: { files: { resource } },
-      callers: [
-        {
-          name: "files-mcp",
-          api_key_sha256: [createHash("sha256").update(apiKey).digest("hex")],
-          permissions: ["authzen"],
-        },
-      ],
-    }),
-  );
+  const configFile = writePdpConfigForPep(scratch.dir, {
+    issuer,
+    jwksUrl: jwks.url,
+    servers: { files: resource },
+    apiKey,
+  });
   pdp = await startPdp({
     env: { PDP_CONFIG: configFile, PDP_DATA: operatorData },
     clock: () => nowMs,
